@@ -1,0 +1,110 @@
+# dsrlb build. `make` builds lbd, vrrpd and lbctl into build/; protobuf-c code is generated into
+# build/gen from proto/*.proto and never committed. `make check` installs missing Debian packages,
+# builds, runs the unit tests (plain and under ASan+UBSan) and the network-namespace suites.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= gcc
+B       := build
+GEN     := $(B)/gen
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
+           -D_GNU_SOURCE -I. -Icommon -I$(GEN)
+LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+PROTOS      := $(wildcard proto/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PROTO_H     := $(PROTO_C:.c=.h)
+COMMON_SRC  := $(wildcard common/*.c) $(PROTO_C)
+LBD_SRC     := $(wildcard lbd/*.c)
+VRRPD_SRC   := $(wildcard vrrpd/*.c)
+LBCTL_SRC   := $(wildcard lbctl/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+
+COMMON_OBJ := $(addprefix $(B)/obj/,$(patsubst %.c,%.o,$(COMMON_SRC)))
+LBD_OBJ    := $(addprefix $(B)/obj/,$(LBD_SRC:.c=.o))
+VRRPD_OBJ  := $(addprefix $(B)/obj/,$(VRRPD_SRC:.c=.o))
+LBCTL_OBJ  := $(addprefix $(B)/obj/,$(LBCTL_SRC:.c=.o))
+# Unit tests link every module except the daemons' main files.
+LIB_OBJ    := $(COMMON_OBJ) $(filter-out %/main.o,$(LBD_OBJ) $(VRRPD_OBJ))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
+UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
+
+BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
+
+.PHONY: all deps check unit unit-san lab bench demo demo-up demo-down install clean
+.SECONDARY:
+
+all: $(BINS)
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(B)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/san/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -Wno-error -MMD -MP -c -o $@ $<
+
+$(B)/lbd: $(LBD_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/vrrpd: $(VRRPD_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/lbctl: $(LBCTL_OBJ) $(COMMON_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Module names are unique across the tree, so one archive per flavour serves every unit test.
+$(B)/libdsrlb.a: $(LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libdsrlb-san.a: $(patsubst $(B)/obj/%,$(B)/san/%,$(LIB_OBJ))
+	@rm -f $@; ar rcs $@ $^
+$(B)/unit/%: $(B)/obj/tests/unit/%.o $(B)/libdsrlb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(B)/unit-san/%: $(B)/san/tests/unit/%.o $(B)/libdsrlb-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@./scripts/deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+unit-san: $(UNIT_SAN)
+	@set -e; for t in $(UNIT_SAN); do echo "== $$t (asan+ubsan)"; \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+lab: all
+	cd tests && /usr/bin/python3 -m pytest -v -x lab
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-san
+	$(MAKE) lab
+
+bench: deps all
+	/usr/bin/python3 tests/bench/bench.py
+
+demo: deps all
+	/usr/bin/python3 tests/demo.py
+
+demo-up: deps all
+	/usr/bin/python3 tests/demo.py --up
+demo-down:
+	/usr/bin/python3 tests/demo.py --down
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

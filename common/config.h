@@ -1,0 +1,105 @@
+/* The cluster config: one INI file, identical on both nodes (docs/config.md is the reference).
+ * cfg_load() parses into a fresh struct and validates all of it; on error it returns NULL and writes
+ * "file:line: what is wrong" into err, so a running daemon keeps its old config. */
+#ifndef DSR_CONFIG_H
+#define DSR_CONFIG_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define CFG_NAME_MAX      32
+#define CFG_MAX_NODES     2
+#define CFG_MAX_SERVICES  64
+#define CFG_MAX_BACKENDS  64
+#define CFG_MAX_KEYS      2
+#define CFG_DIGEST_LEN    32
+#define CFG_CMD_MAX       512
+
+enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
+enum cfg_on_down { CFG_DOWN_RESCHEDULE, CFG_DOWN_KEEP };
+
+struct cfg_node {
+	char name[CFG_NAME_MAX];
+	struct in_addr addr;
+	uint8_t priority;               /* 1..254 */
+	int line;
+};
+
+struct cfg_backend {
+	struct in_addr addr;
+	uint32_t weight;                /* 0..65535; 0 = drained by config */
+	int line;
+};
+
+struct cfg_service {
+	char name[CFG_NAME_MAX];
+	struct in_addr vip;
+	uint16_t port;                  /* host order */
+	uint8_t proto;                  /* IPPROTO_TCP or IPPROTO_UDP */
+	struct cfg_backend backends[CFG_MAX_BACKENDS];
+	size_t n_backends;
+	enum cfg_check check;
+	uint32_t check_interval_ms;
+	uint32_t check_timeout_ms;
+	uint32_t rise, fall;
+	char check_path[128];
+	char check_host[128];
+	uint32_t check_status;
+	enum cfg_on_down on_backend_down;
+	struct in_addr sorry_backend;   /* INADDR_ANY = drop when all are down */
+	int line;
+};
+
+struct cfg {
+	char path[PATH_MAX];
+	char interface[IFNAMSIZ];
+	char key_files[CFG_MAX_KEYS][PATH_MAX]; /* the first seals, all open (key rotation) */
+	size_t n_key_files;
+	uint32_t advert_interval_ms;    /* 10 ms .. 40 s */
+	int preempt;
+	uint32_t preempt_delay_ms;
+	uint32_t garp_count;            /* ARPs per burst */
+	uint32_t garp_repeat_ms;        /* delay of the second burst; 0 = none */
+	uint32_t garp_refresh_ms;       /* periodic refresh while active; 0 = off */
+	uint32_t fence_ms;              /* lbd goes standby when vrrpd is silent this long */
+	uint32_t lbd_timeout_ms;        /* vrrpd goes FAULT when lbd does not answer this long */
+	uint32_t stop_timeout_ms;       /* graceful stop: longest wait for the new master */
+	uint16_t heartbeat_port;
+	uint16_t sync_port;
+	struct in_addr multicast;       /* INADDR_ANY = unicast only */
+	int realtime;
+	uint32_t flow_max;
+	uint32_t workers;
+	uint32_t rx_ring_version;       /* TPACKET_V2 (per-frame wakeup) or TPACKET_V3 (blocks) */
+	uint32_t tcp_established_ms;
+	uint32_t tcp_syn_ms;
+	uint32_t tcp_fin_ms;
+	uint32_t udp_ms;
+	uint32_t arp_refresh_ms;        /* how often backend MACs are re-resolved */
+	char notify_master[CFG_CMD_MAX];
+	char notify_backup[CFG_CMD_MAX];
+	char notify_fault[CFG_CMD_MAX];
+	uint32_t notify_timeout_ms;
+	struct cfg_node nodes[CFG_MAX_NODES];
+	size_t n_nodes;
+	struct cfg_service services[CFG_MAX_SERVICES];
+	size_t n_services;
+	uint8_t digest[CFG_DIGEST_LEN]; /* BLAKE2b of the file's bytes */
+};
+
+struct cfg *cfg_load(const char *path, char *err, size_t errlen);
+void cfg_free(struct cfg *cfg);
+
+/* The node this process runs as: by name, or (name NULL) the node whose address is configured on
+ * a local interface. NULL with err set if there is none. */
+const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, char *err, size_t errlen);
+/* The other node of the pair, or NULL for a single-node cluster. */
+const struct cfg_node *cfg_peer(const struct cfg *cfg, const struct cfg_node *self);
+
+/* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
+int cfg_parse_duration_ms(const char *s, uint32_t *out);
+
+#endif

@@ -1,0 +1,376 @@
+/* lbctl: the operator's command. Talks to lbd and vrrpd over their control sockets in the run dir,
+ * prints status for people or as JSON, drains backends, reloads, and generates cluster keys. Every
+ * request has a timeout, and a missing or confused daemon gives a one-line error and a non-zero exit. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "control.pb-c.h"
+#include "ipc.h"
+#include "pbjson.h"
+
+#define LBCTL_TIMEOUT_MS 3000
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_DOWN = 3 };
+
+struct lbctl {
+	const char *run_dir;
+	const char *cfg_path;
+	int json;
+	uint32_t limit;
+	char lbd_sock[4200];
+	char vrrpd_sock[4200];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lbctl [--run-dir DIR] [-c FILE] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  status [--json]             this node and its peer: roles, VIPs, services, backends, counters\n"
+		"  stats [--json]              packet and flow counters of the local lbd\n"
+		"  backends [--json]           backends of every service: state, MAC, weight, flows\n"
+		"  flows [--limit N] [--json]  entries of the connection table (default limit 100)\n"
+		"  drain SERVICE BACKEND       no new flows to BACKEND; its established flows continue\n"
+		"  undrain SERVICE BACKEND     give BACKEND new flows again\n"
+		"  reload                      make lbd and vrrpd re-read the config (like SIGHUP)\n"
+		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs)\n"
+		"  keygen FILE                 write a new random cluster key (mode 0600; never overwrites)\n"
+		"\n"
+		"options:\n"
+		"  --run-dir DIR   where the daemons' control sockets are (default /run/dsrlb)\n"
+		"  -c FILE         the cluster config (accepted for symmetry with the daemons)\n"
+		"  --json          machine-readable output (schema: proto/control.proto, docs/status.md)\n"
+		"  --limit N       flows: at most N entries\n"
+		"\n"
+		"exit status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 a daemon is not reachable\n");
+}
+
+static Dsrlb__LbdResponse *lbctl_lbd(struct lbctl *c, const Dsrlb__LbdRequest *q, char *err, size_t errlen)
+{
+	size_t len = dsrlb__lbd_request__get_packed_size(q), rlen;
+	uint8_t buf[1024], *resp;
+	Dsrlb__LbdResponse *r;
+
+	if (len > sizeof(buf)) {
+		snprintf(err, errlen, "request too large");
+		return NULL;
+	}
+	dsrlb__lbd_request__pack(q, buf);
+	if (ipc_call(c->lbd_sock, buf, len, &resp, &rlen, LBCTL_TIMEOUT_MS, err, errlen) < 0)
+		return NULL;
+	r = dsrlb__lbd_response__unpack(NULL, rlen, resp);
+	free(resp);
+	if (!r)
+		snprintf(err, errlen, "%s: the daemon's answer does not parse", c->lbd_sock);
+	return r;
+}
+
+static Dsrlb__VrrpResponse *lbctl_vrrpd(struct lbctl *c, Dsrlb__VrrpCmd cmd, char *err, size_t errlen)
+{
+	Dsrlb__VrrpRequest q = DSRLB__VRRP_REQUEST__INIT;
+	uint8_t buf[64], *resp;
+	size_t len, rlen;
+	Dsrlb__VrrpResponse *r;
+
+	q.cmd = cmd;
+	len = dsrlb__vrrp_request__pack(&q, buf);
+	if (ipc_call(c->vrrpd_sock, buf, len, &resp, &rlen, LBCTL_TIMEOUT_MS, err, errlen) < 0)
+		return NULL;
+	r = dsrlb__vrrp_response__unpack(NULL, rlen, resp);
+	free(resp);
+	if (!r)
+		snprintf(err, errlen, "%s: the daemon's answer does not parse", c->vrrpd_sock);
+	return r;
+}
+
+static const char *lbctl_ago(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 0)
+		return "never";
+	if (ms < 10000)
+		snprintf(buf, len, "%" PRId64 " ms ago", ms);
+	else
+		snprintf(buf, len, "%" PRId64 " s ago", ms / 1000);
+	return buf;
+}
+
+static void lbctl_print_backends(const Dsrlb__LbdStatus *st)
+{
+	for (size_t i = 0; i < st->n_services; i++) {
+		const Dsrlb__Service *s = st->services[i];
+		printf("service %s  %s:%u/%s  forwarded %" PRIu64 "%s\n", s->name, s->vip, s->port, s->protocol,
+		       s->forwarded, s->all_down ? "  ** NO USABLE BACKEND: traffic is dropped **" : "");
+		printf("  %-16s %-9s %-18s %7s %10s %12s\n", "backend", "state", "mac", "weight", "flows",
+		       "forwarded");
+		for (size_t j = 0; j < s->n_backends; j++) {
+			const Dsrlb__Backend *b = s->backends[j];
+			printf("  %-16s %-9s %-18s %7u %10" PRIu64 " %12" PRIu64 "%s\n", b->address, b->state,
+			       b->mac[0] ? b->mac : "-", b->weight, b->flows, b->forwarded,
+			       b->answers_vip_arp ? "  ! answers ARP for the VIP (not set up for DSR)" : "");
+		}
+	}
+}
+
+static void lbctl_print_counters(const Dsrlb__Counters *c)
+{
+	const ProtobufCMessageDescriptor *d = c->base.descriptor;
+
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		uint64_t v = *(const uint64_t *)((const char *)c + d->fields[i].offset);
+		printf("  %-24s %" PRIu64 "\n", d->fields[i].name, v);
+	}
+}
+
+static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStatus *vs, const char *vrrp_err)
+{
+	char ago[32];
+
+	printf("node %s  (%s %s)\n", st ? st->node : vs->node, st ? st->interface : "", st ? st->mac : "");
+	if (vs) {
+		printf("  vrrpd   %-7s priority %u (advertising %u)  advert %u ms  master-down %u ms%s%s\n",
+		       vs->state, vs->priority, vs->effective_priority, vs->advert_interval_ms, vs->master_down_ms,
+		       vs->fault_reason[0] ? "  fault: " : "", vs->fault_reason);
+		if (vs->peer && vs->peer->name[0]) {
+			const Dsrlb__PeerStatus *p = vs->peer;
+			printf("  peer    %s %s  %-7s priority %u  heard %s  config %s  lbd %s  flows %" PRIu64 "\n",
+			       p->name, p->address, p->state, p->priority,
+			       lbctl_ago(p->last_heard_ms, ago, sizeof(ago)), p->digest_match ? "same" : "DIFFERS",
+			       p->lbd_healthy ? "ok" : "DOWN", p->flows);
+		}
+		if (vs->master[0])
+			printf("  master  %s\n", vs->master);
+		if (vs->rejected) {
+			const Dsrlb__RejectCounters *r = vs->rejected;
+			printf("  heartbeats sent %" PRIu64 " received %" PRIu64 " rejected: malformed %" PRIu64
+			       " bad-mac %" PRIu64 " replay %" PRIu64 " unknown-node %" PRIu64 " unknown-key %" PRIu64
+			       " stale-epoch %" PRIu64 "\n",
+			       vs->adverts_sent, vs->adverts_received, r->malformed, r->bad_mac, r->replay,
+			       r->unknown_node, r->unknown_key, r->stale_epoch);
+		}
+		for (size_t i = 0; i < vs->n_warnings; i++)
+			printf("  WARNING %s\n", vs->warnings[i]);
+	} else if (vrrp_err) {
+		printf("  vrrpd   not reachable (%s)\n", vrrp_err);
+	}
+	if (!st)
+		return;
+	printf("  lbd     %s (%s)  flows %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes each)  up %" PRIu64 " s\n",
+	       st->active ? "ACTIVE" : "standby", st->mode_reason, st->flows, st->flow_max, st->flow_bytes,
+	       st->uptime_ms / 1000);
+	printf("  vips   ");
+	for (size_t i = 0; i < st->n_vips; i++)
+		printf(" %s", st->vips[i]);
+	printf("%s\n", st->active ? "  (owned by this node)" : "");
+	if (st->counters) {
+		const Dsrlb__Counters *c = st->counters;
+		printf("  frames  rx %" PRIu64 "  forwarded %" PRIu64 "  ring drops %" PRIu64 "  malformed %" PRIu64
+		       "  standby drops %" PRIu64 "  no-service %" PRIu64 "  no-backend %" PRIu64 "\n",
+		       c->rx_frames, c->forwarded, c->ring_drops, c->drop_malformed, c->drop_standby,
+		       c->drop_no_service, c->drop_no_backend);
+		if (c->ring_drops)
+			printf("  WARNING the RX ring dropped %" PRIu64 " frames\n", c->ring_drops);
+	}
+	if (st->last_reload_error[0])
+		printf("  WARNING last reload failed: %s\n", st->last_reload_error);
+	lbctl_print_backends(st);
+}
+
+static int lbctl_status(struct lbctl *c, int what)
+{
+	Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
+	char err[512], verr[512];
+	Dsrlb__LbdResponse *r;
+	Dsrlb__VrrpResponse *v = NULL;
+	int rc = EXIT_OK;
+
+	q.cmd = DSRLB__LBD_CMD__LBD_CMD_STATUS;
+	r = lbctl_lbd(c, &q, err, sizeof(err));
+	if (what == 's')
+		v = lbctl_vrrpd(c, DSRLB__VRRP_CMD__VRRP_CMD_STATUS, verr, sizeof(verr));
+	if (!r && !v) {
+		fprintf(stderr, "lbctl: %s\n", err);
+		return EXIT_DOWN;
+	}
+	if (c->json) {
+		printf("{\n  \"lbd\": ");
+		if (r && r->status)
+			pbjson_write(stdout, &r->status->base, 1);
+		else
+			printf("null");
+		if (what == 's') {
+			printf(",\n  \"vrrpd\": ");
+			if (v && v->status)
+				pbjson_write(stdout, &v->status->base, 1);
+			else
+				printf("null");
+		}
+		printf(",\n  \"errors\": [");
+		int first = 1;
+		if (!r) {
+			printf("\"lbd: %s\"", err);
+			first = 0;
+		}
+		if (what == 's' && !v)
+			printf("%s\"vrrpd: %s\"", first ? "" : ", ", verr);
+		printf("]\n}\n");
+	} else if (what == 's') {
+		lbctl_print_status(r ? r->status : NULL, v ? v->status : NULL, v ? NULL : verr);
+		if (!r)
+			printf("  lbd     not reachable (%s)\n", err);
+	} else if (r && what == 'b') {
+		lbctl_print_backends(r->status);
+	} else if (r && what == 'c') {
+		lbctl_print_counters(r->status->counters);
+	}
+	if (!r)
+		rc = EXIT_DOWN;
+	if (r)
+		dsrlb__lbd_response__free_unpacked(r, NULL);
+	if (v)
+		dsrlb__vrrp_response__free_unpacked(v, NULL);
+	return rc;
+}
+
+static int lbctl_simple(struct lbctl *c, Dsrlb__LbdRequest *q)
+{
+	char err[512];
+	Dsrlb__LbdResponse *r = lbctl_lbd(c, q, err, sizeof(err));
+	int rc;
+
+	if (!r) {
+		fprintf(stderr, "lbctl: %s\n", err);
+		return EXIT_DOWN;
+	}
+	rc = r->ok ? EXIT_OK : EXIT_FAIL;
+	if (!r->ok)
+		fprintf(stderr, "lbctl: %s\n", r->error);
+	else if (q->cmd == DSRLB__LBD_CMD__LBD_CMD_FLOWS) {
+		if (c->json) {
+			pbjson_write(stdout, &r->base, 0);
+			putchar('\n');
+		} else {
+			printf("%-22s %-22s %-5s %-16s %-12s %8s  %s\n", "client", "vip", "proto", "backend", "state",
+			       "idle_ms", "service");
+			for (size_t i = 0; i < r->n_flows; i++) {
+				const Dsrlb__Flow *f = r->flows[i];
+				printf("%-22s %-22s %-5s %-16s %-12s %8u  %s\n", f->client, f->vip, f->protocol,
+				       f->backend, f->state, f->idle_ms, f->service);
+			}
+			printf("(%zu of %" PRIu64 " flows)\n", r->n_flows, r->flows_total);
+		}
+	} else {
+		printf("ok\n");
+	}
+	dsrlb__lbd_response__free_unpacked(r, NULL);
+	return rc;
+}
+
+static int lbctl_reload(struct lbctl *c)
+{
+	Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
+	char err[512];
+	Dsrlb__VrrpResponse *v;
+	int rc;
+
+	q.cmd = DSRLB__LBD_CMD__LBD_CMD_RELOAD;
+	rc = lbctl_simple(c, &q);
+	v = lbctl_vrrpd(c, DSRLB__VRRP_CMD__VRRP_CMD_RELOAD, err, sizeof(err));
+	if (v) {
+		if (!v->ok) {
+			fprintf(stderr, "lbctl: vrrpd: %s\n", v->error);
+			rc = EXIT_FAIL;
+		}
+		dsrlb__vrrp_response__free_unpacked(v, NULL);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "run-dir", required_argument, NULL, 'R' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lbctl c = { .run_dir = "/run/dsrlb", .limit = 100 };
+	Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
+	const char *cmd;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "+c:hjl:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'R': c.run_dir = optarg; break;
+		case 'c': c.cfg_path = optarg; break;
+		case 'j': c.json = 1; break;
+		case 'l': c.limit = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind++];
+	/* Options may also follow the command: lbctl status --json. */
+	while ((o = getopt_long(argc, argv, "c:hjl:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'R': c.run_dir = optarg; break;
+		case 'c': c.cfg_path = optarg; break;
+		case 'j': c.json = 1; break;
+		case 'l': c.limit = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	int nargs = argc - optind;
+	char **args = argv + optind;
+	snprintf(c.lbd_sock, sizeof(c.lbd_sock), "%s/lbd.sock", c.run_dir);
+	snprintf(c.vrrpd_sock, sizeof(c.vrrpd_sock), "%s/vrrpd.sock", c.run_dir);
+
+	if (!strcmp(cmd, "status") && nargs == 0)
+		return lbctl_status(&c, 's');
+	if (!strcmp(cmd, "stats") && nargs == 0)
+		return lbctl_status(&c, 'c');
+	if (!strcmp(cmd, "backends") && nargs == 0)
+		return lbctl_status(&c, 'b');
+	if (!strcmp(cmd, "flows") && nargs == 0) {
+		q.cmd = DSRLB__LBD_CMD__LBD_CMD_FLOWS;
+		q.limit = c.limit;
+		return lbctl_simple(&c, &q);
+	}
+	if ((!strcmp(cmd, "drain") || !strcmp(cmd, "undrain")) && nargs == 2) {
+		q.cmd = cmd[0] == 'd' ? DSRLB__LBD_CMD__LBD_CMD_DRAIN : DSRLB__LBD_CMD__LBD_CMD_UNDRAIN;
+		q.service = args[0];
+		q.backend = args[1];
+		return lbctl_simple(&c, &q);
+	}
+	if (!strcmp(cmd, "reload") && nargs == 0)
+		return lbctl_reload(&c);
+	if (!strcmp(cmd, "set-mode") && nargs == 1 &&
+	    (!strcmp(args[0], "active") || !strcmp(args[0], "standby"))) {
+		q.cmd = DSRLB__LBD_CMD__LBD_CMD_SET_MODE;
+		q.active = !strcmp(args[0], "active");
+		return lbctl_simple(&c, &q);
+	}
+	if (!strcmp(cmd, "keygen") && nargs == 1) {
+		char err[512];
+		if (auth_keygen(args[0], err, sizeof(err)) < 0) {
+			fprintf(stderr, "lbctl: %s\n", err);
+			return EXIT_FAIL;
+		}
+		printf("wrote a new cluster key to %s (copy it to the other node, mode 0600)\n", args[0]);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "lbctl: unknown command or wrong arguments: %s (see lbctl --help)\n", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,335 @@
+/* lbd's control socket: status, flows, mode changes from vrrpd, drain, reload. Requests are
+ * LbdRequest protobufs; a request that does not unpack closes that client and is counted. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "control.pb-c.h"
+#include "ipc.h"
+#include "lbd.h"
+#include "log.h"
+
+static char *ctl_strdup(const char *s)
+{
+	char *d = strdup(s);
+	return d ? d : (char *)protobuf_c_empty_string;
+}
+
+static char *ctl_addr(uint32_t a)
+{
+	char buf[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &a, buf, sizeof(buf));
+	return ctl_strdup(buf);
+}
+
+static char *ctl_mac(const uint8_t *m)
+{
+	char buf[18];
+	snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return ctl_strdup(buf);
+}
+
+static void ctl_free_str(char *s)
+{
+	if (s && s != protobuf_c_empty_string)
+		free(s);
+}
+
+static const char *ctl_backend_state(const struct lbd_backend *b)
+{
+	if (!b->healthy)
+		return "down";
+	if (b->draining || b->weight == 0)
+		return "draining";
+	if (!b->mac_known)
+		return "no-mac";
+	return "up";
+}
+
+static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
+{
+	struct ring_stats rs;
+
+	ring_stats(l->worker.ring, &rs);
+	c->rx_frames = l->ctr.rx_frames;
+	c->forwarded = l->ctr.forwarded;
+	c->tx_bytes = l->ctr.tx_bytes;
+	c->ring_drops = rs.rx_drops;
+	c->tx_ring_full = rs.tx_full;
+	c->tx_wrong_format = rs.tx_wrong_format;
+	c->tx_kicks = rs.tx_kicks;
+	c->drop_standby = l->ctr.drop_standby;
+	c->drop_no_service = l->ctr.drop_no_service;
+	c->drop_no_backend = l->ctr.drop_no_backend;
+	c->drop_malformed = l->ctr.drop_malformed;
+	c->drop_not_ipv4 = l->ctr.drop_not_ipv4;
+	c->drop_other = l->ctr.drop_other + l->ctr.drop_vlan + l->ctr.drop_not_for_us;
+	c->arp_replies = l->ctr.arp_replies;
+	c->garp_sent = l->ctr.garp_sent;
+	c->icmp_echo_replies = l->ctr.icmp_echo_replies;
+	c->icmp_errors_forwarded = l->ctr.icmp_errors_forwarded;
+	c->fragments = l->ctr.fragments;
+	c->flow_table_full = l->ctr.flow_table_full;
+	c->flows_created = l->ctr.flows_created;
+	c->flows_expired = l->ctr.flows_expired;
+	c->ctl_bad_requests = ipc_server_bad_requests(l->ctl);
+	c->backend_arp_for_vip = l->ctr.backend_arp_for_vip;
+}
+
+/* Builds the status message; ctl_status_free releases what this allocated. */
+static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters *c)
+{
+	uint64_t now = clock_ms();
+
+	st->node = ctl_strdup(l->node);
+	st->active = l->active;
+	st->mode_reason = ctl_strdup(mode_reason_str(l->reason));
+	st->uptime_ms = now - l->start_ms;
+	st->n_vips = l->n_vips;
+	st->vips = calloc(l->n_vips ? l->n_vips : 1, sizeof(char *));
+	for (size_t i = 0; st->vips && i < l->n_vips; i++)
+		st->vips[i] = ctl_addr(l->vips[i]);
+	if (!st->vips)
+		st->n_vips = 0;
+	st->services = calloc(l->n_services ? l->n_services : 1, sizeof(*st->services));
+	for (size_t i = 0; st->services && i < l->n_services; i++) {
+		struct lbd_service *s = &l->services[i];
+		Dsrlb__Service *ps = calloc(1, sizeof(*ps));
+		if (!ps)
+			break;
+		dsrlb__service__init(ps);
+		ps->name = ctl_strdup(s->name);
+		ps->vip = ctl_addr(s->vip);
+		ps->port = ntohs(s->port);
+		ps->protocol = ctl_strdup(s->proto == IPPROTO_UDP ? "udp" : "tcp");
+		ps->forwarded = s->forwarded;
+		ps->all_down = s->n_usable == 0;
+		ps->backends = calloc(s->n_slots ? s->n_slots : 1, sizeof(*ps->backends));
+		for (size_t j = 0; ps->backends && j < s->n_slots; j++) {
+			struct lbd_backend *b = &l->slots[s->slots[j]];
+			Dsrlb__Backend *pb = calloc(1, sizeof(*pb));
+			if (!pb)
+				break;
+			dsrlb__backend__init(pb);
+			pb->address = ctl_addr(b->addr);
+			pb->mac = b->mac_known ? ctl_mac(b->mac) : ctl_strdup("");
+			pb->weight = b->weight;
+			pb->healthy = b->healthy;
+			pb->draining = b->draining || b->weight == 0;
+			pb->flows = b->flows;
+			pb->forwarded = b->forwarded;
+			pb->state = ctl_strdup(ctl_backend_state(b));
+			pb->answers_vip_arp = b->answers_vip_arp;
+			ps->backends[ps->n_backends++] = pb;
+		}
+		st->services[st->n_services++] = ps;
+	}
+	st->flows = flow_count(l->worker.flows);
+	st->flow_max = flow_max(l->worker.flows);
+	st->flow_bytes = flow_bytes_per_flow(l->worker.flows);
+	ctl_fill_counters(l, c);
+	st->counters = c;
+	st->config_digest.data = l->cfg->digest;
+	st->config_digest.len = sizeof(l->cfg->digest);
+	st->interface = ctl_strdup(l->cfg->interface);
+	st->mac = ctl_mac(l->mac);
+	st->workers = 1;
+	st->fence_remaining_ms = l->fence_deadline_ms > now ? (uint32_t)(l->fence_deadline_ms - now) : 0;
+	st->config_file = ctl_strdup(l->cfg_path);
+	st->reloads = l->reloads;
+	st->last_reload_error = ctl_strdup(l->last_reload_error);
+}
+
+static void ctl_status_free(Dsrlb__LbdStatus *st)
+{
+	for (size_t i = 0; i < st->n_vips; i++)
+		ctl_free_str(st->vips[i]);
+	free(st->vips);
+	for (size_t i = 0; i < st->n_services; i++) {
+		Dsrlb__Service *ps = st->services[i];
+		for (size_t j = 0; j < ps->n_backends; j++) {
+			Dsrlb__Backend *pb = ps->backends[j];
+			ctl_free_str(pb->address);
+			ctl_free_str(pb->mac);
+			ctl_free_str(pb->state);
+			free(pb);
+		}
+		free(ps->backends);
+		ctl_free_str(ps->name);
+		ctl_free_str(ps->vip);
+		ctl_free_str(ps->protocol);
+		free(ps);
+	}
+	free(st->services);
+	ctl_free_str(st->node);
+	ctl_free_str(st->mode_reason);
+	ctl_free_str(st->interface);
+	ctl_free_str(st->mac);
+	ctl_free_str(st->config_file);
+	ctl_free_str(st->last_reload_error);
+}
+
+static const char *ctl_flow_state(uint8_t s)
+{
+	static const char *n[] = { "syn", "established", "fin", "closed", "udp", "other" };
+	return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
+static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
+{
+	uint64_t now = clock_ms();
+	uint32_t cursor = 0, n = 0;
+	struct flow *f;
+
+	if (!limit || limit > 100000)
+		limit = 100000;
+	r->flows_total = flow_count(l->worker.flows);
+	r->flows = calloc(limit, sizeof(*r->flows));
+	if (!r->flows)
+		return;
+	while (n < limit && (f = flow_next(l->worker.flows, &cursor))) {
+		Dsrlb__Flow *pf = calloc(1, sizeof(*pf));
+		char buf[64], a[INET_ADDRSTRLEN];
+		if (!pf)
+			break;
+		dsrlb__flow__init(pf);
+		inet_ntop(AF_INET, &f->key.saddr, a, sizeof(a));
+		snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.sport));
+		pf->client = ctl_strdup(buf);
+		inet_ntop(AF_INET, &f->key.daddr, a, sizeof(a));
+		snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.dport));
+		pf->vip = ctl_strdup(buf);
+		pf->protocol = ctl_strdup(f->key.proto == IPPROTO_UDP ? "udp" : "tcp");
+		if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].addr) {
+			pf->backend = ctl_addr(l->slots[f->backend].addr);
+			pf->service = ctl_strdup(l->services[l->slots[f->backend].service].name);
+		} else {
+			pf->backend = ctl_strdup("");
+			pf->service = ctl_strdup("");
+		}
+		pf->state = ctl_strdup(ctl_flow_state(f->state));
+		pf->idle_ms = flow_idle_ms(l->worker.flows, f, now);
+		r->flows[n++] = pf;
+	}
+	r->n_flows = n;
+}
+
+static void ctl_flows_free(Dsrlb__LbdResponse *r)
+{
+	for (size_t i = 0; i < r->n_flows; i++) {
+		Dsrlb__Flow *pf = r->flows[i];
+		ctl_free_str(pf->client);
+		ctl_free_str(pf->vip);
+		ctl_free_str(pf->protocol);
+		ctl_free_str(pf->backend);
+		ctl_free_str(pf->service);
+		ctl_free_str(pf->state);
+		free(pf);
+	}
+	free(r->flows);
+}
+
+static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__LbdResponse *r, char *err,
+		      size_t errlen)
+{
+	struct lbd_service *s = dp_find_service(l, q->service);
+	struct in_addr a;
+	struct lbd_backend *b;
+
+	if (!s) {
+		snprintf(err, errlen, "no service named '%s'", q->service);
+		return;
+	}
+	if (inet_pton(AF_INET, q->backend, &a) != 1 || !(b = dp_find_backend(l, s, a.s_addr))) {
+		snprintf(err, errlen, "service %s has no backend '%s'", s->name, q->backend);
+		return;
+	}
+	b->draining = (uint8_t)on;
+	dp_rebuild_service(l, s);
+	log_info("backend %s of %s %s", q->backend, s->name, on ? "draining" : "back in service");
+	r->ok = 1;
+}
+
+static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
+{
+	struct lbd *l = arg;
+	Dsrlb__LbdRequest *q = dsrlb__lbd_request__unpack(NULL, len, req);
+	Dsrlb__LbdResponse r = DSRLB__LBD_RESPONSE__INIT;
+	Dsrlb__LbdStatus st = DSRLB__LBD_STATUS__INIT;
+	Dsrlb__Counters c = DSRLB__COUNTERS__INIT;
+	char err[300] = "";
+	int with_status = 0;
+
+	if (!q)
+		return -1;
+	switch (q->cmd) {
+	case DSRLB__LBD_CMD__LBD_CMD_STATUS:
+		with_status = 1;
+		r.ok = 1;
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_FLOWS:
+		ctl_flows_fill(l, &r, q->limit);
+		r.ok = 1;
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_SET_MODE:
+		if (l->standalone) {
+			snprintf(err, sizeof(err), "lbd runs --standalone: its mode is fixed");
+			break;
+		}
+		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp);
+		with_status = 1;
+		r.ok = 1;
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_DRAIN:
+	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN:
+		ctl_drain(l, q, q->cmd == DSRLB__LBD_CMD__LBD_CMD_DRAIN, &r, err, sizeof(err));
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_RELOAD:
+		r.ok = lbd_reload(l, err, sizeof(err)) == 0;
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_GARP:
+		if (l->active) {
+			arp_send_garp_burst(l);
+			r.ok = 1;
+		} else {
+			snprintf(err, sizeof(err), "not active");
+		}
+		break;
+	default:
+		snprintf(err, sizeof(err), "unknown command %d", q->cmd);
+		break;
+	}
+	dsrlb__lbd_request__free_unpacked(q, NULL);
+	if (with_status) {
+		ctl_status_fill(l, &st, &c);
+		r.status = &st;
+	}
+	r.error = err;
+	*resp_len = dsrlb__lbd_response__get_packed_size(&r);
+	*resp = malloc(*resp_len ? *resp_len : 1);
+	if (*resp)
+		dsrlb__lbd_response__pack(&r, *resp);
+	else
+		*resp_len = 0;
+	if (with_status)
+		ctl_status_free(&st);
+	ctl_flows_free(&r);
+	return 0;
+}
+
+int ctl_open(struct lbd *l)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/lbd.sock", l->run_dir);
+	l->ctl = ipc_server_create(l->loop, path, ctl_handle, l);
+	return l->ctl ? 0 : -1;
+}
+
+void ctl_close(struct lbd *l)
+{
+	ipc_server_destroy(l->ctl);
+	l->ctl = NULL;
+}

@@ -1,0 +1,193 @@
+/* The data plane's view of the config: services, backend slots and one Maglev table per service.
+ * A backend keeps its slot across reloads (flows name backends by slot), so a reload changes the
+ * set without disturbing established flows; flows of a removed backend are dropped from the table. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lbd.h"
+#include "log.h"
+
+int dp_backend_usable(const struct lbd_backend *b)
+{
+	return b->addr && b->mac_known && b->healthy && !b->draining && b->weight > 0;
+}
+
+int dp_is_vip(const struct lbd *l, uint32_t addr)
+{
+	for (size_t i = 0; i < l->n_vips; i++)
+		if (l->vips[i] == addr)
+			return 1;
+	return 0;
+}
+
+struct lbd_service *dp_find_service(struct lbd *l, const char *name)
+{
+	for (size_t i = 0; i < l->n_services; i++)
+		if (strcmp(l->services[i].name, name) == 0)
+			return &l->services[i];
+	return NULL;
+}
+
+struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32_t addr)
+{
+	for (size_t i = 0; i < s->n_slots; i++)
+		if (l->slots[s->slots[i]].addr == addr)
+			return &l->slots[s->slots[i]];
+	return NULL;
+}
+
+/* Builds the Maglev table from the usable backends. Identity is the backend address, so both nodes
+ * of a pair build the same table from the same set. */
+void dp_rebuild_service(struct lbd *l, struct lbd_service *s)
+{
+	uint32_t ids[CFG_MAX_BACKENDS], weights[CFG_MAX_BACKENDS];
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_slots; i++) {
+		struct lbd_backend *b = &l->slots[s->slots[i]];
+		if (!dp_backend_usable(b))
+			continue;
+		ids[n] = b->addr;
+		weights[n] = b->weight;
+		s->mg_slots[n] = s->slots[i];
+		n++;
+	}
+	s->n_usable = n;
+	if (maglev_build(s->mg, ids, weights, n) < 0)
+		log_err("%s: service %s: cannot build the lookup table", __func__, s->name);
+}
+
+void dp_rebuild_all(struct lbd *l)
+{
+	for (size_t i = 0; i < l->n_services; i++)
+		dp_rebuild_service(l, &l->services[i]);
+}
+
+static uint16_t dp_slot_alloc(struct lbd *l)
+{
+	/* Round-robin, so a freed slot is reused as late as possible. */
+	for (unsigned n = 0; n < LBD_MAX_SLOTS; n++) {
+		uint16_t i = (uint16_t)((l->next_slot + n) % LBD_MAX_SLOTS);
+		if (!l->slots[i].addr) {
+			l->next_slot = (uint16_t)((i + 1) % LBD_MAX_SLOTS);
+			return i;
+		}
+	}
+	return LBD_NO_SLOT;
+}
+
+/* Finds the slot this backend had under the old config: same service name, same address. */
+static uint16_t dp_old_slot(struct lbd *l, const struct lbd_service *old, size_t n_old, const char *svc,
+			    uint32_t addr)
+{
+	for (size_t i = 0; i < n_old; i++) {
+		if (strcmp(old[i].name, svc) != 0)
+			continue;
+		for (size_t j = 0; j < old[i].n_slots; j++)
+			if (l->slots[old[i].slots[j]].addr == addr)
+				return old[i].slots[j];
+	}
+	return LBD_NO_SLOT;
+}
+
+struct dp_sweep {
+	struct lbd *l;
+	const uint8_t *keep;
+};
+
+int dp_apply_config(struct lbd *l, struct cfg *cfg)
+{
+	static struct lbd_service old[CFG_MAX_SERVICES];
+	static uint8_t keep[LBD_MAX_SLOTS];
+	size_t n_old = l->n_services;
+	struct maglev *mgs[CFG_MAX_SERVICES];
+
+	/* Allocate every Maglev table first, so a failure leaves the old config untouched. */
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		mgs[i] = i < n_old ? l->services[i].mg : maglev_create(MAGLEV_SIZE_DEFAULT);
+		if (!mgs[i]) {
+			for (size_t j = n_old; j < i; j++)
+				maglev_destroy(mgs[j]);
+			log_err("%s: out of memory for lookup tables", __func__);
+			return -1;
+		}
+	}
+	memcpy(old, l->services, sizeof(old));
+	memset(keep, 0, sizeof(keep));
+	l->n_vips = 0;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *cs = &cfg->services[i];
+		struct lbd_service *s = &l->services[i];
+		uint64_t fwd = 0;
+
+		for (size_t j = 0; j < n_old; j++)
+			if (strcmp(old[j].name, cs->name) == 0)
+				fwd = old[j].forwarded;
+		memset(s, 0, sizeof(*s));
+		snprintf(s->name, sizeof(s->name), "%s", cs->name);
+		s->vip = cs->vip.s_addr;
+		s->port = htons(cs->port);
+		s->proto = cs->proto;
+		s->on_down = cs->on_backend_down;
+		s->mg = mgs[i];
+		s->forwarded = fwd;
+		s->sorry_slot = LBD_NO_SLOT;
+		for (size_t k = 0; k <= cs->n_backends; k++) {
+			uint32_t addr = k < cs->n_backends ? cs->backends[k].addr.s_addr : cs->sorry_backend.s_addr;
+			uint16_t slot;
+			if (!addr)
+				continue;
+			slot = dp_old_slot(l, old, n_old, cs->name, addr);
+			if (slot == LBD_NO_SLOT || keep[slot]) {
+				slot = dp_slot_alloc(l);
+				if (slot == LBD_NO_SLOT) {
+					log_err("%s: out of backend slots", __func__);
+					continue;
+				}
+				memset(&l->slots[slot], 0, sizeof(l->slots[slot]));
+				l->slots[slot].addr = addr;
+				l->slots[slot].healthy = 1;
+			}
+			keep[slot] = 1;
+			l->slots[slot].service = (uint16_t)i;
+			if (k < cs->n_backends) {
+				l->slots[slot].weight = cs->backends[k].weight;
+				s->slots[s->n_slots++] = slot;
+			} else {
+				l->slots[slot].weight = 1;
+				s->sorry_slot = slot;
+			}
+		}
+		if (!dp_is_vip(l, s->vip))
+			l->vips[l->n_vips++] = s->vip;
+	}
+	for (size_t j = cfg->n_services; j < n_old; j++)
+		maglev_destroy(old[j].mg);
+	l->n_services = cfg->n_services;
+	/* Slots no service uses any more are freed; their flows go too. */
+	int freed = 0;
+	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
+		if (l->slots[i].addr && !keep[i]) {
+			memset(&l->slots[i], 0, sizeof(l->slots[i]));
+			freed = 1;
+		}
+	}
+	if (freed && l->worker.flows) {
+		uint32_t cursor = 0;
+		struct flow *f;
+		while ((f = flow_next(l->worker.flows, &cursor)))
+			if (f->backend < LBD_MAX_SLOTS && !l->slots[f->backend].addr)
+				flow_delete(l->worker.flows, f);
+	}
+	l->timeouts.tcp_syn_ms = cfg->tcp_syn_ms;
+	l->timeouts.tcp_est_ms = cfg->tcp_established_ms;
+	l->timeouts.tcp_fin_ms = cfg->tcp_fin_ms;
+	l->timeouts.udp_ms = cfg->udp_ms;
+	l->timeouts.other_ms = cfg->udp_ms;
+	if (l->cfg != cfg)
+		cfg_free(l->cfg);
+	l->cfg = cfg;
+	dp_rebuild_all(l);
+	return 0;
+}

@@ -1,0 +1,304 @@
+/* The per-frame path: classify each frame from the RX ring, pick the backend (connection table first,
+ * then Maglev), rewrite the Ethernet header into the TX ring, answer ARP and ICMP echo for the VIPs.
+ * One copy per frame, no allocation, one TX kick per batch. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "clock.h"
+#include "lbd.h"
+#include "log.h"
+#include "pkt.h"
+
+#define FWD_BATCH 256
+#define FWD_MAX_PER_WAKEUP 8192   /* then let the loop run timers and control clients */
+
+static const struct lbd_service *fwd_service(const struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port,
+					     int any_port)
+{
+	for (size_t i = 0; i < l->n_services; i++) {
+		const struct lbd_service *s = &l->services[i];
+		if (s->vip == vip && s->proto == proto && (any_port || s->port == port))
+			return s;
+	}
+	return NULL;
+}
+
+/* Maglev choice for a new flow; LBD_NO_SLOT when the service has no usable backend. */
+static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint32_t hash)
+{
+	if (s->n_usable) {
+		uint16_t i = maglev_lookup(s->mg, hash);
+		if (i != MAGLEV_NONE)
+			return s->mg_slots[i];
+	}
+	if (s->sorry_slot != LBD_NO_SLOT && l->slots[s->sorry_slot].mac_known)
+		return s->sorry_slot;
+	return LBD_NO_SLOT;
+}
+
+void fwd_flow_gone(void *arg, const struct flow *f)
+{
+	struct lbd *l = arg;
+
+	if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
+		l->slots[f->backend].flows--;
+	l->ctr.flows_expired++;
+}
+
+static void fwd_flow_move(struct lbd *l, struct flow *f, uint16_t slot)
+{
+	if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
+		l->slots[f->backend].flows--;
+	f->backend = slot;
+	l->slots[slot].flows++;
+}
+
+/* Chooses the backend of a TCP/UDP frame through the connection table. */
+static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, const struct pkt *p, uint64_t now)
+{
+	struct lbd *l = w->lbd;
+	struct flow_key k;
+	struct flow *f;
+	uint32_t h;
+	uint16_t slot;
+	int fresh = 0;
+
+	memset(&k, 0, sizeof(k));
+	k.saddr = p->saddr;
+	k.daddr = p->daddr;
+	k.sport = p->sport;
+	k.dport = p->dport;
+	k.proto = p->proto;
+	h = flow_hash(&k);
+	f = flow_lookup(w->flows, &k, h);
+	if (f) {
+		if (p->proto == IPPROTO_TCP) {
+			int newconn = 0;
+			f->state = (uint8_t)flow_tcp_next((enum flow_state)f->state, p->tcp_flags, &newconn);
+			if (newconn)
+				fresh = 1;
+		}
+		slot = f->backend;
+		if (fresh || slot >= LBD_MAX_SLOTS || !l->slots[slot].addr ||
+		    (!dp_backend_usable(&l->slots[slot]) && !l->slots[slot].draining &&
+		     !(s->on_down == CFG_DOWN_KEEP && l->slots[slot].mac_known))) {
+			uint16_t n = fwd_pick(l, s, h);
+			if (n == LBD_NO_SLOT)
+				return LBD_NO_SLOT;
+			if (!fresh)
+				l->ctr.flows_rescheduled++;
+			fwd_flow_move(l, f, n);
+			slot = n;
+		} else if (!l->slots[slot].mac_known) {
+			return LBD_NO_SLOT;
+		}
+		flow_touch(w->flows, f, now);
+		return slot;
+	}
+	slot = fwd_pick(l, s, h);
+	if (slot == LBD_NO_SLOT)
+		return slot;
+	uint8_t st = FLOW_UDP;
+	if (p->proto == IPPROTO_TCP) {
+		int newconn = 0;
+		st = (uint8_t)flow_tcp_next(FLOW_TCP_SYN, p->tcp_flags, &newconn);
+	}
+	f = flow_insert(w->flows, &k, h, slot, st, now);
+	if (!f) {
+		l->ctr.flow_table_full++;
+	} else {
+		l->ctr.flows_created++;
+		l->slots[slot].flows++;
+	}
+	return slot;
+}
+
+/* The backend owning the flow an ICMP error is about: the quoted header is the backend's reply
+ * (VIP -> client), so the flow key is the quoted header reversed. */
+static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
+{
+	struct lbd *l = w->lbd;
+	const struct lbd_service *s;
+	struct flow_key k;
+	struct flow *f;
+	uint32_t h;
+
+	if (!p->have_inner || p->in_saddr != p->daddr)
+		return LBD_NO_SLOT;
+	s = fwd_service(l, p->in_saddr, p->in_proto, p->in_sport, 0);
+	if (!s)
+		return LBD_NO_SLOT;
+	memset(&k, 0, sizeof(k));
+	k.saddr = p->in_daddr;
+	k.daddr = p->in_saddr;
+	k.sport = p->in_dport;
+	k.dport = p->in_sport;
+	k.proto = p->in_proto;
+	h = flow_hash(&k);
+	f = flow_lookup(w->flows, &k, h);
+	if (f && f->backend < LBD_MAX_SLOTS && l->slots[f->backend].mac_known)
+		return f->backend;
+	return fwd_pick(l, s, h);
+}
+
+/* Answers an ICMP echo request to a VIP in place in the TX ring: addresses swapped, type 0. */
+static void fwd_echo_reply(struct lbd_worker *w, const uint8_t *frame, const struct pkt *p)
+{
+	struct lbd *l = w->lbd;
+	struct virtio_net_hdr *vh;
+	uint32_t len = 14 + p->ip_len;
+	uint8_t *d = ring_tx_reserve(w->ring, len, &vh);
+
+	if (!d)
+		return;
+	memset(vh, 0, sizeof(*vh));
+	memcpy(d, frame + 6, 6);
+	memcpy(d + 6, l->mac, 6);
+	memcpy(d + 12, frame + 12, len - 12);
+	uint8_t *ip = d + 14;
+	memcpy(ip + 12, &p->daddr, 4);
+	memcpy(ip + 16, &p->saddr, 4);
+	ip[8] = 64;
+	ip[10] = ip[11] = 0;
+	uint16_t c = pkt_csum(ip, p->ihl);
+	memcpy(ip + 10, &c, 2);
+	uint8_t *icmp = ip + p->ihl;
+	icmp[0] = 0;
+	icmp[2] = icmp[3] = 0;
+	c = pkt_csum(icmp, p->ip_len - p->ihl);
+	memcpy(icmp + 2, &c, 2);
+	ring_tx_commit(w->ring, len);
+	l->ctr.icmp_echo_replies++;
+}
+
+static void fwd_send(struct lbd_worker *w, const struct ring_frame *rf, uint16_t slot)
+{
+	struct lbd *l = w->lbd;
+	struct lbd_backend *b = &l->slots[slot];
+
+	if (ring_tx_forward(w->ring, rf, b->mac, l->mac) < 0)
+		return;
+	b->forwarded++;
+	l->services[b->service].forwarded++;
+	l->ctr.forwarded++;
+	l->ctr.tx_bytes += rf->len;
+}
+
+static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
+{
+	struct lbd *l = w->lbd;
+	const struct lbd_service *s;
+	uint16_t slot;
+
+	if (!dp_is_vip(l, p->daddr)) {
+		l->ctr.drop_other++;
+		return;
+	}
+	/* Only frames sent to our MAC: a flooded frame for another host is not ours to forward. */
+	if (memcmp(rf->data, l->mac, 6) != 0) {
+		l->ctr.drop_not_for_us++;
+		return;
+	}
+	if (!l->active) {
+		l->ctr.drop_standby++;
+		return;
+	}
+	if (p->proto == IPPROTO_ICMP && !p->frag) {
+		if (p->icmp_type == 8) {
+			fwd_echo_reply(w, rf->data, p);
+			return;
+		}
+		slot = fwd_icmp_error(w, p);
+		if (slot == LBD_NO_SLOT) {
+			l->ctr.drop_other++;
+			return;
+		}
+		l->ctr.icmp_errors_forwarded++;
+		fwd_send(w, rf, slot);
+		return;
+	}
+	if (p->frag) {
+		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
+		l->ctr.fragments++;
+		s = p->have_ports ? fwd_service(l, p->daddr, p->proto, p->dport, 0) : NULL;
+		if (!s)
+			s = fwd_service(l, p->daddr, p->proto, 0, 1);
+		if (!s) {
+			l->ctr.drop_no_service++;
+			return;
+		}
+		slot = fwd_pick(l, s, flow_hash_addrs(p->saddr, p->daddr, p->proto));
+	} else {
+		if (!p->have_ports) {
+			l->ctr.drop_no_service++;
+			return;
+		}
+		s = fwd_service(l, p->daddr, p->proto, p->dport, 0);
+		if (!s) {
+			l->ctr.drop_no_service++;
+			return;
+		}
+		slot = fwd_flow(w, s, p, now);
+	}
+	if (slot == LBD_NO_SLOT) {
+		l->ctr.drop_no_backend++;
+		return;
+	}
+	fwd_send(w, rf, slot);
+}
+
+static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_t now)
+{
+	struct lbd *l = w->lbd;
+	struct pkt p;
+	enum pkt_err e;
+
+	l->ctr.rx_frames++;
+	if (rf->len != rf->wire_len && !rf->vnet->gso_type) {
+		l->ctr.drop_malformed++;
+		return;
+	}
+	if (rf->status & TP_STATUS_VLAN_VALID) {
+		l->ctr.drop_vlan++;
+		return;
+	}
+	e = pkt_parse(rf->data, rf->len, &p);
+	if (e != PKT_OK) {
+		l->ctr.drop_malformed++;
+		log_rl(LOG_LVL_DEBUG, "malformed frame (%u bytes): %s", rf->len, pkt_err_str(e));
+		return;
+	}
+	switch (p.kind) {
+	case PKT_IPV4:
+		fwd_ipv4(w, rf, &p, now);
+		break;
+	case PKT_ARP:
+		arp_input(w, rf->data, &p);
+		break;
+	case PKT_VLAN:
+		l->ctr.drop_vlan++;
+		break;
+	default:
+		l->ctr.drop_not_ipv4++;
+		break;
+	}
+}
+
+void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct lbd_worker *w = io->data;
+	struct ring_frame rf;
+	uint64_t now = clock_ms();
+	unsigned n = 0;
+
+	while (n < FWD_MAX_PER_WAKEUP && ring_rx_next(w->ring, &rf) == 0) {
+		fwd_frame(w, &rf, now);
+		if (++n % FWD_BATCH == 0) {
+			ring_tx_kick(w->ring);
+			now = clock_ms();
+		}
+	}
+	ring_rx_done(w->ring);
+	ring_tx_kick(w->ring);
+}

@@ -1,0 +1,257 @@
+/* lbd: the DSR forwarding engine. Start-up (config, rings, control socket, capability drop), the
+ * libev loop with its timers and signals, live reload, and shutdown. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ipc.h"
+#include "lbd.h"
+#include "log.h"
+#include "privs.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lbd -c FILE [-n NODE] [--run-dir DIR] [-f] [-d] [--standalone]\n"
+		"       lbd -t -c FILE\n"
+		"  -c, --config FILE   cluster config (docs/config.md)\n"
+		"  -n, --node NODE     node to run as (default: the node whose address is on this host)\n"
+		"      --run-dir DIR   directory of the control sockets (default /run/dsrlb)\n"
+		"  -f, --foreground    stay in the foreground, log to stderr\n"
+		"  -d, --debug         debug logging\n"
+		"      --standalone    a single always-active node (no vrrpd)\n"
+		"  -t, --test          check the config and exit\n");
+}
+
+static int lbd_load_filter(struct lbd *l)
+{
+	struct sock_filter prog[256];
+	size_t n = filter_build(l->vips, l->n_vips, prog, 256);
+
+	if (!n) {
+		log_err("%s: too many VIPs for the packet filter", __func__);
+		return -1;
+	}
+	return ring_set_filter(l->worker.ring, prog, n);
+}
+
+int lbd_reload(struct lbd *l, char *err, size_t errlen)
+{
+	struct cfg *cfg = cfg_load(l->cfg_path, err, errlen);
+
+	if (!cfg)
+		goto fail;
+	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
+	    cfg->workers != l->cfg->workers) {
+		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);
+		cfg_free(cfg);
+		goto fail;
+	}
+	if (!cfg_find_node(cfg, l->node, err, errlen)) {
+		cfg_free(cfg);
+		goto fail;
+	}
+	if (dp_apply_config(l, cfg) < 0) {
+		snprintf(err, errlen, "cannot apply the new config");
+		cfg_free(cfg);
+		goto fail;
+	}
+	lbd_load_filter(l);
+	l->reloads++;
+	l->last_reload_error[0] = 0;
+	log_info("config reloaded from %s", l->cfg_path);
+	return 0;
+fail:
+	snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
+	log_err("reload refused, keeping the running config: %s", err);
+	return -1;
+}
+
+static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct lbd *l = w->data;
+	char err[300];
+
+	if (w->signum == SIGHUP) {
+		lbd_reload(l, err, sizeof(err));
+		return;
+	}
+	log_info("signal %d: stopping", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void lbd_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd *l = t->data;
+	/* A full sweep of the table about every 5 s at 10 sweeps a second. */
+	size_t scan = flow_max(l->worker.flows) / 50 + 64;
+
+	flow_expire(l->worker.flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, l);
+}
+
+static void lbd_warn_forwarding(const struct lbd *l)
+{
+	char path[128], v = '0';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", l->cfg->interface);
+	if ((f = fopen(path, "r"))) {
+		if (fread(&v, 1, 1, f) == 1 && v != '0')
+			log_warn("IPv4 forwarding is on for %s: the kernel would route VIP frames a second time; "
+				 "turn it off on the balancer's LAN interface (docs/deploy.md)", l->cfg->interface);
+		fclose(f);
+	}
+}
+
+static int lbd_start(struct lbd *l)
+{
+	struct ring_params rp = {
+		.ifname = l->cfg->interface,
+		.rx_version = l->cfg->rx_ring_version == 2 ? TPACKET_V2 : TPACKET_V3,
+		.rx_frame_nr = 256,
+		.rx_block_size = 1u << 18,
+		.rx_block_nr = 16,
+		.rx_timeout_ms = 1,
+		.tx_frame_nr = 128,
+	};
+	struct sock_filter prog[256];
+
+	rp.filter = prog;
+	rp.filter_len = filter_build(l->vips, l->n_vips, prog, 256);
+	l->worker.lbd = l;
+	l->worker.flows = flow_create(l->cfg->flow_max);
+	if (!l->worker.flows) {
+		log_err("cannot allocate a flow table of %u flows", l->cfg->flow_max);
+		return -1;
+	}
+	l->worker.ring = ring_open(&rp);
+	if (!l->worker.ring)
+		return -1;
+	memcpy(l->mac, ring_mac(l->worker.ring), 6);
+	if (mkdir(l->run_dir, 0750) < 0 && errno != EEXIST) {
+		log_err("run dir %s: %s", l->run_dir, strerror(errno));
+		return -1;
+	}
+	if (ctl_open(l) < 0)
+		return -1;
+	ev_io_init(&l->worker.rx_io, fwd_rx_cb, ring_rx_fd(l->worker.ring), EV_READ);
+	l->worker.rx_io.data = &l->worker;
+	ev_io_start(l->loop, &l->worker.rx_io);
+
+	ev_init(&l->arp_timer, arp_refresh_cb);
+	l->arp_timer.data = l;
+	l->arp_timer.repeat = 0.001;
+	ev_timer_again(l->loop, &l->arp_timer);
+	ev_timer_init(&l->expire_timer, lbd_expire_cb, 0.1, 0.1);
+	l->expire_timer.data = l;
+	ev_timer_start(l->loop, &l->expire_timer);
+	mode_init(l);
+
+	ev_signal_init(&l->sig_int, lbd_signal_cb, SIGINT);
+	ev_signal_init(&l->sig_term, lbd_signal_cb, SIGTERM);
+	ev_signal_init(&l->sig_hup, lbd_signal_cb, SIGHUP);
+	l->sig_int.data = l->sig_term.data = l->sig_hup.data = l;
+	ev_signal_start(l->loop, &l->sig_int);
+	ev_signal_start(l->loop, &l->sig_term);
+	ev_signal_start(l->loop, &l->sig_hup);
+	lbd_warn_forwarding(l);
+	return 0;
+}
+
+static void lbd_stop(struct lbd *l)
+{
+	if (l->active)
+		mode_set(l, 0, l->reason, 0, 0);
+	ctl_close(l);
+	ring_close(l->worker.ring);
+	flow_destroy(l->worker.flows);
+	for (size_t i = 0; i < l->n_services; i++)
+		maglev_destroy(l->services[i].mg);
+	cfg_free(l->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "run-dir", required_argument, NULL, 'R' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "standalone", no_argument, NULL, 'S' },
+		{ "test", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct lbd l;
+	const char *cfg_path = NULL, *node = NULL, *run_dir = "/run/dsrlb";
+	int fg = 0, debug = 0, test = 0, c;
+	char err[512];
+	const struct cfg_node *self;
+	struct cfg *cfg;
+
+	while ((c = getopt_long(argc, argv, "c:n:fdth", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfg_path = optarg; break;
+		case 'n': node = optarg; break;
+		case 'R': run_dir = optarg; break;
+		case 'f': fg = 1; break;
+		case 'd': debug = 1; break;
+		case 'S': l.standalone = 1; break;
+		case 't': test = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!cfg_path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("lbd", fg || test, debug);
+	cfg = cfg_load(cfg_path, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (test) {
+		printf("%s: ok\n", cfg_path);
+		cfg_free(cfg);
+		return 0;
+	}
+	self = cfg_find_node(cfg, node, err, sizeof(err));
+	if (!self) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	snprintf(l.node, sizeof(l.node), "%s", self->name);
+	l.node_addr = self->addr.s_addr;
+	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", cfg_path);
+	snprintf(l.run_dir, sizeof(l.run_dir), "%s", run_dir);
+	if (!fg && daemon(0, 0) < 0)
+		fatal("daemon: %s", strerror(errno));
+	l.loop = ev_default_loop(EVFLAG_AUTO);
+	l.start_ms = clock_ms();
+	if (dp_apply_config(&l, cfg) < 0)
+		fatal("cannot apply the config");
+	if (lbd_start(&l) < 0)
+		fatal("start-up failed");
+	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN) < 0)
+		log_warn("could not drop capabilities; continuing with full privileges");
+	log_info("node %s on %s, %zu services, %zu VIPs, flow table %u flows x %zu bytes", l.node,
+		 l.cfg->interface, l.n_services, l.n_vips, flow_max(l.worker.flows),
+		 flow_bytes_per_flow(l.worker.flows));
+	if (l.standalone)
+		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0);
+	ev_run(l.loop, 0);
+	lbd_stop(&l);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,427 @@
+/* PACKET_MMAP rings: TPACKET_V3 block ring for RX, TPACKET_V2 frame ring for TX, both with virtio-net
+ * headers. Each ring is owned by one worker thread; nothing here allocates after ring_open. */
+#include <errno.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "ring.h"
+
+#define RING_TX_DATA_OFF (TPACKET2_HDRLEN - sizeof(struct sockaddr_ll))
+#define RING_VNET_LEN sizeof(struct virtio_net_hdr)
+
+struct ring {
+	int ifindex;
+	uint8_t mac[6];
+	/* RX */
+	int rx_fd;
+	uint8_t *rx_map;
+	size_t rx_map_len;
+	unsigned rx_block_size, rx_block_nr;
+	unsigned rx_cur;            /* block being read */
+	uint32_t rx_left;           /* frames left in it; 0 = not started */
+	uint8_t *rx_ptr;            /* next frame header in it */
+	int rx_open;                /* rx_cur is held by us */
+	int rx_version;
+	unsigned rx_frame_nr;       /* V2 */
+	struct tpacket2_hdr *rx_held; /* V2: frame handed out, returned on the next call */
+	/* TX */
+	int tx_fd;
+	uint8_t *tx_map;
+	size_t tx_map_len;
+	unsigned tx_frame_nr;
+	unsigned tx_head;
+	int tx_pending;
+	struct ring_stats st;
+};
+
+static int ring_setopt(int fd, int level, int opt, int val, const char *name)
+{
+	if (setsockopt(fd, level, opt, &val, sizeof(val)) < 0) {
+		log_err("ring_open: setsockopt %s: %s", name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int ring_ifinfo(struct ring *r, const char *ifname)
+{
+	struct ifreq ifr;
+	int fd = r->rx_fd;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+		log_err("ring_open: interface %s: %s", ifname, strerror(errno));
+		return -1;
+	}
+	r->ifindex = ifr.ifr_ifindex;
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+		log_err("ring_open: %s hardware address: %s", ifname, strerror(errno));
+		return -1;
+	}
+	memcpy(r->mac, ifr.ifr_hwaddr.sa_data, 6);
+	return 0;
+}
+
+/* V2: one fixed frame per packet and a wakeup per packet: lowest latency at low rates. */
+static int ring_setup_rx_v2(struct ring *r, const struct ring_params *p)
+{
+	struct tpacket_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.tp_block_size = RING_TX_FRAME_SIZE;
+	req.tp_block_nr = p->rx_frame_nr;
+	req.tp_frame_size = RING_TX_FRAME_SIZE;
+	req.tp_frame_nr = p->rx_frame_nr;
+	if (setsockopt(r->rx_fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+		log_err("ring_open: PACKET_RX_RING: %s", strerror(errno));
+		return -1;
+	}
+	r->rx_frame_nr = p->rx_frame_nr;
+	r->rx_map_len = (size_t)RING_TX_FRAME_SIZE * p->rx_frame_nr;
+	return 0;
+}
+
+/* V3: variable-size frames packed into blocks handed over when full or after rx_timeout_ms. */
+static int ring_setup_rx_v3(struct ring *r, const struct ring_params *p)
+{
+	struct tpacket_req3 req;
+
+	memset(&req, 0, sizeof(req));
+	req.tp_block_size = p->rx_block_size;
+	req.tp_block_nr = p->rx_block_nr;
+	req.tp_frame_size = 2048;
+	req.tp_frame_nr = p->rx_block_size / 2048 * p->rx_block_nr;
+	req.tp_retire_blk_tov = p->rx_timeout_ms;
+	if (setsockopt(r->rx_fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+		log_err("ring_open: PACKET_RX_RING: %s", strerror(errno));
+		return -1;
+	}
+	r->rx_block_size = p->rx_block_size;
+	r->rx_block_nr = p->rx_block_nr;
+	r->rx_map_len = (size_t)p->rx_block_size * p->rx_block_nr;
+	return 0;
+}
+
+static int ring_open_rx(struct ring *r, const struct ring_params *p)
+{
+	struct sockaddr_ll sll;
+
+	r->rx_version = p->rx_version == TPACKET_V2 ? TPACKET_V2 : TPACKET_V3;
+	if (ring_setopt(r->rx_fd, SOL_PACKET, PACKET_VERSION, r->rx_version, "PACKET_VERSION") < 0 ||
+	    ring_setopt(r->rx_fd, SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR") < 0 ||
+	    ring_setopt(r->rx_fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING") < 0)
+		return -1;
+	if (p->filter && ring_set_filter(r, p->filter, p->filter_len) < 0)
+		return -1;
+	if ((r->rx_version == TPACKET_V2 ? ring_setup_rx_v2(r, p) : ring_setup_rx_v3(r, p)) < 0)
+		return -1;
+	r->rx_map = mmap(NULL, r->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->rx_fd, 0);
+	if (r->rx_map == MAP_FAILED) {
+		r->rx_map = NULL;
+		log_err("ring_open: mmap RX ring: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETH_P_ALL);
+	sll.sll_ifindex = r->ifindex;
+	if (bind(r->rx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		log_err("ring_open: bind RX socket: %s", strerror(errno));
+		return -1;
+	}
+	if (p->fanout_group) {
+		int arg = (p->fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
+		if (ring_setopt(r->rx_fd, SOL_PACKET, PACKET_FANOUT, arg, "PACKET_FANOUT") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int ring_open_tx(struct ring *r, const struct ring_params *p)
+{
+	struct tpacket_req req;
+	struct sockaddr_ll sll;
+
+	r->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (r->tx_fd < 0) {
+		log_err("ring_open: TX socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ring_setopt(r->tx_fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION") < 0 ||
+	    ring_setopt(r->tx_fd, SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR") < 0 ||
+	    ring_setopt(r->tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS") < 0 ||
+	    ring_setopt(r->tx_fd, SOL_PACKET, PACKET_LOSS, 1, "PACKET_LOSS") < 0)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.tp_block_size = RING_TX_FRAME_SIZE;
+	req.tp_block_nr = p->tx_frame_nr;
+	req.tp_frame_size = RING_TX_FRAME_SIZE;
+	req.tp_frame_nr = p->tx_frame_nr;
+	if (setsockopt(r->tx_fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
+		log_err("ring_open: PACKET_TX_RING: %s", strerror(errno));
+		return -1;
+	}
+	r->tx_frame_nr = p->tx_frame_nr;
+	r->tx_map_len = (size_t)RING_TX_FRAME_SIZE * p->tx_frame_nr;
+	r->tx_map = mmap(NULL, r->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->tx_fd, 0);
+	if (r->tx_map == MAP_FAILED) {
+		r->tx_map = NULL;
+		log_err("ring_open: mmap TX ring: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = 0;   /* send only: the protocol comes from each frame's Ethernet header */
+	sll.sll_ifindex = r->ifindex;
+	if (bind(r->tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		log_err("ring_open: bind TX socket: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct ring *ring_open(const struct ring_params *p)
+{
+	struct ring *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->tx_fd = -1;
+	/* Protocol 0 until bind, so nothing is queued before the filter and ring are in place. */
+	r->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->rx_fd < 0) {
+		log_err("ring_open: RX socket: %s", strerror(errno));
+		free(r);
+		return NULL;
+	}
+	if (ring_ifinfo(r, p->ifname) < 0 || ring_open_rx(r, p) < 0 || ring_open_tx(r, p) < 0) {
+		ring_close(r);
+		return NULL;
+	}
+	return r;
+}
+
+void ring_close(struct ring *r)
+{
+	if (!r)
+		return;
+	if (r->tx_map)
+		munmap(r->tx_map, r->tx_map_len);
+	if (r->rx_map)
+		munmap(r->rx_map, r->rx_map_len);
+	if (r->tx_fd >= 0)
+		close(r->tx_fd);
+	if (r->rx_fd >= 0)
+		close(r->rx_fd);
+	free(r);
+}
+
+int ring_rx_fd(const struct ring *r)
+{
+	return r->rx_fd;
+}
+
+int ring_ifindex(const struct ring *r)
+{
+	return r->ifindex;
+}
+
+const uint8_t *ring_mac(const struct ring *r)
+{
+	return r->mac;
+}
+
+int ring_set_filter(struct ring *r, const struct sock_filter *f, size_t len)
+{
+	struct sock_fprog prog = { .len = (unsigned short)len, .filter = (struct sock_filter *)f };
+
+	if (setsockopt(r->rx_fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+		log_err("%s: SO_ATTACH_FILTER: %s", __func__, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static struct tpacket_block_desc *ring_block(const struct ring *r, unsigned i)
+{
+	return (struct tpacket_block_desc *)(r->rx_map + (size_t)i * r->rx_block_size);
+}
+
+/* A block belongs to user space once the kernel has set TP_STATUS_USER. */
+static int ring_block_is_ours(const struct tpacket_block_desc *b)
+{
+	return __atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER;
+}
+
+static void ring_block_give_back(struct tpacket_block_desc *b)
+{
+	__atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+
+static struct tpacket2_hdr *ring_rx_slot(const struct ring *r, unsigned i)
+{
+	return (struct tpacket2_hdr *)(r->rx_map + (size_t)i * RING_TX_FRAME_SIZE);
+}
+
+static void ring_rx_release_v2(struct ring *r)
+{
+	if (r->rx_held) {
+		__atomic_store_n(&r->rx_held->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		r->rx_held = NULL;
+	}
+}
+
+static int ring_rx_next_v2(struct ring *r, struct ring_frame *f)
+{
+	struct tpacket2_hdr *h;
+
+	ring_rx_release_v2(r);
+	h = ring_rx_slot(r, r->rx_cur);
+	if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+		return -1;
+	f->data = (uint8_t *)h + h->tp_mac;
+	f->len = h->tp_snaplen;
+	f->wire_len = h->tp_len;
+	f->status = h->tp_status;
+	f->vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->tp_vlan_tci : 0;
+	f->vnet = (const struct virtio_net_hdr *)(f->data - RING_VNET_LEN);
+	r->rx_held = h;
+	r->rx_cur = (r->rx_cur + 1) % r->rx_frame_nr;
+	return 0;
+}
+
+void ring_rx_done(struct ring *r)
+{
+	if (r->rx_version == TPACKET_V2) {
+		ring_rx_release_v2(r);
+		return;
+	}
+	if (r->rx_open && r->rx_left == 0) {
+		ring_block_give_back(ring_block(r, r->rx_cur));
+		r->rx_open = 0;
+		r->rx_cur = (r->rx_cur + 1) % r->rx_block_nr;
+	}
+}
+
+int ring_rx_next(struct ring *r, struct ring_frame *f)
+{
+	struct tpacket3_hdr *h;
+
+	if (r->rx_version == TPACKET_V2)
+		return ring_rx_next_v2(r, f);
+	for (;;) {
+		if (r->rx_open && r->rx_left > 0)
+			break;
+		ring_rx_done(r);
+		struct tpacket_block_desc *b = ring_block(r, r->rx_cur);
+		if (!ring_block_is_ours(b))
+			return -1;
+		r->rx_open = 1;
+		r->rx_left = b->hdr.bh1.num_pkts;
+		r->rx_ptr = (uint8_t *)b + b->hdr.bh1.offset_to_first_pkt;
+	}
+	h = (struct tpacket3_hdr *)r->rx_ptr;
+	f->data = r->rx_ptr + h->tp_mac;
+	f->len = h->tp_snaplen;
+	f->wire_len = h->tp_len;
+	f->status = h->tp_status;
+	f->vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->hv1.tp_vlan_tci : 0;
+	f->vnet = (const struct virtio_net_hdr *)(f->data - RING_VNET_LEN);
+	r->rx_left--;
+	r->rx_ptr += h->tp_next_offset;
+	return 0;
+}
+
+static struct tpacket2_hdr *ring_tx_slot(const struct ring *r, unsigned i)
+{
+	return (struct tpacket2_hdr *)(r->tx_map + (size_t)i * RING_TX_FRAME_SIZE);
+}
+
+uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **vnet)
+{
+	struct tpacket2_hdr *h = ring_tx_slot(r, r->tx_head);
+	uint32_t st;
+
+	if (len + RING_VNET_LEN + RING_TX_DATA_OFF > RING_TX_FRAME_SIZE) {
+		r->st.tx_wrong_format++;
+		return NULL;
+	}
+	st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	if (st == TP_STATUS_WRONG_FORMAT) {
+		r->st.tx_wrong_format++;
+	} else if (st != TP_STATUS_AVAILABLE) {
+		r->st.tx_full++;
+		return NULL;
+	}
+	*vnet = (struct virtio_net_hdr *)((uint8_t *)h + RING_TX_DATA_OFF);
+	return (uint8_t *)h + RING_TX_DATA_OFF + RING_VNET_LEN;
+}
+
+void ring_tx_commit(struct ring *r, uint32_t len)
+{
+	struct tpacket2_hdr *h = ring_tx_slot(r, r->tx_head);
+
+	h->tp_len = len + RING_VNET_LEN;
+	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	r->tx_head = (r->tx_head + 1) % r->tx_frame_nr;
+	r->tx_pending++;
+}
+
+int ring_tx_pending(const struct ring *r)
+{
+	return r->tx_pending;
+}
+
+void ring_tx_kick(struct ring *r)
+{
+	if (!r->tx_pending)
+		return;
+	/* One syscall sends every committed frame. EAGAIN/ENOBUFS leave frames queued for the next kick. */
+	if (sendto(r->tx_fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN && errno != ENOBUFS)
+		log_rl(LOG_LVL_WARN, "%s: sendto: %s", __func__, strerror(errno));
+	r->tx_pending = 0;
+	r->st.tx_kicks++;
+}
+
+int ring_tx_forward(struct ring *r, const struct ring_frame *f, const uint8_t dst[6], const uint8_t src[6])
+{
+	struct virtio_net_hdr *vh;
+	uint8_t *d = ring_tx_reserve(r, f->len, &vh);
+
+	if (!d)
+		return -1;
+	memcpy(vh, f->vnet, RING_VNET_LEN);
+	/* The received vnet header may carry DATA_VALID, which has no meaning on transmit. */
+	vh->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	memcpy(d, dst, 6);
+	memcpy(d + 6, src, 6);
+	memcpy(d + 12, f->data + 12, f->len - 12);
+	ring_tx_commit(r, f->len);
+	return 0;
+}
+
+void ring_stats(struct ring *r, struct ring_stats *out)
+{
+	struct tpacket_stats_v3 s;
+	socklen_t len = sizeof(s);
+
+	/* The kernel resets its counters on every read, so accumulate them here. */
+	/* struct tpacket_stats (V2) is the head of struct tpacket_stats_v3. */
+	if (r->rx_version == TPACKET_V2)
+		s.tp_freeze_q_cnt = 0, len = sizeof(struct tpacket_stats);
+	if (getsockopt(r->rx_fd, SOL_PACKET, PACKET_STATISTICS, &s, &len) == 0) {
+		r->st.rx_drops += s.tp_drops;
+		r->st.rx_freeze += s.tp_freeze_q_cnt;
+	}
+	*out = r->st;
+}

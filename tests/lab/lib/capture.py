@@ -1,0 +1,192 @@
+"""Packet capture in a lab namespace (tcpdump to a pcap, read back with scapy) and ARP probing.
+
+    with Capture(lab, "router", "eth0", "arp or udp port 9000") as cap:
+        ...traffic...
+    pkts = cap.packets()              # scapy PacketList, after the capture stopped
+
+    arp_probe(lab, "router", "192.0.2.100")  -> ["02:..", ...], one MAC per reply
+
+Run as a script inside a namespace, `capture.py arp-probe IFACE TARGET TIMEOUT [SRC_IP]` sends one
+ARP request from a raw packet socket and prints the replies as JSON. Standard library only here:
+scapy takes 0.4 s to import, too slow for a probe that tests call often.
+"""
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ETH_P_ARP = 0x0806
+
+
+# ----------------------------------------------------------------------------- script side
+
+def _mac(b):
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def arp_probe_raw(iface, target, timeout, src_ip=None):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:
+        s.bind((iface, ETH_P_ARP))
+        own_mac = s.getsockname()[4]
+        if src_ip is None:
+            src_ip = "0.0.0.0"
+        tip = socket.inet_aton(target)
+        frame = (b"\xff" * 6 + own_mac + struct.pack("!H", ETH_P_ARP)
+                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                 + own_mac + socket.inet_aton(src_ip) + b"\0" * 6 + tip)
+        s.send(frame.ljust(60, b"\0"))
+        answers = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                buf = s.recv(2048)
+            except socket.timeout:
+                break
+            if len(buf) < 42:
+                continue
+            op = struct.unpack("!H", buf[20:22])[0]
+            if op == 2 and buf[28:32] == tip:
+                answers.append({"mac": _mac(buf[22:28]), "eth_src": _mac(buf[6:12])})
+        return answers
+    finally:
+        s.close()
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[0] == "arp-probe":
+        ans = arp_probe_raw(argv[1], argv[2], float(argv[3]), argv[4] if len(argv) > 4 else None)
+        print(json.dumps(ans))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+# ----------------------------------------------------------------------------- harness side
+
+def arp_probe(lab, host, ip, iface="eth0", timeout=0.5, src_ip=None, detail=False):
+    """Send one ARP request for `ip` from `host` and collect the replies for `timeout` seconds.
+
+    Returns the sender MACs of the replies (a list: two answers = two entries). The request's
+    sender IP is the host's own address unless src_ip is given. detail=True returns dicts with
+    the ARP sender MAC ("mac") and the Ethernet source ("eth_src")."""
+    src = src_ip or lab.addr(host)
+    out = lab.run(host, [sys.executable, os.path.join(HERE, "capture.py"), "arp-probe", iface, ip,
+                         str(timeout), src], timeout=timeout + 10).stdout
+    ans = json.loads(out)
+    return ans if detail else [a["mac"] for a in ans]
+
+
+class Capture:
+    """tcpdump on one interface of one namespace, writing a pcap in the lab's tmp dir."""
+
+    _seq = 0
+
+    def __init__(self, lab, host, iface="eth0", filter="", snaplen=0, promisc=False, name=None):
+        Capture._seq += 1
+        self.lab = lab
+        self.host = host
+        self.iface = iface
+        self.filter = filter
+        self.name = name or f"{host}-{iface}-{Capture._seq}"
+        self.path = os.path.join(lab.tmpdir, "pcap", f"{self.name}.pcap")
+        self.log = os.path.join(lab.logdir, f"tcpdump-{self.name}.log")
+        self.snaplen = snaplen
+        self.promisc = promisc
+        self.proc = None
+
+    def start(self, timeout=5):
+        from .lab import LabError, wait_for
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        # --immediate-mode: no block timeout in the ring; -U: write each packet at once;
+        # -Z root: keep the right to write into our tmp dir.
+        cmd = ["tcpdump", "-n", "--immediate-mode", "-U", "-Z", "root", "-i", self.iface, "-w", self.path,
+               "-s", str(self.snaplen)]
+        if not self.promisc:
+            cmd.append("-p")  # promiscuous mode would change what the hosts' packet sockets see
+        if self.filter:
+            cmd.append(self.filter)
+        with open(self.log, "ab") as err:
+            self.proc = self.lab.popen(self.host, cmd, stdout=err, stderr=err)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise LabError(f"tcpdump on {self.host}/{self.iface} exited: {self._log_text()}")
+            return "listening on" in self._log_text()
+
+        wait_for(ready, timeout, interval=0.02, what=f"tcpdump on {self.host}/{self.iface}", ignore=())
+        return self
+
+    def stop(self, timeout=5, settle=0.06):
+        """Stop tcpdump and return the pcap path. Packets still on their way to tcpdump would
+        be lost on SIGINT, so first wait (at most 1 s) until the file has not grown for `settle`."""
+        if self.proc is not None and self.proc.poll() is None:
+            if settle:
+                self._settle(settle)
+            self.lab.stop(self.proc, sig=signal.SIGINT, timeout=timeout)
+        return self.path
+
+    def _size(self):
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def _settle(self, quiet, limit=1.0):
+        end = time.monotonic() + limit
+        size, since = self._size(), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.01)
+            now = self._size()
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
+    def wait_packets(self, pred=None, count=1, timeout=5):
+        """While capturing, wait until at least `count` captured packets satisfy pred(pkt)."""
+        from scapy.all import rdpcap
+        from .lab import wait_for
+
+        def enough():
+            if self._size() <= 24:
+                return None
+            pkts = [p for p in rdpcap(self.path) if pred is None or pred(p)]
+            return pkts if len(pkts) >= count else None
+
+        return wait_for(enough, timeout, interval=0.05,
+                        what=f"{count} matching packets on {self.host}/{self.iface}")
+
+    def packets(self):
+        """The captured packets as a scapy PacketList (stops the capture first)."""
+        self.stop()
+        from scapy.all import rdpcap  # scapy.all registers the layers rdpcap dissects with
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+            return []
+        return rdpcap(self.path)
+
+    def _log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

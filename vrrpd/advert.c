@@ -1,0 +1,221 @@
+/* Heartbeats: protobuf Heartbeat sealed in an authenticated envelope (common/auth.h), sent by UDP to
+ * the peer's configured address (and to a multicast group if configured). Every rejected datagram is
+ * counted by reason, logged rate-limited, and changes nothing. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "heartbeat.pb-c.h"
+#include "log.h"
+#include "vrrpd.h"
+
+#define ADVERT_BUF 4096
+
+static void advert_reject(struct vrrpd *v, enum auth_result r, const char *from)
+{
+	switch (r) {
+	case AUTH_MALFORMED:
+	case AUTH_TOO_BIG:
+	case AUTH_WRONG_KIND:
+		v->rej.malformed++;
+		break;
+	case AUTH_UNKNOWN_KEY: v->rej.unknown_key++; break;
+	case AUTH_BAD_MAC: v->rej.bad_mac++; break;
+	case AUTH_REPLAY: v->rej.replay++; break;
+	case AUTH_STALE_EPOCH: v->rej.stale_epoch++; break;
+	case AUTH_UNKNOWN_NODE: v->rej.unknown_node++; break;
+	default: break;
+	}
+	/* A peer that restarted is not trusted until it echoes our challenge: normal, not alarming. */
+	if (r == AUTH_STALE_EPOCH)
+		log_rl(LOG_LVL_DEBUG, "heartbeat from %s: %s", from, auth_result_str(r));
+	else
+		log_rl(LOG_LVL_WARN, "heartbeat from %s rejected: %s", from, auth_result_str(r));
+}
+
+static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
+{
+	struct vrrpd_peer *p = &v->peer_info;
+	struct vrrp_advert a;
+	uint64_t now = clock_ms();
+
+	if (strcmp(hb->node, v->peer.name) != 0 || hb->address != v->peer.addr.s_addr) {
+		v->rej.unknown_node++;
+		log_rl(LOG_LVL_WARN, "heartbeat names node %s: not our peer %s", hb->node, v->peer.name);
+		return;
+	}
+	v->adverts_received++;
+	p->heard = 1;
+	p->last_heard_ms = now;
+	p->priority = (uint8_t)(hb->priority > 255 ? 0 : hb->priority);
+	p->state = hb->state;
+	p->advert_ms = hb->advert_interval_ms;
+	int match = hb->config_digest.len == CFG_DIGEST_LEN &&
+		    memcmp(hb->config_digest.data, v->cfg->digest, CFG_DIGEST_LEN) == 0;
+	if (!match && p->digest_match)
+		log_warn("peer %s runs a different config than ours (digest mismatch)", v->peer.name);
+	p->digest_match = match;
+	p->lbd_healthy = hb->lbd_healthy;
+	p->flows = hb->flow_count;
+	p->n_vips = hb->n_vips < CFG_MAX_SERVICES ? hb->n_vips : CFG_MAX_SERVICES;
+	memcpy(p->vips, hb->vips, p->n_vips * sizeof(uint32_t));
+	snprintf(p->sync_state, sizeof(p->sync_state), "%s", hb->sync_state);
+
+	/* Both nodes send heartbeats every interval (the envelope's freshness proof needs both
+	 * directions), but only a master's advert or a step-down (priority 0) is an election event;
+	 * a backup's heartbeat only updates what we know of the peer. */
+	if (hb->state != DSRLB__NODE_STATE__STATE_MASTER && p->priority != 0)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.priority = p->priority;
+	a.addr = v->peer.addr.s_addr;
+	a.advert_ms = hb->advert_interval_ms;
+	a.master = hb->state == DSRLB__NODE_STATE__STATE_MASTER;
+	vrrpd_actions(v, vrrp_fsm_advert(&v->fsm, &a, now));
+}
+
+static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vrrpd *v = w->data;
+	uint8_t buf[ADVERT_BUF + 1], payload[ADVERT_BUF];
+
+	/* Drain what is queued, bounded so a flood cannot starve the timers. */
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_in from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(v->sock, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+		char fromstr[INET_ADDRSTRLEN];
+		size_t plen;
+		enum auth_result r;
+
+		if (n < 0)
+			return;
+		inet_ntop(AF_INET, &from.sin_addr, fromstr, sizeof(fromstr));
+		if (!v->have_peer || from.sin_addr.s_addr != v->peer.addr.s_addr) {
+			v->rej.unknown_node++;
+			log_rl(LOG_LVL_WARN, "heartbeat from %s: not our peer's address", fromstr);
+			continue;
+		}
+		if ((size_t)n > ADVERT_BUF) {
+			v->rej.malformed++;
+			log_rl(LOG_LVL_WARN, "heartbeat from %s: oversized datagram", fromstr);
+			continue;
+		}
+		r = auth_open(v->hb, buf, (size_t)n, payload, sizeof(payload), &plen);
+		if (r != AUTH_OK) {
+			advert_reject(v, r, fromstr);
+			continue;
+		}
+		Dsrlb__Heartbeat *hb = dsrlb__heartbeat__unpack(NULL, plen, payload);
+		if (!hb) {
+			v->rej.malformed++;
+			log_rl(LOG_LVL_WARN, "heartbeat from %s: authentic but does not parse", fromstr);
+			continue;
+		}
+		advert_accept(v, hb);
+		dsrlb__heartbeat__free_unpacked(hb, NULL);
+	}
+}
+
+void advert_send(struct vrrpd *v)
+{
+	Dsrlb__Heartbeat hb = DSRLB__HEARTBEAT__INIT;
+	uint32_t vips[CFG_MAX_SERVICES];
+	uint8_t payload[ADVERT_BUF], out[ADVERT_BUF + AUTH_OVERHEAD];
+	size_t plen, olen, nv = 0;
+	struct vrrp_advert a;
+	struct sockaddr_in to;
+
+	if (!v->have_peer && !v->cfg->multicast.s_addr)
+		return;
+	vrrp_fsm_advert_fill(&v->fsm, &a);
+	for (size_t i = 0; i < v->cfg->n_services; i++) {
+		uint32_t vip = v->cfg->services[i].vip.s_addr;
+		size_t j;
+		for (j = 0; j < nv && vips[j] != vip; j++)
+			;
+		if (j == nv)
+			vips[nv++] = vip;
+	}
+	hb.node = v->node;
+	hb.priority = a.priority;
+	hb.state = (Dsrlb__NodeState)vrrp_fsm_state(&v->fsm);
+	hb.advert_interval_ms = v->cfg->advert_interval_ms;
+	hb.n_vips = nv;
+	hb.vips = vips;
+	hb.config_digest.data = v->cfg->digest;
+	hb.config_digest.len = CFG_DIGEST_LEN;
+	hb.lbd_healthy = v->lbd_healthy;
+	hb.flow_count = v->lbd_flows;
+	hb.sync_state = (char *)"";
+	hb.address = v->self.addr.s_addr;
+	plen = dsrlb__heartbeat__get_packed_size(&hb);
+	if (plen > sizeof(payload))
+		return;
+	dsrlb__heartbeat__pack(&hb, payload);
+	if (auth_seal(v->hb, payload, plen, out, sizeof(out), &olen) < 0) {
+		log_rl(LOG_LVL_ERR, "%s: cannot seal heartbeat: %s", __func__, strerror(errno));
+		return;
+	}
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_port = htons(v->cfg->heartbeat_port);
+	if (v->have_peer) {
+		to.sin_addr = v->peer.addr;
+		if (sendto(v->sock, out, olen, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)) < 0)
+			log_rl(LOG_LVL_WARN, "%s: sendto %s: %s", __func__, inet_ntoa(to.sin_addr), strerror(errno));
+	}
+	if (v->cfg->multicast.s_addr) {
+		to.sin_addr = v->cfg->multicast;
+		sendto(v->sock, out, olen, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
+	}
+	v->adverts_sent++;
+}
+
+int advert_open(struct vrrpd *v)
+{
+	struct sockaddr_in sin;
+	int one = 1, tos = 0xc0;   /* DSCP CS6, network control */
+
+	v->sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (v->sock < 0) {
+		log_err("%s: socket: %s", __func__, strerror(errno));
+		return -1;
+	}
+	setsockopt(v->sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(v->sock, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(v->cfg->heartbeat_port);
+	/* Bound to the wildcard so multicast heartbeats arrive too; the source is checked per datagram. */
+	sin.sin_addr.s_addr = v->cfg->multicast.s_addr ? INADDR_ANY : v->self.addr.s_addr;
+	if (bind(v->sock, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		log_err("%s: bind %s:%u: %s", __func__, inet_ntoa(sin.sin_addr), v->cfg->heartbeat_port,
+			strerror(errno));
+		close(v->sock);
+		return -1;
+	}
+	if (v->cfg->multicast.s_addr) {
+		struct ip_mreqn mr = { .imr_multiaddr = v->cfg->multicast, .imr_address = v->self.addr };
+		if (setsockopt(v->sock, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0)
+			log_warn("%s: joining %s: %s", __func__, inet_ntoa(v->cfg->multicast), strerror(errno));
+		setsockopt(v->sock, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+		int zero = 0;
+		setsockopt(v->sock, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero));
+	}
+	ev_io_init(&v->sock_io, advert_recv_cb, v->sock, EV_READ);
+	v->sock_io.data = v;
+	ev_io_start(v->loop, &v->sock_io);
+	return 0;
+}
+
+void advert_close(struct vrrpd *v)
+{
+	ev_io_stop(v->loop, &v->sock_io);
+	close(v->sock);
+}

@@ -1,0 +1,107 @@
+/* The link from vrrpd to its lbd: pushes the mode the election decided (with a fence time, so lbd
+ * goes standby by itself if vrrpd dies) every advert interval, and judges lbd's health from the
+ * answers. A dead or silent lbd, or the LAN link down, puts the election into FAULT (trap 9). */
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "control.pb-c.h"
+#include "log.h"
+#include "vrrpd.h"
+
+static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
+{
+	struct vrrpd *v = arg;
+	Dsrlb__LbdResponse *r;
+
+	if (!resp) {
+		v->lbd_failures++;
+		return;
+	}
+	r = dsrlb__lbd_response__unpack(NULL, len, resp);
+	if (!r) {
+		v->lbd_failures++;
+		return;
+	}
+	if (r->ok && r->status) {
+		v->lbd_failures = 0;
+		v->lbd_last_ok_ms = clock_ms();
+		v->lbd_flows = r->status->flows;
+		/* lbd confirmed the mode we asked for. */
+		if (r->status->active == v->lbd_want_active)
+			v->lbd_garp_pending = 0;
+	} else {
+		log_rl(LOG_LVL_WARN, "lbd refused the mode change: %s", r->error);
+		v->lbd_failures++;
+	}
+	dsrlb__lbd_response__free_unpacked(r, NULL);
+}
+
+void lbdlink_init(struct vrrpd *v)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/lbd.sock", v->run_dir);
+	v->lbd = ipc_client_create(v->loop, path, lbdlink_reply, v);
+	if (!v->lbd)
+		fatal("out of memory");
+	v->lbd_last_ok_ms = clock_ms();
+}
+
+/* Sends the wanted mode now unless a request is still in flight (the tick will send it then). */
+void lbdlink_push(struct vrrpd *v)
+{
+	Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
+	uint8_t buf[128];
+	size_t len;
+
+	if (ipc_client_busy(v->lbd))
+		return;
+	q.cmd = DSRLB__LBD_CMD__LBD_CMD_SET_MODE;
+	q.active = v->lbd_want_active;
+	q.fence_ms = v->cfg->fence_ms;
+	q.garp = v->lbd_garp_pending;
+	len = dsrlb__lbd_request__pack(&q, buf);
+	ipc_client_send(v->lbd, buf, len, (int)v->cfg->lbd_timeout_ms);
+}
+
+static int lbdlink_link_up(struct vrrpd *v)
+{
+	struct ifreq ifr;
+	int up = 0;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", v->cfg->interface);
+	if (ioctl(v->sock, SIOCGIFFLAGS, &ifr) == 0)
+		up = (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
+	return up;
+}
+
+void lbdlink_tick(struct vrrpd *v)
+{
+	uint64_t now = clock_ms();
+	const char *why = NULL;
+	int fault;
+
+	v->link_up = lbdlink_link_up(v);
+	v->lbd_healthy = v->lbd_failures < 2 && now - v->lbd_last_ok_ms <= v->cfg->lbd_timeout_ms;
+	if (!v->link_up)
+		why = "LAN link down";
+	else if (!v->lbd_healthy)
+		why = "lbd not answering";
+	fault = why != NULL;
+	if (fault != (v->fault_reason[0] != 0)) {
+		if (fault)
+			log_warn("fault: %s", why);
+		else
+			log_info("fault cleared");
+	}
+	snprintf(v->fault_reason, sizeof(v->fault_reason), "%s", why ? why : "");
+	vrrpd_actions(v, vrrp_fsm_fault(&v->fsm, fault, now));
+	lbdlink_push(v);
+}

@@ -1,0 +1,91 @@
+/* The vrrpd daemon's one context struct: the election state machine, the authenticated heartbeat
+ * socket, the link to the local lbd, the peer as last heard, and the timers that feed the machine. */
+#ifndef DSR_VRRPD_H
+#define DSR_VRRPD_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "fsm.h"
+#include "ipc.h"
+
+struct vrrpd_rejects {
+	uint64_t malformed, bad_mac, replay, unknown_node, wrong_cluster, unknown_key, stale_epoch;
+};
+
+struct vrrpd_peer {
+	int heard;                      /* a valid heartbeat arrived since start */
+	uint64_t last_heard_ms;
+	uint8_t priority;
+	int state;                      /* enum vrrp_state as sent */
+	uint32_t advert_ms;
+	int digest_match;
+	int lbd_healthy;
+	uint64_t flows;
+	uint32_t vips[CFG_MAX_SERVICES];
+	size_t n_vips;
+	char sync_state[32];
+};
+
+struct vrrpd {
+	struct ev_loop *loop;
+	struct cfg *cfg;
+	char cfg_path[PATH_MAX];
+	char run_dir[PATH_MAX];
+	char node[CFG_NAME_MAX];
+	struct cfg_node self, peer;     /* copies: a reload may move them */
+	int have_peer;
+	uint64_t start_ms;
+
+	struct vrrp_fsm fsm;
+	struct auth_keyring *keys;
+	struct auth_session *hb;
+	int sock;
+	ev_io sock_io;
+	ev_timer fsm_timer;
+	ev_timer tick;                  /* lbd keepalive and link check, every advert interval */
+	struct vrrpd_peer peer_info;
+	struct vrrpd_rejects rej;
+	uint64_t adverts_sent, adverts_received, transitions;
+
+	/* the local lbd */
+	struct ipc_client *lbd;
+	int lbd_want_active;
+	int lbd_garp_pending;
+	uint64_t lbd_last_ok_ms;
+	unsigned lbd_failures;
+	int lbd_healthy;
+	uint64_t lbd_flows;
+	int link_up;
+	char fault_reason[96];
+
+	struct ipc_server *ctl;
+	int stopping;
+	ev_timer stop_grace;
+	ev_signal sig_int, sig_term, sig_hup;
+};
+
+/* advert.c */
+int advert_open(struct vrrpd *v);
+void advert_close(struct vrrpd *v);
+void advert_send(struct vrrpd *v);
+
+/* lbdlink.c: keeps lbd's mode in step with the election and watches lbd's health */
+void lbdlink_init(struct vrrpd *v);
+void lbdlink_push(struct vrrpd *v);
+void lbdlink_tick(struct vrrpd *v);
+
+/* status.c: vrrpd's control socket */
+int status_open(struct vrrpd *v);
+void status_close(struct vrrpd *v);
+
+/* notify.c */
+void notify_run(struct vrrpd *v, const char *cmd, const char *state);
+
+/* main.c: applies a bitmask of FSM actions */
+void vrrpd_actions(struct vrrpd *v, unsigned act);
+void vrrpd_rearm(struct vrrpd *v);
+
+#endif
