@@ -429,6 +429,8 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "sync_port",               kw_uint,      C(sync_port),          1, 65535, 0 },
 	{ "multicast",               kw_multicast, C(multicast),          0, 0, 0 },
 	{ "realtime",                kw_bool,      C(realtime),           0, 0, 0 },
+	{ "sync",                    kw_bool,      C(sync),               0, 0, 0 },
+	{ "sync_timeout",            kw_duration,  C(sync_timeout_ms),    SEC(1), HOURS(1), 0 },
 	{ "flow_max",                kw_uint,      C(flow_max),           1024, 16777216, 0 },
 	{ "workers",                 kw_uint,      C(workers),            1, 16, 0 },
 	{ "rx_ring_version",         kw_uint,      C(rx_ring_version),    2, 3, 0 },
@@ -493,6 +495,8 @@ static void cfg_defaults(struct cfg *cfg)
 	cfg->realtime = 1;
 	cfg->flow_max = 1048576;
 	cfg->workers = 1;
+	cfg->sync = 1;
+	cfg->sync_timeout_ms = 30000;
 	cfg->rx_ring_version = 2;
 	cfg->tcp_established_ms = SEC(900);
 	cfg->tcp_syn_ms = SEC(60);

@@ -69,6 +69,8 @@ struct cfg {
 	uint32_t stop_timeout_ms;       /* graceful stop: longest wait for the new master */
 	uint16_t heartbeat_port;
 	uint16_t sync_port;
+	int sync;                       /* connection-state sync with the peer */
+	uint32_t sync_timeout_ms;       /* longest wait for the bulk sync before preempting anyway */
 	struct in_addr multicast;       /* INADDR_ANY = unicast only */
 	int realtime;
 	uint32_t flow_max;

@@ -50,6 +50,9 @@ static int ipc_sockaddr(const char *path, struct sockaddr_un *sun)
 	return 0;
 }
 
+static uint32_t ipc_get_len(const uint8_t *p);
+static int ipc_conn_dispatch(struct ipc_conn *c, size_t body_len);
+
 static void ipc_conn_close(struct ipc_conn *c)
 {
 	struct ipc_server *s = c->srv;
@@ -85,6 +88,12 @@ static void ipc_conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->out_len = c->out_off = 0;
 	ev_io_stop(loop, &c->wio);
 	ev_io_start(loop, &c->rio);
+	/* A pipelined request may already be buffered. */
+	if (c->in_len >= 4) {
+		uint32_t want = ipc_get_len(c->in);
+		if (want <= IPC_MAX_MSG && c->in_len >= 4 + (size_t)want && ipc_conn_dispatch(c, want) < 0)
+			ipc_conn_close(c);
+	}
 }
 
 static uint32_t ipc_get_len(const uint8_t *p)
@@ -243,15 +252,19 @@ struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc
 		free(s);
 		return NULL;
 	}
-	/* A stale socket of a dead daemon is replaced; a live one is refused. */
-	if (connect(s->fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		log_err("%s: %s is in use by a running daemon", __func__, path);
-		close(s->fd);
-		free(s);
-		errno = EADDRINUSE;
-		return NULL;
+	/* A stale socket of a dead daemon is replaced; a live one (or anything that is not a socket) is not. */
+	struct stat sb;
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode) ||
+		    (connect(s->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? errno != ECONNREFUSED : 1)) {
+			log_err("%s: %s is in use (a running daemon, or not a socket)", __func__, path);
+			close(s->fd);
+			free(s);
+			errno = EADDRINUSE;
+			return NULL;
+		}
+		unlink(path);
 	}
-	unlink(path);
 	old = umask(0117);
 	if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(s->fd, 16) < 0) {
 		int e = errno;
@@ -433,6 +446,12 @@ static void ipc_client_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ipc_client *c = w->data;
 
+	/* Readable with no request in flight: the server went away between requests. That answers no
+	 * request, so no callback; the next send reconnects. */
+	if (!c->busy) {
+		ipc_client_reset(c);
+		return;
+	}
 	if (revents & EV_WRITE) {
 		while (c->out_off < c->out_len) {
 			ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);

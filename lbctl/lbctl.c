@@ -106,12 +106,13 @@ static void lbctl_print_backends(const Dsrlb__LbdStatus *st)
 		const Dsrlb__Service *s = st->services[i];
 		printf("service %s  %s:%u/%s  forwarded %" PRIu64 "%s\n", s->name, s->vip, s->port, s->protocol,
 		       s->forwarded, s->all_down ? "  ** NO USABLE BACKEND: traffic is dropped **" : "");
-		printf("  %-16s %-9s %-18s %7s %10s %12s\n", "backend", "state", "mac", "weight", "flows",
-		       "forwarded");
+		printf("  %-16s %-9s %-18s %7s %10s %12s  %s\n", "backend", "state", "mac", "weight", "flows",
+		       "forwarded", "last check");
 		for (size_t j = 0; j < s->n_backends; j++) {
 			const Dsrlb__Backend *b = s->backends[j];
-			printf("  %-16s %-9s %-18s %7u %10" PRIu64 " %12" PRIu64 "%s\n", b->address, b->state,
+			printf("  %-16s %-9s %-18s %7u %10" PRIu64 " %12" PRIu64 "  %s%s\n", b->address, b->state,
 			       b->mac[0] ? b->mac : "-", b->weight, b->flows, b->forwarded,
+			       b->check_result[0] ? b->check_result : "-",
 			       b->answers_vip_arp ? "  ! answers ARP for the VIP (not set up for DSR)" : "");
 		}
 	}
@@ -175,6 +176,13 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 		       c->drop_no_service, c->drop_no_backend);
 		if (c->ring_drops)
 			printf("  WARNING the RX ring dropped %" PRIu64 " frames\n", c->ring_drops);
+	}
+	if (st->sync) {
+		const Dsrlb__SyncStatus *y = st->sync;
+		printf("  sync    %s%s%s  lag %u ms (p99 %u)  bulk %s %" PRIu64 "/%" PRIu64 "  sent %" PRIu64
+		       " received %" PRIu64 " rejected %" PRIu64 " dropped %" PRIu64 "\n",
+		       y->state, y->peer[0] ? " with " : "", y->peer, y->last_lag_ms, y->lag_p99_ms, y->bulk_state,
+		       y->bulk_received, y->bulk_total, y->sent_flows, y->received_flows, y->rejected, y->dropped);
 	}
 	if (st->last_reload_error[0])
 		printf("  WARNING last reload failed: %s\n", st->last_reload_error);

@@ -79,7 +79,7 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 }
 
 /* Builds the status message; ctl_status_free releases what this allocated. */
-static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters *c)
+static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters *c, Dsrlb__SyncStatus *ss)
 {
 	uint64_t now = clock_ms();
 
@@ -122,6 +122,15 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 			pb->forwarded = b->forwarded;
 			pb->state = ctl_strdup(ctl_backend_state(b));
 			pb->answers_vip_arp = b->answers_vip_arp;
+			pb->check_result = ctl_strdup(health_last_result(l->health, s->slots[j]));
+			const struct health_stats *hs = health_slot_stats(l->health, s->slots[j]);
+			pb->last_change_ms_ago = -1;
+			if (hs) {
+				pb->checks = hs->checks;
+				pb->check_failures = hs->failures;
+				if (hs->last_change_ms)
+					pb->last_change_ms_ago = (int64_t)(now - hs->last_change_ms);
+			}
 			ps->backends[ps->n_backends++] = pb;
 		}
 		st->services[st->n_services++] = ps;
@@ -140,6 +149,8 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 	st->config_file = ctl_strdup(l->cfg_path);
 	st->reloads = l->reloads;
 	st->last_reload_error = ctl_strdup(l->last_reload_error);
+	sync_status(l->sync, ss);
+	st->sync = ss;
 }
 
 static void ctl_status_free(Dsrlb__LbdStatus *st)
@@ -154,6 +165,7 @@ static void ctl_status_free(Dsrlb__LbdStatus *st)
 			ctl_free_str(pb->address);
 			ctl_free_str(pb->mac);
 			ctl_free_str(pb->state);
+			ctl_free_str(pb->check_result);
 			free(pb);
 		}
 		free(ps->backends);
@@ -259,6 +271,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	Dsrlb__LbdResponse r = DSRLB__LBD_RESPONSE__INIT;
 	Dsrlb__LbdStatus st = DSRLB__LBD_STATUS__INIT;
 	Dsrlb__Counters c = DSRLB__COUNTERS__INIT;
+	Dsrlb__SyncStatus ss = DSRLB__SYNC_STATUS__INIT;
 	char err[300] = "";
 	int with_status = 0;
 
@@ -303,7 +316,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	}
 	dsrlb__lbd_request__free_unpacked(q, NULL);
 	if (with_status) {
-		ctl_status_fill(l, &st, &c);
+		ctl_status_fill(l, &st, &c, &ss);
 		r.status = &st;
 	}
 	r.error = err;

@@ -21,6 +21,24 @@ int dp_is_vip(const struct lbd *l, uint32_t addr)
 	return 0;
 }
 
+struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port)
+{
+	for (size_t i = 0; i < l->n_services; i++) {
+		struct lbd_service *s = &l->services[i];
+		if (s->vip == vip && s->proto == proto && (any_port || s->port == port))
+			return s;
+	}
+	return NULL;
+}
+
+void dp_flow_assign(struct lbd *l, struct flow *f, uint16_t slot, int is_new)
+{
+	if (!is_new && f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
+		l->slots[f->backend].flows--;
+	f->backend = slot;
+	l->slots[slot].flows++;
+}
+
 struct lbd_service *dp_find_service(struct lbd *l, const char *name)
 {
 	for (size_t i = 0; i < l->n_services; i++)

@@ -13,17 +13,6 @@
 #define FWD_BATCH 256
 #define FWD_MAX_PER_WAKEUP 8192   /* then let the loop run timers and control clients */
 
-static const struct lbd_service *fwd_service(const struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port,
-					     int any_port)
-{
-	for (size_t i = 0; i < l->n_services; i++) {
-		const struct lbd_service *s = &l->services[i];
-		if (s->vip == vip && s->proto == proto && (any_port || s->port == port))
-			return s;
-	}
-	return NULL;
-}
-
 /* Maglev choice for a new flow; LBD_NO_SLOT when the service has no usable backend. */
 static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint32_t hash)
 {
@@ -44,14 +33,8 @@ void fwd_flow_gone(void *arg, const struct flow *f)
 	if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
 		l->slots[f->backend].flows--;
 	l->ctr.flows_expired++;
-}
-
-static void fwd_flow_move(struct lbd *l, struct flow *f, uint16_t slot)
-{
-	if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
-		l->slots[f->backend].flows--;
-	f->backend = slot;
-	l->slots[slot].flows++;
+	if (l->sync && l->active)
+		sync_flow_deleted(l->sync, f);
 }
 
 /* Chooses the backend of a TCP/UDP frame through the connection table. */
@@ -73,6 +56,8 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 	h = flow_hash(&k);
 	f = flow_lookup(w->flows, &k, h);
 	if (f) {
+		uint8_t old_state = f->state;
+		uint16_t old_slot = f->backend;
 		if (p->proto == IPPROTO_TCP) {
 			int newconn = 0;
 			f->state = (uint8_t)flow_tcp_next((enum flow_state)f->state, p->tcp_flags, &newconn);
@@ -88,12 +73,15 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 				return LBD_NO_SLOT;
 			if (!fresh)
 				l->ctr.flows_rescheduled++;
-			fwd_flow_move(l, f, n);
+			dp_flow_assign(l, f, n, 0);
 			slot = n;
 		} else if (!l->slots[slot].mac_known) {
 			return LBD_NO_SLOT;
 		}
 		flow_touch(w->flows, f, now);
+		f->flags |= LBD_FLOW_DIRTY;
+		if (l->sync && (f->state != old_state || f->backend != old_slot))
+			sync_flow_changed(l->sync, f);
 		return slot;
 	}
 	slot = fwd_pick(l, s, h);
@@ -110,6 +98,8 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 	} else {
 		l->ctr.flows_created++;
 		l->slots[slot].flows++;
+		if (l->sync)
+			sync_flow_changed(l->sync, f);
 	}
 	return slot;
 }
@@ -126,7 +116,7 @@ static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
 
 	if (!p->have_inner || p->in_saddr != p->daddr)
 		return LBD_NO_SLOT;
-	s = fwd_service(l, p->in_saddr, p->in_proto, p->in_sport, 0);
+	s = dp_lookup_service(l, p->in_saddr, p->in_proto, p->in_sport, 0);
 	if (!s)
 		return LBD_NO_SLOT;
 	memset(&k, 0, sizeof(k));
@@ -221,9 +211,9 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 	if (p->frag) {
 		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
 		l->ctr.fragments++;
-		s = p->have_ports ? fwd_service(l, p->daddr, p->proto, p->dport, 0) : NULL;
+		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport, 0) : NULL;
 		if (!s)
-			s = fwd_service(l, p->daddr, p->proto, 0, 1);
+			s = dp_lookup_service(l, p->daddr, p->proto, 0, 1);
 		if (!s) {
 			l->ctr.drop_no_service++;
 			return;
@@ -234,7 +224,7 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 			l->ctr.drop_no_service++;
 			return;
 		}
-		s = fwd_service(l, p->daddr, p->proto, p->dport, 0);
+		s = dp_lookup_service(l, p->daddr, p->proto, p->dport, 0);
 		if (!s) {
 			l->ctr.drop_no_service++;
 			return;

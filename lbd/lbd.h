@@ -11,10 +11,13 @@
 #include "flow.h"
 #include "maglev.h"
 #include "ring.h"
+#include "sync.h"
+#include "health.h"
 
 #define LBD_MAX_SLOTS 4096          /* backend slots; flows name their backend by slot */
 #define LBD_NO_SLOT 0xffffu
 #define LBD_MAX_VIPS CFG_MAX_SERVICES
+#define LBD_FLOW_DIRTY 0x01             /* flow flag: used since its last sync refresh */
 
 /* Counters of the forwarding and control paths; lbctl shows them by these names. */
 struct lbd_counters {
@@ -90,12 +93,16 @@ struct lbd {
 	struct flow_timeouts timeouts;
 
 	struct lbd_worker worker;
+	struct sync_ctx *sync;
+	struct health_ctx *health;
+	uint32_t refresh_cursor;
+	uint64_t refresh_pass_start_ms;
 	struct ipc_server *ctl;
 	struct lbd_counters ctr;
 	uint64_t reloads;
 	char last_reload_error[256];
 
-	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer, expire_timer;
+	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer, expire_timer, refresh_timer;
 	ev_signal sig_int, sig_term, sig_hup;
 };
 
@@ -107,6 +114,10 @@ int dp_backend_usable(const struct lbd_backend *b);
 struct lbd_service *dp_find_service(struct lbd *l, const char *name);
 struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32_t addr);
 int dp_is_vip(const struct lbd *l, uint32_t addr);
+/* The service of a VIP, protocol and port (network order); any_port: the first with that VIP and protocol. */
+struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port);
+/* Moves a flow's count from its old backend to slot. */
+void dp_flow_assign(struct lbd *l, struct flow *f, uint16_t slot, int is_new);
 
 /* fwd.c: the per-frame path */
 void fwd_rx_cb(struct ev_loop *loop, ev_io *w, int revents);

@@ -65,6 +65,9 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 		goto fail;
 	}
 	lbd_load_filter(l);
+	health_reload(l->health);
+	if (l->sync)
+		sync_reload(l->sync);
 	l->reloads++;
 	l->last_reload_error[0] = 0;
 	log_info("config reloaded from %s", l->cfg_path);
@@ -95,6 +98,33 @@ static void lbd_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	size_t scan = flow_max(l->worker.flows) / 50 + 64;
 
 	flow_expire(l->worker.flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, l);
+}
+
+/* Re-sends live flows to the peer often enough that its copies never expire: a full pass over the table
+ * every third of the shortest timeout (1 s .. 60 s), a slice every 100 ms. */
+static void lbd_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd *l = t->data;
+	uint32_t shortest = l->timeouts.tcp_syn_ms;
+	struct flow *f;
+
+	if (!l->sync || !l->active)
+		return;
+	if (l->timeouts.udp_ms < shortest)
+		shortest = l->timeouts.udp_ms;
+	uint32_t pass_ms = shortest / 3 < 1000 ? 1000 : shortest / 3 > 60000 ? 60000 : shortest / 3;
+	size_t n = (size_t)flow_max(l->worker.flows) * 100 / pass_ms + 64;
+	for (size_t i = 0; i < n; i++) {
+		f = flow_next(l->worker.flows, &l->refresh_cursor);
+		if (!f) {
+			l->refresh_cursor = 0;
+			break;
+		}
+		if (f->flags & LBD_FLOW_DIRTY) {
+			f->flags &= (uint8_t)~LBD_FLOW_DIRTY;
+			sync_flow_refresh(l->sync, f);
+		}
+	}
 }
 
 static void lbd_warn_forwarding(const struct lbd *l)
@@ -153,7 +183,15 @@ static int lbd_start(struct lbd *l)
 	ev_timer_init(&l->expire_timer, lbd_expire_cb, 0.1, 0.1);
 	l->expire_timer.data = l;
 	ev_timer_start(l->loop, &l->expire_timer);
+	ev_timer_init(&l->refresh_timer, lbd_refresh_cb, 0.1, 0.1);
+	l->refresh_timer.data = l;
+	ev_timer_start(l->loop, &l->refresh_timer);
 	mode_init(l);
+	l->health = health_create(l);
+	if (!l->health)
+		return -1;
+	if (l->cfg->sync && !(l->sync = sync_create(l)) && cfg_peer(l->cfg, cfg_find_node(l->cfg, l->node, NULL, 0)))
+		log_warn("connection sync with the peer is not running");
 
 	ev_signal_init(&l->sig_int, lbd_signal_cb, SIGINT);
 	ev_signal_init(&l->sig_term, lbd_signal_cb, SIGTERM);
@@ -171,6 +209,9 @@ static void lbd_stop(struct lbd *l)
 	if (l->active)
 		mode_set(l, 0, l->reason, 0, 0);
 	ctl_close(l);
+	health_destroy(l->health);
+	l->health = NULL;
+	sync_destroy(l->sync);
 	ring_close(l->worker.ring);
 	flow_destroy(l->worker.flows);
 	for (size_t i = 0; i < l->n_services; i++)

@@ -152,7 +152,7 @@ void advert_send(struct vrrpd *v)
 	hb.config_digest.len = CFG_DIGEST_LEN;
 	hb.lbd_healthy = v->lbd_healthy;
 	hb.flow_count = v->lbd_flows;
-	hb.sync_state = (char *)"";
+	hb.sync_state = v->sync_state;
 	hb.address = v->self.addr.s_addr;
 	plen = dsrlb__heartbeat__get_packed_size(&hb);
 	if (plen > sizeof(payload))

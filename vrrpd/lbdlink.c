@@ -30,8 +30,19 @@ static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
 	}
 	if (r->ok && r->status) {
 		v->lbd_failures = 0;
+		v->lbd_ever_ok = 1;
 		v->lbd_last_ok_ms = clock_ms();
 		v->lbd_flows = r->status->flows;
+		if (r->status->sync) {
+			int ready = r->status->sync->ready;
+			if (ready != v->sync_ready)
+				log_info("connection sync %s: %s preempt", ready ? "ready" : "not ready",
+					 ready ? "may" : "will not");
+			v->sync_ready = ready;
+			vrrp_fsm_set_can_preempt(&v->fsm, ready);
+			snprintf(v->sync_state, sizeof(v->sync_state), "%s/%s", r->status->sync->state,
+				 r->status->sync->bulk_state);
+		}
 		/* lbd confirmed the mode we asked for. */
 		if (r->status->active == v->lbd_want_active)
 			v->lbd_garp_pending = 0;
@@ -89,7 +100,8 @@ void lbdlink_tick(struct vrrpd *v)
 	int fault;
 
 	v->link_up = lbdlink_link_up(v);
-	v->lbd_healthy = v->lbd_failures < 2 && now - v->lbd_last_ok_ms <= v->cfg->lbd_timeout_ms;
+	/* Refused connections count only once lbd has answered: at start-up it may still be coming up. */
+	v->lbd_healthy = (v->lbd_failures < 2 || !v->lbd_ever_ok) && now - v->lbd_last_ok_ms <= v->cfg->lbd_timeout_ms;
 	if (!v->link_up)
 		why = "LAN link down";
 	else if (!v->lbd_healthy)

@@ -323,6 +323,8 @@ int main(int argc, char **argv)
 	ev_signal_start(v.loop, &v.sig_hup);
 
 	vrrp_fsm_init(&v.fsm, &fc);
+	/* No preemption until lbd reports its bulk sync done (lbd bounds that by sync_timeout). */
+	vrrp_fsm_set_can_preempt(&v.fsm, false);
 	log_info("node %s priority %u, peer %s, advert %u ms, master-down %u ms", v.node, v.self.priority,
 		 v.have_peer ? v.peer.name : "(none)", v.cfg->advert_interval_ms,
 		 vrrp_master_down_ms(v.self.priority, v.cfg->advert_interval_ms));

@@ -56,8 +56,11 @@ struct vrrpd {
 	int lbd_garp_pending;
 	uint64_t lbd_last_ok_ms;
 	unsigned lbd_failures;
+	int lbd_ever_ok;
 	int lbd_healthy;
 	uint64_t lbd_flows;
+	int sync_ready;                 /* lbd's bulk sync is done (or timed out): we may preempt */
+	char sync_state[32];
 	int link_up;
 	char fault_reason[96];
 

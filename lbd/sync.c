@@ -1,0 +1,781 @@
+/* Connection-state sync between the two lbd's of a pair.
+ *
+ * Transport: one TCP connection, opened by the node with the lower address and accepted only from the
+ * peer's address. Each frame is a 4-byte big-endian length and an Envelope (common/auth.h, kind SYNC)
+ * sealing one SyncMessage (proto/sync.proto). TCP gives order and retransmission while a connection
+ * lives; every new connection starts with a bulk transfer of the whole table, which fills whatever was
+ * lost with the old one. So there are no permanent holes without a sequence/ack scheme of our own.
+ *
+ * Handshake: the envelope accepts a new epoch of the peer only when it echoes our current challenge
+ * (replay protection across restarts). Both sides send HELLO on connect and answer a HELLO with a
+ * HELLO while they are not yet established or the peer has not yet accepted them; `peer_accepted`
+ * says "a message of yours was accepted on this connection". A side is established once an accepted
+ * message says it was accepted; only then are updates and bulk requests sent, so none is rejected as
+ * stale.
+ *
+ *   connect ──HELLO──► ◄──HELLO── (stale: learn challenge) ──HELLO(pa)──► established ◄──HELLO(pa)──
+ *
+ * Flow updates (creations, state and backend changes, deletions, periodic refreshes of live flows)
+ * are queued by the forwarding path into a bounded ring and flushed every few milliseconds in batches.
+ * The output buffer is bounded too: when the peer is slow or gone, updates are dropped and counted, and
+ * the next bulk sync repairs the peer. Only an active lbd sends updates; a standby installs what it
+ * receives without forwarding. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "control.pb-c.h"
+#include "lbd.h"
+#include "log.h"
+#include "sync.pb-c.h"
+
+#define SYNC_QUEUE        65536u            /* queued flow records, power of two */
+#define SYNC_BATCH        1200              /* flows per message: fits AUTH_MAX_MSG */
+#define SYNC_OUT_MAX      (8u << 20)        /* bytes waiting for the socket */
+#define SYNC_FRAME_MAX    (4 + AUTH_MAX_ENVELOPE)
+#define SYNC_FLUSH_S      0.005
+#define SYNC_RETRY_S      0.2
+#define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
+#define SYNC_LAGS         4096
+
+enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
+
+struct sync_rec {
+	struct flow_key key;
+	uint32_t backend;       /* address, network order */
+	uint32_t idle_ms;
+	uint8_t state;
+	uint8_t deleted;
+	uint64_t queued_ms;
+};
+
+struct sync_ctx {
+	struct lbd *l;
+	struct auth_keyring *keys;
+	struct auth_session *sess;
+	uint32_t self_addr, peer_addr;
+	uint16_t port;
+	int initiator;                  /* lower address: connects */
+
+	int listen_fd;
+	ev_io listen_io;
+	int fd;
+	ev_io rio, wio;
+	ev_timer retry, flush;
+	int connecting, established, rx_ok, hellos;
+
+	uint8_t *in;
+	size_t in_len;
+	uint8_t *out;
+	size_t out_len, out_off;
+	uint8_t *pbuf, *ebuf;           /* packed message, sealed envelope */
+	uint8_t *plain;                 /* opened payload */
+
+	struct sync_rec *q;
+	uint32_t q_head, q_tail;
+
+	Dsrlb__SyncFlow msg_flows[SYNC_BATCH];
+	Dsrlb__SyncFlow *msg_ptrs[SYNC_BATCH];
+
+	/* the table we receive */
+	enum sync_bulk bulk;
+	uint32_t bulk_cursor;
+	uint64_t bulk_peer_epoch;
+	uint64_t bulk_received, bulk_total, bulk_started_ms, bulk_done_ms;
+	uint32_t bulk_duration_ms;
+	/* the table we send */
+	int bulk_tx;
+	uint32_t bulk_tx_cursor;
+
+	int peer_active;
+	uint64_t start_ms;
+	uint32_t lags[SYNC_LAGS];
+	uint32_t n_lags, last_lag;
+	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
+		bulk_sent;
+	char peer_str[INET_ADDRSTRLEN];
+};
+
+static void sync_close(struct sync_ctx *s, const char *why);
+static void sync_bulk_pump(struct sync_ctx *s);
+
+static void sync_put_len(uint8_t *p, uint32_t n)
+{
+	p[0] = n >> 24;
+	p[1] = n >> 16;
+	p[2] = n >> 8;
+	p[3] = n;
+}
+
+/* Seals and queues one message; -1 (counted) when the output buffer is full. */
+static int sync_send(struct sync_ctx *s, Dsrlb__SyncMessage *m)
+{
+	size_t plen, elen;
+
+	m->peer_accepted = s->rx_ok;
+	m->active = s->l->active;
+	plen = dsrlb__sync_message__get_packed_size(m);
+	if (s->fd < 0 || plen > AUTH_MAX_MSG)
+		return -1;
+	dsrlb__sync_message__pack(m, s->pbuf);
+	if (auth_seal(s->sess, s->pbuf, plen, s->ebuf, AUTH_MAX_ENVELOPE, &elen) < 0)
+		return -1;
+	if (s->out_len + 4 + elen > SYNC_OUT_MAX && s->out_off) {
+		memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
+		s->out_len -= s->out_off;
+		s->out_off = 0;
+	}
+	if (s->out_len + 4 + elen > SYNC_OUT_MAX)
+		return -1;
+	sync_put_len(s->out + s->out_len, (uint32_t)elen);
+	memcpy(s->out + s->out_len + 4, s->ebuf, elen);
+	s->out_len += 4 + elen;
+	s->sent_msgs++;
+	if (!s->connecting)
+		ev_io_start(s->l->loop, &s->wio);
+	return 0;
+}
+
+static void sync_send_simple(struct sync_ctx *s, Dsrlb__SyncType type, uint32_t cursor, uint64_t sent_ms)
+{
+	Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
+
+	m.type = type;
+	m.cursor = cursor;
+	m.sent_ms = sent_ms;
+	if (type == DSRLB__SYNC_TYPE__SYNC_HELLO)
+		s->hellos++;
+	sync_send(s, &m);
+}
+
+static void sync_fill(Dsrlb__SyncFlow *sf, const struct flow_key *k, uint32_t backend, uint8_t state,
+		      uint32_t idle_ms, int deleted)
+{
+	dsrlb__sync_flow__init(sf);
+	sf->saddr = k->saddr;
+	sf->daddr = k->daddr;
+	sf->sport = ntohs(k->sport);
+	sf->dport = ntohs(k->dport);
+	sf->proto = k->proto;
+	sf->backend = backend;
+	sf->state = state;
+	sf->idle_ms = idle_ms;
+	sf->deleted = deleted;
+}
+
+/* Sends queued updates, a batch per message, while the output buffer takes them. */
+static void sync_flush(struct sync_ctx *s)
+{
+	while (s->q_head != s->q_tail && s->established) {
+		Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
+		size_t n = 0;
+		uint32_t t = s->q_tail;
+
+		m.sent_ms = s->q[t % SYNC_QUEUE].queued_ms;
+		while (t != s->q_head && n < SYNC_BATCH) {
+			const struct sync_rec *r = &s->q[t % SYNC_QUEUE];
+			sync_fill(&s->msg_flows[n], &r->key, r->backend, r->state, r->idle_ms, r->deleted);
+			s->msg_ptrs[n] = &s->msg_flows[n];
+			n++;
+			t++;
+		}
+		m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+		m.flows = s->msg_ptrs;
+		m.n_flows = n;
+		if (sync_send(s, &m) < 0) {
+			s->dropped += s->q_head - s->q_tail;
+			s->q_tail = s->q_head;
+			return;
+		}
+		s->sent_flows += n;
+		s->q_tail = t;
+	}
+}
+
+static void sync_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	sync_flush(w->data);
+}
+
+static void sync_enqueue(struct sync_ctx *s, const struct flow *f, int deleted)
+{
+	struct lbd *l = s->l;
+	struct sync_rec *r;
+
+	if (!s->established || !l->active)
+		return;
+	if (s->q_head - s->q_tail >= SYNC_QUEUE) {
+		s->dropped++;
+		return;
+	}
+	r = &s->q[s->q_head % SYNC_QUEUE];
+	r->key = f->key;
+	r->backend = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
+	r->state = f->state;
+	r->deleted = (uint8_t)deleted;
+	r->idle_ms = 0;
+	r->queued_ms = clock_ms();
+	s->q_head++;
+	if (!ev_is_active(&s->flush))
+		ev_timer_start(l->loop, &s->flush);
+}
+
+void sync_flow_changed(struct sync_ctx *s, const struct flow *f)
+{
+	sync_enqueue(s, f, 0);
+}
+
+void sync_flow_deleted(struct sync_ctx *s, const struct flow *f)
+{
+	sync_enqueue(s, f, 1);
+}
+
+void sync_flow_refresh(struct sync_ctx *s, const struct flow *f)
+{
+	sync_enqueue(s, f, 0);
+}
+
+/* Installs one flow of the peer. While active, our own entry wins; deletions apply only on standby. */
+static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
+{
+	struct lbd *l = s->l;
+	struct flow_table *t = l->worker.flows;
+	struct lbd_service *svc;
+	struct lbd_backend *b;
+	struct flow_key k;
+	struct flow *f;
+	uint32_t h;
+	uint64_t now = clock_ms();
+
+	if (sf->sport > 65535 || sf->dport > 65535 || sf->proto > 255 || sf->state > FLOW_OTHER)
+		return;
+	memset(&k, 0, sizeof(k));
+	k.saddr = sf->saddr;
+	k.daddr = sf->daddr;
+	k.sport = htons((uint16_t)sf->sport);
+	k.dport = htons((uint16_t)sf->dport);
+	k.proto = (uint8_t)sf->proto;
+	h = flow_hash(&k);
+	f = flow_lookup(t, &k, h);
+	if (sf->deleted) {
+		if (f && !l->active) {
+			if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
+				l->slots[f->backend].flows--;
+			flow_delete(t, f);
+		}
+		return;
+	}
+	if (f && l->active)
+		return;
+	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport, 0);
+	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
+	if (!b) {
+		s->unknown_backend++;
+		return;
+	}
+	uint16_t slot = (uint16_t)(b - l->slots);
+	if (f) {
+		if (f->backend != slot)
+			dp_flow_assign(l, f, slot, 0);
+		f->state = (uint8_t)sf->state;
+	} else {
+		f = flow_insert(t, &k, h, slot, (uint8_t)sf->state, now);
+		if (!f) {
+			l->ctr.flow_table_full++;
+			return;
+		}
+		dp_flow_assign(l, f, slot, 1);
+	}
+	flow_set_idle(t, f, now, sf->idle_ms);
+}
+
+static void sync_request_bulk(struct sync_ctx *s)
+{
+	uint64_t pe = auth_session_peer_epoch(s->sess);
+
+	/* Resume an interrupted transfer from the same peer process; start over if it restarted. */
+	if (s->bulk != BULK_RECEIVING || pe != s->bulk_peer_epoch) {
+		s->bulk_cursor = 0;
+		s->bulk_received = 0;
+		s->bulk_started_ms = clock_ms();
+	}
+	s->bulk_peer_epoch = pe;
+	if (s->bulk != BULK_RECEIVING)
+		s->bulk = BULK_REQUESTED;
+	sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST, s->bulk_cursor, 0);
+}
+
+static void sync_record_lag(struct sync_ctx *s, uint64_t sent_ms)
+{
+	uint64_t now = clock_ms();
+
+	if (!sent_ms || sent_ms > now)
+		return;
+	s->last_lag = (uint32_t)(now - sent_ms);
+	s->lags[s->n_lags++ % SYNC_LAGS] = s->last_lag;
+}
+
+static void sync_message(struct sync_ctx *s, const Dsrlb__SyncMessage *m)
+{
+	int was_established = s->established;
+
+	s->recv_msgs++;
+	s->peer_active = m->active;
+	if (m->peer_accepted && !s->established) {
+		s->established = 1;
+		log_info("sync with %s established", s->peer_str);
+		sync_request_bulk(s);
+	}
+	switch (m->type) {
+	case DSRLB__SYNC_TYPE__SYNC_HELLO:
+		if ((!was_established || !m->peer_accepted) && s->hellos < SYNC_HELLO_MAX)
+			sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
+		break;
+	case DSRLB__SYNC_TYPE__SYNC_UPDATE:
+		for (size_t i = 0; i < m->n_flows; i++)
+			sync_apply(s, m->flows[i]);
+		s->recv_flows += m->n_flows;
+		sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_ACK, 0, m->sent_ms);
+		break;
+	case DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST:
+		s->bulk_tx = 1;
+		s->bulk_tx_cursor = m->cursor;
+		sync_bulk_pump(s);
+		break;
+	case DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK:
+		if (s->bulk == BULK_NONE || s->bulk == BULK_DONE)
+			break;
+		s->bulk = BULK_RECEIVING;
+		for (size_t i = 0; i < m->n_flows; i++)
+			sync_apply(s, m->flows[i]);
+		s->recv_flows += m->n_flows;
+		s->bulk_received += m->n_flows;
+		s->bulk_total = m->total;
+		s->bulk_cursor = m->cursor;
+		if (m->done) {
+			s->bulk = BULK_DONE;
+			s->bulk_done_ms = clock_ms();
+			s->bulk_duration_ms = (uint32_t)(s->bulk_done_ms - s->bulk_started_ms);
+			log_info("bulk sync from %s done: %" PRIu64 " flows in %u ms", s->peer_str, s->bulk_received,
+				 s->bulk_duration_ms);
+		}
+		break;
+	case DSRLB__SYNC_TYPE__SYNC_ACK:
+		sync_record_lag(s, m->sent_ms);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Sends the next chunks of our table while the output buffer has room; resumes from the write path. */
+static void sync_bulk_pump(struct sync_ctx *s)
+{
+	struct lbd *l = s->l;
+	uint64_t now = clock_ms();
+
+	while (s->bulk_tx && s->established && s->out_len - s->out_off < SYNC_OUT_MAX / 2) {
+		Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
+		size_t n = 0;
+		struct flow *f;
+		uint32_t cursor = s->bulk_tx_cursor;
+
+		while (n < SYNC_BATCH && (f = flow_next(l->worker.flows, &cursor))) {
+			uint32_t b = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
+			if (!b)
+				continue;
+			sync_fill(&s->msg_flows[n], &f->key, b, f->state, flow_idle_ms(l->worker.flows, f, now), 0);
+			s->msg_ptrs[n] = &s->msg_flows[n];
+			n++;
+		}
+		m.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
+		m.flows = s->msg_ptrs;
+		m.n_flows = n;
+		m.cursor = cursor;
+		m.total = flow_count(l->worker.flows);
+		m.done = n < SYNC_BATCH;
+		if (sync_send(s, &m) < 0)
+			return;
+		s->bulk_sent += n;
+		s->bulk_tx_cursor = cursor;
+		if (m.done)
+			s->bulk_tx = 0;
+	}
+}
+
+static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync_ctx *s = w->data;
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t n = recv(s->fd, s->in + s->in_len, SYNC_FRAME_MAX - s->in_len, 0);
+		if (n == 0) {
+			sync_close(s, "peer closed the connection");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			sync_close(s, strerror(errno));
+			return;
+		}
+		s->in_len += (size_t)n;
+		size_t off = 0;
+		while (s->in_len - off >= 4) {
+			const uint8_t *p = s->in + off;
+			uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			size_t plen;
+			enum auth_result r;
+
+			if (len > AUTH_MAX_ENVELOPE) {
+				s->rejected++;
+				sync_close(s, "oversized frame");
+				return;
+			}
+			if (s->in_len - off < 4 + (size_t)len)
+				break;
+			off += 4 + len;
+			r = auth_open(s->sess, p + 4, len, s->plain, AUTH_MAX_MSG, &plen);
+			if (r == AUTH_STALE_EPOCH) {
+				/* A restarted peer: let it learn our challenge. */
+				if (!s->established && s->hellos < SYNC_HELLO_MAX)
+					sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
+				continue;
+			}
+			if (r != AUTH_OK) {
+				s->rejected++;
+				log_rl(LOG_LVL_WARN, "sync from %s: frame rejected: %s", s->peer_str, auth_result_str(r));
+				continue;
+			}
+			s->rx_ok = 1;
+			Dsrlb__SyncMessage *m = dsrlb__sync_message__unpack(NULL, plen, s->plain);
+			if (!m) {
+				s->rejected++;
+				log_rl(LOG_LVL_WARN, "sync from %s: authentic message does not parse", s->peer_str);
+				continue;
+			}
+			sync_message(s, m);
+			dsrlb__sync_message__free_unpacked(m, NULL);
+			if (s->fd < 0)
+				return;
+		}
+		memmove(s->in, s->in + off, s->in_len - off);
+		s->in_len -= off;
+	}
+}
+
+static void sync_connected(struct sync_ctx *s)
+{
+	s->connecting = 0;
+	s->established = 0;
+	s->rx_ok = 0;
+	s->hellos = 0;
+	s->in_len = 0;
+	s->out_len = s->out_off = 0;
+	ev_io_init(&s->rio, sync_read_cb, s->fd, EV_READ);
+	s->rio.data = s;
+	ev_io_start(s->l->loop, &s->rio);
+	sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
+}
+
+static void sync_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync_ctx *s = w->data;
+
+	if (s->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		ev_io_stop(loop, w);
+		if (err) {
+			sync_close(s, strerror(err));
+			return;
+		}
+		sync_connected(s);
+		return;
+	}
+	while (s->out_off < s->out_len) {
+		ssize_t n = send(s->fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			sync_close(s, strerror(errno));
+			return;
+		}
+		s->out_off += (size_t)n;
+	}
+	s->out_off = s->out_len = 0;
+	ev_io_stop(loop, w);
+	sync_bulk_pump(s);
+	sync_flush(s);
+}
+
+static void sync_setup_fd(struct sync_ctx *s, int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->fd = fd;
+	ev_io_init(&s->wio, sync_write_cb, fd, EV_WRITE);
+	s->wio.data = s;
+}
+
+static void sync_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sync_ctx *s = w->data;
+	struct sockaddr_in sin;
+	int fd;
+
+	if (s->fd >= 0 || !s->initiator)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto again;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = s->self_addr;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		close(fd);
+		goto again;
+	}
+	sin.sin_addr.s_addr = s->peer_addr;
+	sin.sin_port = htons(s->port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		goto again;
+	}
+	sync_setup_fd(s, fd);
+	s->connecting = 1;
+	ev_io_start(loop, &s->wio);
+	return;
+again:
+	ev_timer_set(w, SYNC_RETRY_S, 0.);
+	ev_timer_start(loop, w);
+}
+
+static void sync_close(struct sync_ctx *s, const char *why)
+{
+	struct ev_loop *loop = s->l->loop;
+
+	if (s->fd < 0)
+		return;
+	if (s->established || !s->connecting)
+		log_rl(LOG_LVL_WARN, "sync with %s closed: %s", s->peer_str, why);
+	ev_io_stop(loop, &s->rio);
+	ev_io_stop(loop, &s->wio);
+	close(s->fd);
+	s->fd = -1;
+	s->established = 0;
+	s->connecting = 0;
+	s->bulk_tx = 0;
+	s->q_tail = s->q_head;
+	s->reconnects++;
+	if (s->initiator && !ev_is_active(&s->retry)) {
+		ev_timer_set(&s->retry, SYNC_RETRY_S, 0.);
+		ev_timer_start(loop, &s->retry);
+	}
+}
+
+static void sync_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync_ctx *s = w->data;
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	int fd = accept4(s->listen_fd, (struct sockaddr *)&from, &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (from.sin_addr.s_addr != s->peer_addr) {
+		s->rejected++;
+		log_rl(LOG_LVL_WARN, "sync: connection from %s refused: not our peer", inet_ntoa(from.sin_addr));
+		close(fd);
+		return;
+	}
+	/* A new connection from the peer replaces the old one (it restarted, or the old one is half-dead). */
+	if (s->fd >= 0)
+		sync_close(s, "replaced by a new connection");
+	sync_setup_fd(s, fd);
+	sync_connected(s);
+}
+
+struct sync_ctx *sync_create(struct lbd *l)
+{
+	const struct cfg_node *self, *peer;
+	struct sync_ctx *s;
+	struct sockaddr_in sin;
+	char err[512];
+	int one = 1;
+
+	if (!l->cfg->sync)
+		return NULL;
+	self = cfg_find_node(l->cfg, l->node, err, sizeof(err));
+	peer = self ? cfg_peer(l->cfg, self) : NULL;
+	if (!peer)
+		return NULL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return NULL;
+	s->l = l;
+	s->fd = -1;
+	s->listen_fd = -1;
+	s->self_addr = self->addr.s_addr;
+	s->peer_addr = peer->addr.s_addr;
+	s->port = l->cfg->sync_port;
+	s->initiator = ntohl(s->self_addr) < ntohl(s->peer_addr);
+	s->start_ms = clock_ms();
+	inet_ntop(AF_INET, &peer->addr, s->peer_str, sizeof(s->peer_str));
+	s->keys = auth_keyring_load((const char *const[]){ l->cfg->key_files[0], l->cfg->key_files[1] },
+				    l->cfg->n_key_files, err, sizeof(err));
+	if (!s->keys) {
+		log_err("sync: %s", err);
+		goto fail;
+	}
+	s->sess = auth_session_create(s->keys, AUTH_KIND_SYNC, self->name, peer->name);
+	s->in = malloc(SYNC_FRAME_MAX);
+	s->out = malloc(SYNC_OUT_MAX);
+	s->pbuf = malloc(AUTH_MAX_MSG);
+	s->ebuf = malloc(AUTH_MAX_ENVELOPE);
+	s->plain = malloc(AUTH_MAX_MSG);
+	s->q = calloc(SYNC_QUEUE, sizeof(*s->q));
+	if (!s->sess || !s->in || !s->out || !s->pbuf || !s->ebuf || !s->plain || !s->q) {
+		log_err("%s: out of memory", __func__);
+		goto fail;
+	}
+	ev_init(&s->retry, sync_retry_cb);
+	ev_init(&s->flush, sync_flush_cb);
+	s->retry.data = s->flush.data = s;
+	s->flush.repeat = SYNC_FLUSH_S;
+	ev_timer_set(&s->flush, SYNC_FLUSH_S, 0.);
+	if (!s->initiator) {
+		s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (s->listen_fd < 0)
+			goto fail;
+		setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = s->self_addr;
+		sin.sin_port = htons(s->port);
+		if (bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s->listen_fd, 4) < 0) {
+			log_err("sync: listen on %s:%u: %s", inet_ntoa(sin.sin_addr), s->port, strerror(errno));
+			goto fail;
+		}
+		ev_io_init(&s->listen_io, sync_accept_cb, s->listen_fd, EV_READ);
+		s->listen_io.data = s;
+		ev_io_start(l->loop, &s->listen_io);
+	} else {
+		ev_timer_set(&s->retry, 0., 0.);
+		ev_timer_start(l->loop, &s->retry);
+	}
+	return s;
+fail:
+	sync_destroy(s);
+	return NULL;
+}
+
+void sync_destroy(struct sync_ctx *s)
+{
+	if (!s)
+		return;
+	if (s->l->loop) {
+		ev_timer_stop(s->l->loop, &s->retry);
+		ev_timer_stop(s->l->loop, &s->flush);
+		if (s->listen_fd >= 0)
+			ev_io_stop(s->l->loop, &s->listen_io);
+	}
+	sync_close(s, "stopping");
+	ev_timer_stop(s->l->loop, &s->retry);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	auth_session_destroy(s->sess);
+	auth_keyring_destroy(s->keys);
+	free(s->in);
+	free(s->out);
+	free(s->pbuf);
+	free(s->ebuf);
+	free(s->plain);
+	free(s->q);
+	free(s);
+}
+
+int sync_reload(struct sync_ctx *s)
+{
+	char err[512];
+	struct cfg *c = s->l->cfg;
+	struct auth_keyring *k = auth_keyring_load((const char *const[]){ c->key_files[0], c->key_files[1] },
+						   c->n_key_files, err, sizeof(err));
+
+	if (!k) {
+		log_err("sync: %s (keeping the old keys)", err);
+		return -1;
+	}
+	auth_session_set_keyring(s->sess, k);
+	auth_keyring_destroy(s->keys);
+	s->keys = k;
+	return 0;
+}
+
+int sync_ready(const struct sync_ctx *s)
+{
+	if (!s)
+		return 1;
+	return s->bulk == BULK_DONE || clock_ms() - s->start_ms >= s->l->cfg->sync_timeout_ms;
+}
+
+const char *sync_state_str(const struct sync_ctx *s)
+{
+	if (!s)
+		return "disabled";
+	if (s->fd < 0 || s->connecting)
+		return "connecting";
+	return s->established ? "established" : "handshake";
+}
+
+static int sync_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
+{
+	static uint32_t sorted[SYNC_LAGS];
+	static const char *bulk_names[] = { "none", "requested", "receiving", "done" };
+	uint64_t now = clock_ms();
+
+	st->state = (char *)sync_state_str(s);
+	if (!s)
+		return;
+	st->peer = s->peer_str;
+	st->last_lag_ms = s->last_lag;
+	uint32_t n = s->n_lags < SYNC_LAGS ? s->n_lags : SYNC_LAGS;
+	if (n) {
+		memcpy(sorted, s->lags, n * sizeof(uint32_t));
+		qsort(sorted, n, sizeof(uint32_t), sync_cmp_u32);
+		st->lag_p99_ms = sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+	}
+	st->bulk_state = (char *)(s->bulk != BULK_DONE && now - s->start_ms >= s->l->cfg->sync_timeout_ms
+				  ? "timeout" : bulk_names[s->bulk]);
+	st->bulk_received = s->bulk_received;
+	st->bulk_total = s->bulk_total;
+	st->bulk_done_ms_ago = s->bulk == BULK_DONE ? (int64_t)(now - s->bulk_done_ms) : -1;
+	st->bulk_duration_ms = s->bulk_duration_ms;
+	st->sent_flows = s->sent_flows;
+	st->received_flows = s->recv_flows;
+	st->sent_messages = s->sent_msgs;
+	st->received_messages = s->recv_msgs;
+	st->rejected = s->rejected;
+	st->dropped = s->dropped;
+	st->unknown_backend = s->unknown_backend;
+	st->reconnects = s->reconnects;
+	st->bulk_sent = s->bulk_sent;
+	st->peer_active = s->peer_active;
+	st->ready = sync_ready(s);
+}

@@ -1,0 +1,33 @@
+/* Connection-state sync with the peer lbd: the flows this node creates, changes and deletes stream to
+ * the peer over one TCP connection of sealed messages; on (re)connect each side asks for the other's
+ * whole table in resumable chunks. Bounded memory; never blocks forwarding. */
+#ifndef DSR_SYNC_H
+#define DSR_SYNC_H
+
+#include <stdint.h>
+
+#include "flow.h"
+
+struct lbd;
+struct sync_ctx;
+struct Dsrlb__SyncStatus;
+
+/* NULL with sync disabled or no peer is not an error: check lbd->cfg. */
+struct sync_ctx *sync_create(struct lbd *l);
+void sync_destroy(struct sync_ctx *s);
+/* After a reload: new keys; address or port changes need a restart. */
+int sync_reload(struct sync_ctx *s);
+
+/* Forwarding-path hooks: cheap appends to a bounded queue, dropped (and counted) when it is full. */
+void sync_flow_changed(struct sync_ctx *s, const struct flow *f);
+void sync_flow_deleted(struct sync_ctx *s, const struct flow *f);
+/* Expiry sweep hook: the flow is alive and was used since its last refresh. */
+void sync_flow_refresh(struct sync_ctx *s, const struct flow *f);
+
+/* Our bulk sync is complete or timed out: safe to preempt. */
+int sync_ready(const struct sync_ctx *s);
+const char *sync_state_str(const struct sync_ctx *s);
+/* Fills a status message; strings point into s (valid until the next call). */
+void sync_status(struct sync_ctx *s, struct Dsrlb__SyncStatus *st);
+
+#endif
