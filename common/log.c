@@ -60,13 +60,13 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
-int log_rl_allow(struct log_rl *rl, uint32_t burst)
+int log_rl_allow(struct log_rl *rl, uint32_t burst, enum log_level lvl)
 {
 	uint64_t now = clock_ms();
 
 	if (now - rl->window_start_ms >= 1000) {
 		if (rl->suppressed)
-			log_msg(LOG_LVL_WARN, "(%u similar messages suppressed)", rl->suppressed);
+			log_msg(lvl, "(%u more like the previous message suppressed)", rl->suppressed);
 		rl->window_start_ms = now;
 		rl->in_window = 0;
 		rl->suppressed = 0;

@@ -18,7 +18,7 @@ struct log_rl {
 	uint32_t in_window;
 	uint32_t suppressed;
 };
-int log_rl_allow(struct log_rl *rl, uint32_t burst);
+int log_rl_allow(struct log_rl *rl, uint32_t burst, enum log_level lvl);
 
 #define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
@@ -26,7 +26,7 @@ int log_rl_allow(struct log_rl *rl, uint32_t burst);
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_rl(lvl, ...) do { \
 		static struct log_rl rl_; \
-		if (log_rl_allow(&rl_, 5)) log_msg((lvl), __VA_ARGS__); \
+		if (log_rl_allow(&rl_, 5, (lvl))) log_msg((lvl), __VA_ARGS__); \
 	} while (0)
 
 #endif

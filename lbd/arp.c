@@ -115,12 +115,16 @@ void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pktp)
 	(void)frame;
 }
 
-/* Re-resolves every backend; one whose MAC has not been confirmed for four rounds is not chosen. */
+/* Re-resolves every backend each arp_refresh; one whose MAC has not been confirmed for four rounds is not
+ * chosen. Backends still unresolved are asked again every 200 ms for 2 s after start-up or a reload, then
+ * every second. */
 void arp_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct lbd *l = t->data;
 	uint64_t now = clock_ms();
 	uint64_t stale = 4ull * l->cfg->arp_refresh_ms;
+	int full = now - l->arp_last_full_ms >= l->cfg->arp_refresh_ms || !l->arp_last_full_ms;
+	int unresolved = 0;
 
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		struct lbd_backend *b = &l->slots[i];
@@ -131,17 +135,22 @@ void arp_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			log_warn("backend %s stopped answering ARP", inet_ntoa((struct in_addr){ b->addr }));
 			dp_rebuild_service(l, &l->services[b->service]);
 		}
-		arp_send_request(l, b->addr);
+		if (!b->mac_known)
+			unresolved = 1;
+		if (full || !b->mac_known)
+			arp_send_request(l, b->addr);
 	}
 	/* Ask for the VIPs too: a backend that answers is misconfigured for DSR (arp_flag_vip_claim). */
-	for (size_t i = 0; i < l->n_vips; i++)
+	for (size_t i = 0; full && i < l->n_vips; i++)
 		arp_send_request(l, l->vips[i]);
+	if (full)
+		l->arp_last_full_ms = now;
 	ring_tx_kick(l->worker.ring);
-	/* Faster while some backend is unresolved, so start-up does not wait a whole refresh period. */
-	int unresolved = 0;
-	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++)
-		if (l->slots[i].addr && !l->slots[i].mac_known)
-			unresolved = 1;
-	t->repeat = unresolved ? 0.2 : l->cfg->arp_refresh_ms / 1000.0;
+	double next = l->cfg->arp_refresh_ms / 1000.0;
+	if (unresolved)
+		next = now < l->arp_fast_until_ms ? 0.2 : 1.0;
+	if (next > (l->arp_last_full_ms + l->cfg->arp_refresh_ms - now) / 1000.0)
+		next = (l->arp_last_full_ms + l->cfg->arp_refresh_ms - now) / 1000.0;
+	t->repeat = next > 0.01 ? next : 0.01;
 	ev_timer_again(loop, t);
 }

@@ -183,12 +183,6 @@ static void ctl_status_free(Dsrlb__LbdStatus *st)
 	ctl_free_str(st->last_reload_error);
 }
 
-static const char *ctl_flow_state(uint8_t s)
-{
-	static const char *n[] = { "syn", "established", "fin", "closed", "udp", "other" };
-	return s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
-}
-
 static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
 {
 	uint64_t now = clock_ms();
@@ -221,7 +215,7 @@ static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
 			pf->backend = ctl_strdup("");
 			pf->service = ctl_strdup("");
 		}
-		pf->state = ctl_strdup(ctl_flow_state(f->state));
+		pf->state = ctl_strdup(flow_state_name(f->state));
 		pf->idle_ms = flow_idle_ms(l->worker.flows, f, now);
 		r->flows[n++] = pf;
 	}

@@ -60,6 +60,7 @@ struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32
 void dp_rebuild_service(struct lbd *l, struct lbd_service *s)
 {
 	uint32_t ids[CFG_MAX_BACKENDS], weights[CFG_MAX_BACKENDS];
+	uint16_t slots[CFG_MAX_BACKENDS];
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->n_slots; i++) {
@@ -68,12 +69,16 @@ void dp_rebuild_service(struct lbd *l, struct lbd_service *s)
 			continue;
 		ids[n] = b->addr;
 		weights[n] = b->weight;
-		s->mg_slots[n] = s->slots[i];
+		slots[n] = s->slots[i];
 		n++;
 	}
-	s->n_usable = n;
-	if (maglev_build(s->mg, ids, weights, n) < 0)
+	/* The old table stays in force if the new one cannot be built. */
+	if (maglev_build(s->mg, ids, weights, n) < 0) {
 		log_err("%s: service %s: cannot build the lookup table", __func__, s->name);
+		return;
+	}
+	memcpy(s->mg_slots, slots, n * sizeof(slots[0]));
+	s->n_usable = n;
 }
 
 void dp_rebuild_all(struct lbd *l)

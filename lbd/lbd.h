@@ -90,6 +90,8 @@ struct lbd {
 	size_t n_vips;
 	struct lbd_backend slots[LBD_MAX_SLOTS];
 	uint16_t next_slot;
+	uint64_t arp_last_full_ms;
+	uint64_t arp_fast_until_ms;       /* resolve new backends quickly until then */
 	struct flow_timeouts timeouts;
 
 	struct lbd_worker worker;

@@ -66,6 +66,9 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 	}
 	lbd_load_filter(l);
 	health_reload(l->health);
+	l->arp_fast_until_ms = clock_ms() + 2000;
+	l->arp_timer.repeat = 0.001;
+	ev_timer_again(l->loop, &l->arp_timer);
 	if (l->sync)
 		sync_reload(l->sync);
 	l->reloads++;
@@ -158,10 +161,8 @@ static int lbd_start(struct lbd *l)
 	rp.filter_len = filter_build(l->vips, l->n_vips, prog, 256);
 	l->worker.lbd = l;
 	l->worker.flows = flow_create(l->cfg->flow_max);
-	if (!l->worker.flows) {
-		log_err("cannot allocate a flow table of %u flows", l->cfg->flow_max);
+	if (!l->worker.flows)
 		return -1;
-	}
 	l->worker.ring = ring_open(&rp);
 	if (!l->worker.ring)
 		return -1;
@@ -179,6 +180,7 @@ static int lbd_start(struct lbd *l)
 	ev_init(&l->arp_timer, arp_refresh_cb);
 	l->arp_timer.data = l;
 	l->arp_timer.repeat = 0.001;
+	l->arp_fast_until_ms = clock_ms() + 2000;
 	ev_timer_again(l->loop, &l->arp_timer);
 	ev_timer_init(&l->expire_timer, lbd_expire_cb, 0.1, 0.1);
 	l->expire_timer.data = l;
@@ -201,6 +203,9 @@ static int lbd_start(struct lbd *l)
 	ev_signal_start(l->loop, &l->sig_term);
 	ev_signal_start(l->loop, &l->sig_hup);
 	lbd_warn_forwarding(l);
+	if (l->cfg->workers > 1)
+		log_warn("workers = %u: this version runs one forwarding worker (docs/ARCHITECTURE.md)",
+			 l->cfg->workers);
 	return 0;
 }
 

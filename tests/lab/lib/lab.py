@@ -355,6 +355,11 @@ class Lab:
         if host in self.hosts:
             vals.update(self.hosts[host].get("sysctls", {}))
         script = "".join(f"echo {v} > /proc/sys/{k.replace('.', '/')}\n" for k, v in vals.items())
+        if role == "bridge":
+            # A switch passes frames as they are. With br_netfilter loaded the bridge would hand
+            # bridged IPv4 to iptables, which drops malformed headers before any host sees them.
+            script += ("for f in /proc/sys/net/bridge/bridge-nf-call-*; do "
+                       "[ -e \"$f\" ] && echo 0 > \"$f\"; done; true\n")
         self.run(host, ["sh", "-ec", script + "ip link set lo up\n"], timeout=10)
 
     def _wire_bridge(self):

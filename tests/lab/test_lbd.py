@@ -1,0 +1,715 @@
+"""lbd on the wire: one standalone lbd on lb1 forwards the lab's VIP traffic to the backends.
+
+Proves, with captures and lbd's counters: weighted spreading, replies that bypass the balancer,
+large transfers through GSO super-frames (both RX ring versions), no RST / ICMP / duplicate from
+the balancer's kernel, unserved ports dropped and counted, ICMP echo answered only while active,
+backends without a MAC never chosen, fragments kept together, ICMP errors following their flow,
+flows kept when a backend joins, a standby lbd that stays silent, gratuitous ARP on activation,
+and hostile frames that are counted without harm.
+"""
+
+import base64
+import collections
+import ipaddress
+import json
+import random
+import socket
+import struct
+import sys
+
+import pytest
+
+from lib import client, servers
+from lib.capture import Capture, arp_probe
+from lib.lab import VIP, CommandError, LabError, topology, wait_for
+
+VIP2 = "192.0.2.101"
+NO_HOST = "192.0.2.29"  # a backend address nobody has
+TOPOLOGY = topology(vips=(VIP, VIP2))
+BACKENDS = ["be1", "be2", "be3"]
+WEIGHTS = {"be1": 1, "be2": 2, "be3": 1}
+GARP_COUNT = 3
+
+
+# ----------------------------------------------------------------------------- config
+
+def make_conf(lab, ring=3, extra_backends=()):
+    """The lab's config: web (80/tcp), sink (81/tcp) and echo (9000/udp) on the VIP over be1..be3
+    with be2 at weight 2, and ghost (80/tcp on VIP2) whose third backend has no host."""
+    key = lab.tmpdir + "/conf/pair.key"
+    backends = "".join(f"backend = {lab.addr(b)}{' weight=2' if b == 'be2' else ''}\n" for b in BACKENDS)
+    backends += "".join(f"backend = {lab.addr(b)}\n" for b in extra_backends)
+    text = f"""[cluster]
+interface = eth0
+key_file = {key}
+rx_ring_version = {ring}
+garp_count = {GARP_COUNT}
+garp_repeat = 0
+
+[node lb1]
+address = {lab.addr('lb1')}
+priority = 150
+
+[node lb2]
+address = {lab.addr('lb2')}
+priority = 100
+"""
+    for name, port, proto in (("web", 80, "tcp"), ("sink", 81, "tcp"), ("echo", 9000, "udp")):
+        text += (f"\n[service {name}]\nvip = {VIP}\nport = {port}\nprotocol = {proto}\ncheck = none\n"
+                 + backends)
+    text += (f"\n[service ghost]\nvip = {VIP2}\nport = 80\nprotocol = tcp\ncheck = none\n"
+             f"backend = {lab.addr('be1')}\nbackend = {lab.addr('be3')}\nbackend = {NO_HOST}\n")
+    return text
+
+
+class LbdRunner:
+    """One lbd in a node's namespace, restarted only when its config must change."""
+
+    def __init__(self, lab, node, standalone):
+        self.lab = lab
+        self.node = node
+        self.standalone = standalone
+        self.proc = None
+        self.text = None
+        self.conf = None
+        self.dirty = False
+
+    def ensure(self, text):
+        if self.proc is not None and self.proc.poll() is None and text == self.text and not self.dirty:
+            return self
+        self.stop()
+        self.text = text
+        self.conf = self.lab.write_config(text, name=f"{self.node}.conf")
+        self.proc = self.lab.start_lbd(self.node, self.conf, ["--standalone"] if self.standalone else [])
+        self.dirty = False
+        self.wait_ready()
+        return self
+
+    def rewrite(self, text):
+        """Change the config file in place (for reload); the next ensure() restarts."""
+        self.dirty = True
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def wait_ready(self, timeout=5):
+        def ready():
+            self.alive()
+            st = self.status()
+            if st["active"] != self.standalone:
+                return None
+            for svc in st["services"]:
+                for b in svc["backends"]:
+                    if b["address"] != NO_HOST and b["state"] != "up":
+                        return None
+            return st
+
+        return wait_for(ready, timeout, what=f"lbd on {self.node} up with every backend resolved",
+                        ignore=(CommandError, ValueError, KeyError, TypeError))
+
+    def alive(self):
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+            raise LabError(f"lbd on {self.node} is not running (exit {rc}):\n"
+                           + self.lab.log_tail(f"{self.node}-lbd"))
+
+    def status(self):
+        return self.lab.status(self.node)["lbd"]
+
+    def counters(self):
+        return self.status()["counters"]
+
+    def lbctl(self, *args):
+        r = self.lab.lbctl(self.node, *args)
+        assert r.returncode == 0, f"lbctl {' '.join(args)} on {self.node}: {r.returncode} {r.stderr}"
+        return r.stdout
+
+    def flows(self):
+        return json.loads(self.lbctl("flows", "--json", "--limit", "100000"))["flows"]
+
+    def stop(self):
+        rc = None
+        if self.proc is not None:
+            rc = self.lab.stop(self.proc)
+            self.proc = None
+        return rc
+
+
+def backend_of(status, service, addr):
+    svc = next(s for s in status["services"] if s["name"] == service)
+    return next(b for b in svc["backends"] if b["address"] == addr)
+
+
+def delta(before, after):
+    return {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def lb1(lab, backend_servers):
+    lab.keygen()
+    runner = LbdRunner(lab, "lb1", standalone=True)
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+def lb(lab, lb1):
+    """lb1's lbd running the base config (ring V3)."""
+    return lb1.ensure(make_conf(lab))
+
+
+@pytest.fixture
+def lb2(lab, lb):
+    runner = LbdRunner(lab, "lb2", standalone=False)
+    try:
+        runner.ensure(make_conf(lab))
+        yield runner
+    finally:
+        runner.stop()
+        # lb2 may have taken the VIPs in the router's ARP cache: let it ask again (lb1 answers).
+        for vip in (VIP, VIP2):
+            lab.run("router", ["ip", "neigh", "del", vip, "dev", "eth0"], check=False)
+
+
+@pytest.fixture(scope="module")
+def macs(lab):
+    return {h: lab.mac(h) for h in ["router", "lb1", "lb2"] + lab.backends}
+
+
+# ----------------------------------------------------------------------------- pcap and traffic helpers
+
+class Frame:
+    """The few header fields these tests look at, parsed from one captured Ethernet frame."""
+
+    __slots__ = ("raw", "dst", "src", "etype", "ip_src", "ip_dst", "proto", "ip_id", "frag", "ttl",
+                 "sport", "dport", "flags", "icmp_type", "icmp_code", "arp")
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.dst = ":".join(f"{b:02x}" for b in raw[0:6])
+        self.src = ":".join(f"{b:02x}" for b in raw[6:12])
+        off = 12
+        etype = struct.unpack("!H", raw[off:off + 2])[0] if len(raw) >= 14 else None
+        while etype in (0x8100, 0x88A8) and len(raw) >= off + 6:
+            off += 4
+            etype = struct.unpack("!H", raw[off:off + 2])[0]
+        self.etype = etype
+        self.ip_src = self.ip_dst = self.proto = self.ip_id = self.frag = self.ttl = None
+        self.sport = self.dport = self.flags = self.icmp_type = self.icmp_code = self.arp = None
+        ip = raw[off + 2:]
+        if etype == 0x0800 and len(ip) >= 20:
+            ihl = (ip[0] & 15) * 4
+            self.ip_id, fragw = struct.unpack("!HH", ip[4:8])
+            self.frag = fragw & 0x3FFF
+            self.ttl, self.proto = ip[8], ip[9]
+            self.ip_src, self.ip_dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+            l4 = ip[ihl:]
+            if fragw & 0x1FFF:
+                return
+            if self.proto in (6, 17) and len(l4) >= 4:
+                self.sport, self.dport = struct.unpack("!HH", l4[:4])
+                if self.proto == 6 and len(l4) >= 14:
+                    self.flags = l4[13]
+            elif self.proto == 1 and len(l4) >= 2:
+                self.icmp_type, self.icmp_code = l4[0], l4[1]
+        elif etype == 0x0806 and len(ip) >= 28:
+            op = struct.unpack("!H", ip[6:8])[0]
+            self.arp = {"op": op, "sha": ":".join(f"{b:02x}" for b in ip[8:14]),
+                        "spa": socket.inet_ntoa(ip[14:18]), "tpa": socket.inet_ntoa(ip[24:28])}
+
+    def __repr__(self):
+        return (f"<{self.src}>{self.dst} {self.etype:#06x} {self.ip_src}:{self.sport}>{self.ip_dst}:{self.dport}"
+                f" p{self.proto} f{self.flags} icmp{self.icmp_type}/{self.icmp_code} {self.arp or ''}>")
+
+
+def read_frames(path):
+    """Every frame of a pcap file (Ethernet link type) as a Frame; fast, standard library only."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    if len(data) < 24:
+        return []
+    end = "<" if struct.unpack("<I", data[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    assert struct.unpack(end + "I", data[20:24])[0] == 1, "not an Ethernet capture"
+    out, off = [], 24
+    while off + 16 <= len(data):
+        incl = struct.unpack(end + "I", data[off + 8:off + 12])[0]
+        off += 16
+        if off + incl > len(data):
+            break  # tcpdump is still writing this one
+        out.append(Frame(data[off:off + incl]))
+        off += incl
+    return out
+
+
+def wait_frames(cap, pred, count, timeout=3, what="frames"):
+    def enough():
+        got = [f for f in read_frames(cap.path) if pred(f)]
+        return got if len(got) >= count else None
+
+    return wait_for(enough, timeout, what=f"{count} {what} on {cap.host}/{cap.iface}")
+
+
+SEND_FRAMES = r"""
+import base64, json, socket, sys, time
+a = json.load(sys.stdin)
+frames = [base64.b64decode(f) for f in a["frames"]]
+if a["mode"] == "l2":
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((a["iface"], 0))
+    send = s.send
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    send = lambda f: s.sendto(f, (a["dst"], 0))
+sent = errors = n = 0
+t0 = time.monotonic()
+for _ in range(a["repeat"]):
+    for f in frames:
+        try:
+            send(f)
+            sent += 1
+        except OSError:
+            errors += 1
+        n += 1
+        if a["rate"] and n % 100 == 0:
+            ahead = n / a["rate"] - (time.monotonic() - t0)  # pacing to a bounded rate
+            if ahead > 0:
+                time.sleep(ahead)
+print(json.dumps({"sent": sent, "errors": errors, "elapsed": round(time.monotonic() - t0, 3)}))
+"""
+
+
+def send_frames(lab, host, frames, repeat=1, rate=0, l3_dst=None, timeout=20):
+    """Send raw frames (bytes) from host's eth0, or raw IPv4 packets toward l3_dst."""
+    job = {"mode": "l3" if l3_dst else "l2", "iface": "eth0", "dst": l3_dst, "repeat": repeat, "rate": rate,
+           "frames": [base64.b64encode(bytes(f)).decode() for f in frames]}
+    r = lab.run(host, [sys.executable, "-c", SEND_FRAMES], input=json.dumps(job), timeout=timeout)
+    res = json.loads(r.stdout)
+    assert res["errors"] == 0, res
+    return res
+
+
+UDP_QUERY = r"""
+import json, selectors, socket, sys, time
+a = json.loads(sys.argv[1])
+sel = selectors.DefaultSelector()
+socks = {}
+for src, port in a["from"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, port))
+    s.connect((a["dst"], a["port"]))
+    s.setblocking(False)
+    key = f"{src}:{port}"
+    socks[key] = s
+    sel.register(s, selectors.EVENT_READ, key)
+def payload(key):
+    return f"Q {key} ".encode().ljust(a["size"], b"x")
+answers, sends = {}, 0
+deadline = time.monotonic() + a["timeout"]
+next_send = 0.0
+while len(answers) < len(socks) and time.monotonic() < deadline:
+    if time.monotonic() >= next_send:
+        for key, s in socks.items():
+            if key not in answers:
+                try:
+                    s.send(payload(key))
+                    sends += 1
+                except OSError:
+                    pass
+        next_send = time.monotonic() + a["resend"]
+    for sk, _ in sel.select(max(0.0, min(next_send, deadline) - time.monotonic())):
+        try:
+            data = sk.fileobj.recv(65535)
+        except OSError:
+            continue
+        name, _, body = data.partition(b" ")
+        if body == payload(sk.data):
+            answers.setdefault(sk.data, name.decode())
+print(json.dumps({"answers": answers, "sends": sends}))
+"""
+
+
+def udp_query(lab, sources, dst=VIP, port=9000, size=32, timeout=3.0, resend=0.5):
+    """One datagram from each (src_addr, src_port) to dst:port, resent until answered;
+    {"src:port": backend name} of the answers (the payload must come back intact)."""
+    arg = json.dumps({"from": [list(s) for s in sources], "dst": dst, "port": port, "size": size,
+                      "timeout": timeout, "resend": resend})
+    r = lab.run("client", [sys.executable, "-c", UDP_QUERY, arg], timeout=timeout + 10)
+    return json.loads(r.stdout)["answers"]
+
+
+def scapy():
+    from scapy import all as s
+    return s
+
+
+# ----------------------------------------------------------------------------- basics
+
+def test_lbd_starts_standalone_and_resolves_backends(lab, lb, macs):
+    st = lb.status()
+    assert st["node"] == "lb1" and st["active"] and st["mode_reason"] == "standalone", st
+    assert sorted(st["vips"]) == sorted([VIP, VIP2]) and st["mac"] == macs["lb1"]
+    web = next(s for s in st["services"] if s["name"] == "web")
+    got = {b["address"]: (b["mac"], b["weight"], b["state"]) for b in web["backends"]}
+    assert got == {lab.addr(b): (macs[b], WEIGHTS[b], "up") for b in BACKENDS}, got
+    # The balancer's kernel has no VIP and does not route: nothing in it can answer VIP traffic.
+    assert VIP not in lab.run("lb1", ["ip", "-4", "-o", "addr"]).stdout
+    assert lab.sysctl("lb1", "net.ipv4.conf.eth0.forwarding") == "0"
+
+
+@pytest.mark.parametrize("ring", [3, 2], scope="class", ids=lambda v: f"ringv{v}")
+class TestForwarding:
+    """Basic forwarding and large transfers, once per RX ring version."""
+
+    def test_http_spread_by_weight_and_replies_bypass(self, lab, lb1, macs, ring):
+        lb1.ensure(make_conf(lab, ring=ring))
+        n = 400
+        be_macs = {macs[b] for b in BACKENDS}
+        before = lb1.status()
+        with Capture(lab, "router", "eth0", f"ip src host {VIP} and tcp src port 80", snaplen=96) as rcap, \
+                Capture(lab, "br", "lb1", f"ip host {VIP}", snaplen=96) as lcap:
+            r = client.http_gets(lab, n, parallel=8, sources=lab.addrs("client"))
+        after = lb1.status()
+        assert r["ok"] == n and r["errors"] == 0, r
+        assert set(r["counts"]) <= set(BACKENDS), r
+        share = {b: r["counts"].get(b, 0) / n for b in BACKENDS}
+        # Expected 1/4, 1/2, 1/4; the bounds are > 4 standard deviations wide for 400 requests,
+        # and an unweighted spread (1/3 each) falls outside them.
+        assert 0.40 <= share["be2"] <= 0.60 and all(0.15 <= share[b] <= 0.35 for b in ("be1", "be3")), share
+        # lbd's own account: a new flow per connection, on the backend that answered (a few
+        # fewer where the client reused a source port: a SYN on a known tuple renews its flow).
+        for b in BACKENDS:
+            addr = lab.addr(b)
+            d = backend_of(after, "web", addr)["flows"] - backend_of(before, "web", addr)["flows"]
+            assert 0 <= r["counts"].get(b, 0) - d <= 4, (b, d, r["counts"])
+        # Replies go from the backends straight to the router; none passes the balancer.
+        replies = read_frames(rcap.path)
+        assert len(replies) >= 2 * n, len(replies)
+        assert {f.src for f in replies} == be_macs, collections.Counter(f.src for f in replies)
+        at_lb = read_frames(lcap.path)
+        assert [f for f in at_lb if f.ip_src == VIP] == []
+        requests = [f for f in at_lb if f.ip_dst == VIP]
+        assert sum(1 for f in requests if f.dst == macs["lb1"]) >= 3 * n
+        assert {f.dst for f in requests if f.src == macs["lb1"]} == be_macs
+
+    def test_large_transfers_intact(self, lab, lb1, ring):
+        lb1.ensure(make_conf(lab, ring=ring))
+        before = lb1.counters()
+        up = client.upload(lab, 8 << 20)
+        mid = lb1.counters()
+        down = client.download(lab, 4 << 20)
+        c = delta(before, lb1.counters())
+        assert up["ok"] and up["backend"] in BACKENDS, up
+        assert down["ok"] and down["backend"] in BACKENDS, down
+        assert c["tx_wrong_format"] == 0 and c["drop_malformed"] == 0, c
+        # The upload crossed as GSO super-frames (the checksum-partial path): far fewer frames
+        # than 8 MiB / MSS.
+        fwd_up = mid["forwarded"] - before["forwarded"]
+        assert 0 < fwd_up < (8 << 20) // 1448 // 4, (fwd_up, c)
+
+
+# ----------------------------------------------------------------------------- the balancer's kernel stays silent
+
+def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
+    sc = scapy()
+    cip = lab.addr("client")
+    served = list(range(20000, 20100))
+    unserved = list(range(21000, 21100))
+    pkts = [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=80, flags="S", seq=s * 1000) for s in served]
+    pkts += [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=8081, flags="S", seq=s * 1000) for s in unserved]
+    be_mac = {macs[b]: b for b in BACKENDS}
+    syn_to_vip = f"tcp and dst host {VIP} and tcp[tcpflags] & tcp-syn != 0"
+    before = lb.counters()
+    caps = {b: Capture(lab, "br", b, syn_to_vip, snaplen=96) for b in BACKENDS}
+    try:
+        for cap in caps.values():
+            cap.start()
+        with Capture(lab, "br", "lb1", "", snaplen=128) as lcap:
+            send_frames(lab, "client", [bytes(p) for p in pkts], l3_dst=VIP)
+            wait_for(lambda: lb.counters()["drop_no_service"] - before["drop_no_service"] >= len(unserved), 3,
+                     what="the unserved SYNs counted")
+            wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in served
+                        and f.flags is not None and f.flags & 0x02, len(served), what="forwarded SYNs")
+    finally:
+        for cap in caps.values():
+            cap.stop()
+    c = delta(before, lb.counters())
+    assert c["drop_no_service"] == len(unserved), c
+    frames = read_frames(lcap.path)
+    from_lb = [f for f in frames if f.src == macs["lb1"]]
+    client_net = ipaddress.ip_network("198.51.100.0/24")
+    # Everything lb1 sends is ARP, its own heartbeat/sync traffic to the peer, or a client's frame
+    # passed on to a backend: no RST, no ICMP, no reply of its own kernel (source VIP or lb1's address).
+    pair_ports = {8112, 8113}
+    bad = [f for f in from_lb if f.etype != 0x0806
+           and not (f.ip_src == lab.addr("lb1") and f.ip_dst == lab.addr("lb2") and f.proto in (6, 17)
+                    and {f.sport, f.dport} & pair_ports and not (f.flags or 0) & 0x04)
+           and not (f.etype == 0x0800 and f.dst in be_mac and f.ip_src
+                    and ipaddress.ip_address(f.ip_src) in client_net and f.ip_dst == VIP and f.proto == 6)]
+    assert bad == [], bad[:10]
+    syns_out = collections.Counter(f.sport for f in from_lb if f.dport == 80 and f.flags is not None
+                                   and f.flags & 0x02 and f.ip_src == cip)
+    assert {s: syns_out.get(s, 0) for s in served} == {s: 1 for s in served}
+    assert not any(f.dport == 8081 for f in from_lb)
+    # ...and each arrives exactly once, on the backend lb1 sent it to.
+    where_sent = {f.sport: be_mac[f.dst] for f in from_lb if f.dport == 80 and f.sport in served}
+    arrived = collections.Counter()
+    for b, cap in caps.items():
+        for f in read_frames(cap.path):
+            if f.ip_src == cip and f.dport == 80 and f.sport in served:
+                arrived[f.sport] += 1
+                assert where_sent[f.sport] == b, (f.sport, where_sent[f.sport], b)
+            assert f.dport != 8081, f
+    assert {s: arrived.get(s, 0) for s in served} == {s: 1 for s in served}
+
+
+def test_unserved_port_dropped_and_counted(lab, lb):
+    before = lb.counters()
+    r = udp_query(lab, [(lab.addr("client"), 30000 + i) for i in range(5)], port=9001, timeout=0.6, resend=0.2)
+    assert r == {}
+    c = delta(before, lb.counters())
+    assert c["drop_no_service"] >= 5 and c["forwarded"] == 0, c
+
+
+def test_ping_vip_answered_by_active_node(lab, lb, macs):
+    before = lb.counters()
+    with Capture(lab, "router", "eth0", f"icmp and host {VIP}") as cap:
+        r = client.ping(lab, VIP, count=3, interval=0.05)
+    assert r["received"] == 3, r
+    replies = [f for f in read_frames(cap.path) if f.icmp_type == 0]
+    assert len(replies) == 3 and {f.src for f in replies} == {macs["lb1"]} and replies[0].ip_src == VIP
+    c = delta(before, lb.counters())
+    assert c["icmp_echo_replies"] == 3 and c["forwarded"] == 0, c
+
+
+# ----------------------------------------------------------------------------- backend choice
+
+def test_backend_without_mac_is_never_chosen(lab, lb):
+    st = lb.status()
+    ghost = backend_of(st, "ghost", NO_HOST)
+    assert ghost["state"] == "no-mac" and ghost["mac"] == "", ghost
+    assert not next(s for s in st["services"] if s["name"] == "ghost")["all_down"]
+    before = lb.counters()
+    r = client.http_gets(lab, 60, url=f"http://{VIP2}/", parallel=4, sources=lab.addrs("client"))
+    assert r["ok"] == 60 and set(r["counts"]) == {"be1", "be3"}, r
+    after = lb.status()
+    assert after["counters"]["drop_no_backend"] == before["drop_no_backend"]
+    assert backend_of(after, "ghost", NO_HOST)["forwarded"] == 0
+
+
+def test_fragments_of_a_datagram_reach_one_backend(lab, lb):
+    before = lb.counters()
+    sources = [(a, 45000) for a in lab.addrs("client")]
+    # 4000 bytes: three fragments on the 1500-byte path; only a backend that got all of them can
+    # reassemble the datagram and echo it back whole.
+    r = udp_query(lab, sources, size=4000, timeout=3.0)
+    assert sorted(r) == sorted(f"{a}:{p}" for a, p in sources), r
+    assert set(r.values()) <= set(BACKENDS)
+    c = delta(before, lb.counters())
+    assert c["fragments"] >= 3 * len(sources) and c["drop_no_backend"] == 0, c
+
+
+def test_flows_keep_their_backend_when_one_is_added(lab, lb1, lb):
+    cip = lab.addr("client")
+    old = [(cip, 40000 + i) for i in range(64)]
+    be4 = servers.start_servers(lab, "be4")
+    try:
+        hold = client.start_hold(lab, 12, 3.0)
+        hold.wait_event("connected", timeout=5)
+        first = udp_query(lab, old)
+        assert len(first) == len(old), first
+        lb1.rewrite(make_conf(lab, extra_backends=["be4"]))
+        lb1.lbctl("reload")
+        lb1.wait_ready()
+        st = lb1.status()
+        assert st["reloads"] >= 1 and backend_of(st, "echo", lab.addr("be4"))["state"] == "up", st
+        again = udp_query(lab, old)
+        assert again == first, {k: (first.get(k), v) for k, v in again.items() if first.get(k) != v}
+        new = udp_query(lab, [(cip, 41000 + i) for i in range(200)])
+        assert len(new) == 200 and collections.Counter(new.values())["be4"] >= 10, collections.Counter(new.values())
+        held = hold.result()
+        assert held["ok"] == 12 and held["reset"] == 0, held
+    finally:
+        be4.stop()
+    # lbd's table says the same as the answers.
+    addr_of = {b: lab.addr(b) for b in lab.backends}
+    table = {(f["client"], f["vip"]): f["backend"] for f in lb1.flows()}
+    for key, name in first.items():
+        assert table.get((key, f"{VIP}:9000")) == addr_of[name], (key, name, table.get((key, f"{VIP}:9000")))
+    for d in held["details"]:
+        assert table.get((f"{cip}:{d['lport']}", f"{VIP}:80")) == addr_of[d["backend"]], d
+    # Control: without the connection table (a fresh lbd, same backends) Maglev alone moves some
+    # of those flows, so the check above could fail.
+    be4 = servers.start_servers(lab, "be4")
+    try:
+        lb1.dirty = True
+        lb1.ensure(make_conf(lab, extra_backends=["be4"]))
+        fresh = udp_query(lab, old)
+    finally:
+        be4.stop()
+        lb1.dirty = True
+    assert len(fresh) == len(old) and any(fresh[k] != first[k] for k in first), fresh
+
+
+def test_icmp_frag_needed_follows_its_flow(lab, lb1, macs):
+    lb1.dirty = True  # restart: a clean connection table
+    lb = lb1.ensure(make_conf(lab))
+    cip = lab.addr("client")
+    hold = client.start_hold(lab, 1, 2.5)
+    hold.wait_event("connected", timeout=5)
+    est = [f for f in lb.flows() if f["vip"] == f"{VIP}:80" and f["state"].lower().startswith("est")]
+    assert len(est) == 1, est
+    cport = int(est[0]["client"].rsplit(":", 1)[1])
+    owner = next(b for b in BACKENDS if lab.addr(b) == est[0]["backend"])
+    # Drained, the owner gets no new flows: Maglev alone would send this tuple elsewhere now.
+    lb.lbctl("drain", "web", lab.addr(owner))
+    lb.dirty = True
+    sc = scapy()
+    quoted = bytes(sc.IP(src=VIP, dst=cip) / sc.TCP(sport=80, dport=cport, flags="PA", seq=1))[:28]
+    err = (sc.Ether(src=macs["router"], dst=macs["lb1"])
+           / sc.IP(src=lab.addr("router"), dst=VIP) / sc.ICMP(type=3, code=4, nexthopmtu=1400) / quoted)
+    before = lb.counters()
+    caps = {b: Capture(lab, "br", b, f"icmp and dst host {VIP}") for b in BACKENDS}
+    try:
+        for cap in caps.values():
+            cap.start()
+        send_frames(lab, "router", [bytes(err)], repeat=3)
+        wait_frames(caps[owner], lambda f: f.icmp_type == 3, 3, what="ICMP errors at the flow's owner")
+    finally:
+        for cap in caps.values():
+            cap.stop()
+    got = {b: len([f for f in read_frames(cap.path) if f.icmp_type == 3]) for b, cap in caps.items()}
+    assert got == {b: 3 if b == owner else 0 for b in BACKENDS}, (owner, got)
+    assert delta(before, lb.counters())["icmp_errors_forwarded"] == 3
+    held = hold.result()
+    assert held["ok"] == 1 and held["by_backend"] == {owner: 1}, held
+
+
+# ----------------------------------------------------------------------------- standby, activation
+
+def test_standby_is_silent_then_announces_when_active(lab, lb, lb2, macs):
+    st = lb2.status()
+    assert not st["active"] and st["mode_reason"] == "startup", st
+    before = lb2.counters()
+    for vip in (VIP, VIP2):
+        assert arp_probe(lab, "router", vip) == [macs["lb1"]]
+    sc = scapy()
+    to_lb2 = sc.Ether(src=macs["router"], dst=macs["lb2"]) / sc.IP(src=lab.addr("router"), dst=VIP)
+    frames = [bytes(to_lb2 / sc.TCP(sport=22000 + i, dport=80, flags="S")) for i in range(20)]
+    frames += [bytes(to_lb2 / sc.UDP(sport=22000 + i, dport=9000) / b"standby?") for i in range(20)]
+    frames += [bytes(to_lb2 / sc.ICMP(type=8, id=7, seq=i) / b"ping") for i in range(5)]
+    # Everything lb2 sends but ARP and its own heartbeat/sync traffic with lb1.
+    quiet = f"ether src {macs['lb2']} and not arp and not port 8112 and not port 8113"
+    with Capture(lab, "br", "lb2", quiet) as cap:
+        send_frames(lab, "router", frames)
+        wait_for(lambda: lb2.counters()["drop_standby"] - before["drop_standby"] >= len(frames) + 2, 3,
+                 what="lb2 counting the frames it must not forward (and the ARP requests)")
+    assert read_frames(cap.path) == [], "a standby lbd sent IP frames"
+    c = delta(before, lb2.counters())
+    assert c["forwarded"] == 0 and c["arp_replies"] == 0 and c["icmp_echo_replies"] == 0, c
+
+    # Activation: gratuitous ARP for every VIP from lb2's MAC.
+    with Capture(lab, "router", "eth0", "arp") as cap:
+        lb2.lbctl("set-mode", "active")
+        garps = wait_frames(cap, lambda f: f.arp and f.src == macs["lb2"] and f.arp["spa"] == f.arp["tpa"],
+                            2 * GARP_COUNT, what="gratuitous ARPs from lb2")
+    assert collections.Counter(f.arp["spa"] for f in garps) == {VIP: GARP_COUNT, VIP2: GARP_COUNT}
+    assert all(f.dst == "ff:ff:ff:ff:ff:ff" and f.arp["sha"] == macs["lb2"] for f in garps)
+    st = lb2.status()
+    assert st["active"] and st["mode_reason"] == "operator" and st["counters"]["garp_sent"] == 2 * GARP_COUNT
+    assert sorted(arp_probe(lab, "router", VIP)) == sorted([macs["lb1"], macs["lb2"]])
+    lb2.lbctl("set-mode", "standby")
+    assert not lb2.status()["active"]
+    assert arp_probe(lab, "router", VIP) == [macs["lb1"]]
+
+
+# ----------------------------------------------------------------------------- hostile input
+
+def hostile_frames(lab, macs):
+    """(malformed, vlan, fragments, random): frames to lb1's MAC that lbd must count, not choke on."""
+    sc = scapy()
+    rnd = random.Random(5)
+    eth = sc.Ether(src=macs["router"], dst=macs["lb1"])
+    ip = sc.IP(src=lab.addr("router"), dst=VIP)
+    udp = bytes(eth / ip / sc.UDP(sport=5555, dport=9000) / (b"u" * 20))
+    arp = bytes(eth / sc.ARP(psrc=lab.addr("router"), pdst=VIP))
+
+    def patch(frame, off, data):
+        return frame[:off] + data + frame[off + len(data):]
+
+    def with_len(frame, n):
+        return patch(frame, 16, struct.pack("!H", n))
+
+    malformed = [
+        bytes(eth)[:12] + b"\x08\x00",                           # Ethernet header only
+        udp[:30],                                                # IPv4 header cut short
+        patch(udp, 14, b"\x43"),                                 # IHL 3
+        patch(udp, 14, b"\x40"),                                 # IHL 0
+        patch(udp, 14, b"\x4f"),                                 # IHL 15 > frame
+        patch(udp, 14, b"\x65"),                                 # version 6 in an IPv4 frame
+        with_len(udp, 1400),                                     # total length beyond the frame
+        with_len(udp, 12),                                       # total length below the header
+        with_len(bytes(eth / ip / sc.TCP(dport=80)), 30),        # TCP header cut to 10 bytes
+        with_len(udp, 24),                                       # UDP header cut to 4 bytes
+        with_len(bytes(eth / ip / sc.ICMP(type=3) / (b"\0" * 28)), 24),  # ICMP cut to 4 bytes
+        bytes(sc.Ether(src=macs["router"], dst=macs["lb1"], type=0x0806) / (b"\0\x01\x08\x00\x06\x04" + b"\0" * 10)),
+        patch(arp, 14, b"\x00\x06"),                            # ARP for Token Ring
+        patch(arp, 18, b"\x08"),                                 # ARP with 8-byte MACs
+    ]
+    vlan = [
+        bytes(sc.Ether(src=macs["router"], dst=macs["lb1"]) / sc.Dot1Q(vlan=7) / ip / sc.UDP(dport=9000)),
+        bytes(sc.Ether(src=macs["router"], dst=macs["lb1"], type=0x88A8) / sc.Dot1AD(vlan=8) / sc.Dot1Q(vlan=9)
+              / ip / sc.TCP(dport=80)),
+    ]
+    fragments = [
+        bytes(eth / sc.IP(src=lab.addr("router"), dst=VIP, proto=17, frag=100) / (b"f" * 64)),
+        bytes(eth / sc.IP(src=lab.addr("router"), dst=VIP, proto=47, flags="MF") / (b"g" * 64)),
+        bytes(eth / sc.IP(src=lab.addr("router"), dst=VIP, proto=17, flags="MF") / b"abc"),
+    ]
+    vip = socket.inet_aton(VIP)
+    randoms = []
+    for i in range(24):
+        body = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(20, 300)))
+        if i < 12:   # "IPv4" to the VIP: whatever the filter lets through
+            body = body[:16] + vip + body[20:]
+            randoms.append(bytes(eth)[:12] + b"\x08\x00" + body)
+        elif i < 18:
+            randoms.append(bytes(eth)[:12] + b"\x08\x06" + body)
+        else:
+            randoms.append(bytes(eth)[:12] + body)
+    return malformed, vlan, fragments, randoms
+
+
+def test_hostile_frames_counted_not_fatal(lab, lb, macs):
+    malformed, vlan, fragments, randoms = hostile_frames(lab, macs)
+    frames = malformed + vlan + fragments + randoms
+    repeat = -(-20000 // len(frames))
+    before = lb.counters()
+    res = send_frames(lab, "router", frames, repeat=repeat, rate=10000, timeout=30)
+    assert res["elapsed"] <= 10, res
+    # IPv4 to the VIP, ARP and VLAN frames pass the kernel filter: all of them reach lbd.
+    reach = len(malformed) + len(vlan) + len(fragments) + 18
+    wait_for(lambda: lb.counters()["rx_frames"] - before["rx_frames"] >= reach * repeat, 5,
+             what=f"lbd receiving the {reach * repeat} hostile frames that pass its filter")
+    lb.alive()
+    c = delta(before, lb.counters())
+    assert c["ring_drops"] == 0, c
+    assert c["drop_malformed"] >= len(malformed) * repeat, c
+    assert c["drop_other"] >= len(vlan) * repeat, c          # VLAN-tagged frames
+    assert c["fragments"] >= len(fragments) * repeat, c
+    assert c["tx_wrong_format"] == 0, c
+    # Still forwarding, to every backend.
+    r = client.http_gets(lab, 40, parallel=4, sources=lab.addrs("client"))
+    assert r["ok"] == 40 and set(r["counts"]) == set(BACKENDS), r
+    lb.alive()
+
+
+def test_lbd_stops_cleanly(lab, lb):
+    assert lb.stop() == 0
+    assert "stopped" in lab.log_tail("lb1-lbd", 5)
