@@ -55,7 +55,7 @@ $(B)/lbd: $(LBD_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/vrrpd: $(VRRPD_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/lbctl: $(LBCTL_OBJ) $(COMMON_OBJ)
+$(B)/lbctl: $(LBCTL_OBJ) $(COMMON_OBJ) $(B)/obj/lbd/pkt.o
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Module names are unique across the tree, so one archive per flavour serves every unit test.
@@ -99,10 +99,28 @@ demo-up: deps all
 demo-down:
 	/usr/bin/python3 tests/demo.py --down
 
+# Binaries under PREFIX; systemd units into PREFIX/lib/systemd/system (/usr/local/lib/systemd/system
+# is on systemd's search path, /usr/lib/systemd/system for PREFIX=/usr), with ExecStart pointing at
+# PREFIX/sbin; the config stays in /etc/dsrlb whatever PREFIX is (the daemons' default path). An
+# existing /etc/dsrlb/dsrlb.conf is never touched: the example goes next to it as dsrlb.conf.example.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR         ?= $(PREFIX)/share/doc/dsrlb
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
+	for u in lbd vrrpd; do \
+		sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/local/share/doc/dsrlb/|$(DOCDIR)/|g' \
+			examples/systemd/$$u.service > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
+		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 0644 README.md docs/config.md docs/deploy.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
+	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb
+	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
+	@[ -e $(DESTDIR)/etc/dsrlb/dsrlb.conf ] && echo "install: kept the existing $(DESTDIR)/etc/dsrlb/dsrlb.conf" || \
+		echo "install: write $(DESTDIR)/etc/dsrlb/dsrlb.conf (see dsrlb.conf.example), then: systemctl daemon-reload; systemctl enable --now vrrpd lbd"
 
 clean:
 	rm -rf $(B)

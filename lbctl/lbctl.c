@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "checkbackend.h"
 #include "control.pb-c.h"
 #include "ipc.h"
 #include "pbjson.h"
@@ -41,10 +42,13 @@ static void usage(FILE *out)
 		"  reload                      make lbd and vrrpd re-read the config (like SIGHUP)\n"
 		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs)\n"
 		"  keygen FILE                 write a new random cluster key (mode 0600; never overwrites)\n"
+		"  check-backend ADDRESS [--vip VIP] [--port PORT] [--udp] [--interface IF]\n"
+		"                              is backend ADDRESS ready for DSR? (ARP, VIP ARP, VIP traffic, own address;\n"
+		"                              services from -c; needs CAP_NET_RAW; exit 1 a check failed, 3 cannot run)\n"
 		"\n"
 		"options:\n"
 		"  --run-dir DIR   where the daemons' control sockets are (default /run/dsrlb)\n"
-		"  -c FILE         the cluster config (accepted for symmetry with the daemons)\n"
+		"  -c FILE         the cluster config (used by check-backend; default /etc/dsrlb/dsrlb.conf)\n"
 		"  --json          machine-readable output (schema: proto/control.proto, docs/status.md)\n"
 		"  --limit N       flows: at most N entries\n"
 		"\n"
@@ -329,6 +333,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind++];
+	/* check-backend parses its own options (--vip, --port, ...). */
+	if (!strcmp(cmd, "check-backend"))
+		return checkbackend_main(argc - optind + 1, argv + optind - 1, c.cfg_path);
 	/* Options may also follow the command: lbctl status --json. */
 	while ((o = getopt_long(argc, argv, "c:hjl:", opts, NULL)) != -1) {
 		switch (o) {
