@@ -569,6 +569,9 @@ static int cfg_service_finish(struct cfg_parser *p)
 
 	p->vip_line[idx] = cfg_kw_line(p, "vip");
 	p->sorry_line[idx] = cfg_kw_line(p, "sorry_backend");
+	/* A TCP connect says nothing about a UDP service: UDP services are not checked unless asked to. */
+	if (svc->proto == IPPROTO_UDP && !cfg_kw_line(p, "check"))
+		svc->check = CFG_CHECK_NONE;
 
 	if (svc->check != CFG_CHECK_HTTP) {
 		for (i = 0; i < NELEM(http_only); i++) {

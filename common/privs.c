@@ -15,10 +15,12 @@ int privs_keep_only(uint64_t keep)
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct d[2];
 
+	/* Dropping from the bounding set needs CAP_SETPCAP; without it (a service manager already limited
+	 * the set) only the permitted and effective sets shrink, which is what matters for this process. */
 	for (int cap = 0; cap <= 63; cap++) {
-		if (keep & (1ull << cap))
+		if (keep & (1ull << cap) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1)
 			continue;
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM) {
 			log_err("%s: PR_CAPBSET_DROP %d: %s", __func__, cap, strerror(errno));
 			return -1;
 		}

@@ -108,8 +108,12 @@ static void lbctl_print_backends(const Dsrlb__LbdStatus *st)
 {
 	for (size_t i = 0; i < st->n_services; i++) {
 		const Dsrlb__Service *s = st->services[i];
-		printf("service %s  %s:%u/%s  forwarded %" PRIu64 "%s\n", s->name, s->vip, s->port, s->protocol,
-		       s->forwarded, s->all_down ? "  ** NO USABLE BACKEND: traffic is dropped **" : "");
+		printf("service %s  %s:%u/%s  forwarded %" PRIu64, s->name, s->vip, s->port, s->protocol, s->forwarded);
+		if (s->all_down && s->sorry_backend)
+			printf("  ** NO USABLE BACKEND: new flows go to the sorry backend %s **", s->sorry_backend->address);
+		else if (s->all_down)
+			printf("  ** NO USABLE BACKEND: traffic is dropped **");
+		putchar('\n');
 		printf("  %-16s %-9s %-18s %7s %10s %12s  %s\n", "backend", "state", "mac", "weight", "flows",
 		       "forwarded", "last check");
 		for (size_t j = 0; j < s->n_backends; j++) {
@@ -119,6 +123,11 @@ static void lbctl_print_backends(const Dsrlb__LbdStatus *st)
 			       b->check_result[0] ? b->check_result : "-",
 			       b->answers_vip_arp ? "  ! answers ARP for the VIP (not set up for DSR)" : "");
 		}
+		if (s->sorry_backend)
+			printf("  sorry backend %s  %s  mac %s  flows %" PRIu64 "  forwarded %" PRIu64 "\n",
+			       s->sorry_backend->address, s->sorry_backend->state,
+			       s->sorry_backend->mac[0] ? s->sorry_backend->mac : "-", s->sorry_backend->flows,
+			       s->sorry_backend->forwarded);
 	}
 }
 

@@ -76,6 +76,48 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->flows_expired = l->ctr.flows_expired;
 	c->ctl_bad_requests = ipc_server_bad_requests(l->ctl);
 	c->backend_arp_for_vip = l->ctr.backend_arp_for_vip;
+	c->flows_rescheduled = l->ctr.flows_rescheduled;
+}
+
+static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
+{
+	struct lbd_backend *b = &l->slots[slot];
+	Dsrlb__Backend *pb = calloc(1, sizeof(*pb));
+	const struct health_stats *hs;
+
+	if (!pb)
+		return NULL;
+	dsrlb__backend__init(pb);
+	pb->address = ctl_addr(b->addr);
+	pb->mac = b->mac_known ? ctl_mac(b->mac) : ctl_strdup("");
+	pb->weight = b->weight;
+	pb->healthy = b->healthy;
+	pb->draining = b->draining || b->weight == 0;
+	pb->flows = b->flows;
+	pb->forwarded = b->forwarded;
+	pb->state = ctl_strdup(ctl_backend_state(b));
+	pb->answers_vip_arp = b->answers_vip_arp;
+	pb->check_result = ctl_strdup(health_last_result(l->health, slot));
+	hs = health_slot_stats(l->health, slot);
+	pb->last_change_ms_ago = -1;
+	if (hs) {
+		pb->checks = hs->checks;
+		pb->check_failures = hs->failures;
+		if (hs->last_change_ms)
+			pb->last_change_ms_ago = (int64_t)(now - hs->last_change_ms);
+	}
+	return pb;
+}
+
+static void ctl_backend_free(Dsrlb__Backend *pb)
+{
+	if (!pb)
+		return;
+	ctl_free_str(pb->address);
+	ctl_free_str(pb->mac);
+	ctl_free_str(pb->state);
+	ctl_free_str(pb->check_result);
+	free(pb);
 }
 
 /* Builds the status message; ctl_status_free releases what this allocated. */
@@ -108,31 +150,13 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 		ps->all_down = s->n_usable == 0;
 		ps->backends = calloc(s->n_slots ? s->n_slots : 1, sizeof(*ps->backends));
 		for (size_t j = 0; ps->backends && j < s->n_slots; j++) {
-			struct lbd_backend *b = &l->slots[s->slots[j]];
-			Dsrlb__Backend *pb = calloc(1, sizeof(*pb));
+			Dsrlb__Backend *pb = ctl_backend(l, s->slots[j], now);
 			if (!pb)
 				break;
-			dsrlb__backend__init(pb);
-			pb->address = ctl_addr(b->addr);
-			pb->mac = b->mac_known ? ctl_mac(b->mac) : ctl_strdup("");
-			pb->weight = b->weight;
-			pb->healthy = b->healthy;
-			pb->draining = b->draining || b->weight == 0;
-			pb->flows = b->flows;
-			pb->forwarded = b->forwarded;
-			pb->state = ctl_strdup(ctl_backend_state(b));
-			pb->answers_vip_arp = b->answers_vip_arp;
-			pb->check_result = ctl_strdup(health_last_result(l->health, s->slots[j]));
-			const struct health_stats *hs = health_slot_stats(l->health, s->slots[j]);
-			pb->last_change_ms_ago = -1;
-			if (hs) {
-				pb->checks = hs->checks;
-				pb->check_failures = hs->failures;
-				if (hs->last_change_ms)
-					pb->last_change_ms_ago = (int64_t)(now - hs->last_change_ms);
-			}
 			ps->backends[ps->n_backends++] = pb;
 		}
+		if (s->sorry_slot != LBD_NO_SLOT)
+			ps->sorry_backend = ctl_backend(l, s->sorry_slot, now);
 		st->services[st->n_services++] = ps;
 	}
 	st->flows = flow_count(l->worker.flows);
@@ -160,14 +184,9 @@ static void ctl_status_free(Dsrlb__LbdStatus *st)
 	free(st->vips);
 	for (size_t i = 0; i < st->n_services; i++) {
 		Dsrlb__Service *ps = st->services[i];
-		for (size_t j = 0; j < ps->n_backends; j++) {
-			Dsrlb__Backend *pb = ps->backends[j];
-			ctl_free_str(pb->address);
-			ctl_free_str(pb->mac);
-			ctl_free_str(pb->state);
-			ctl_free_str(pb->check_result);
-			free(pb);
-		}
+		for (size_t j = 0; j < ps->n_backends; j++)
+			ctl_backend_free(ps->backends[j]);
+		ctl_backend_free(ps->sorry_backend);
 		free(ps->backends);
 		ctl_free_str(ps->name);
 		ctl_free_str(ps->vip);

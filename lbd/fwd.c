@@ -65,9 +65,12 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 				fresh = 1;
 		}
 		slot = f->backend;
-		if (fresh || slot >= LBD_MAX_SLOTS || !l->slots[slot].addr ||
-		    (!dp_backend_usable(&l->slots[slot]) && !l->slots[slot].draining &&
-		     !(s->on_down == CFG_DOWN_KEEP && l->slots[slot].mac_known))) {
+		/* A flow leaves its backend only when the backend is gone, down (unless on_backend_down = keep)
+		 * or unreachable; draining (weight 0 or lbctl drain) keeps established flows where they are. */
+		int gone = slot >= LBD_MAX_SLOTS || !l->slots[slot].addr;
+		int down = !gone && (!l->slots[slot].healthy || !l->slots[slot].mac_known);
+		if (fresh || gone ||
+		    (down && !(s->on_down == CFG_DOWN_KEEP && l->slots[slot].mac_known))) {
 			uint16_t n = fwd_pick(l, s, h);
 			if (n == LBD_NO_SLOT)
 				return LBD_NO_SLOT;
@@ -75,8 +78,6 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 				l->ctr.flows_rescheduled++;
 			dp_flow_assign(l, f, n, 0);
 			slot = n;
-		} else if (!l->slots[slot].mac_known) {
-			return LBD_NO_SLOT;
 		}
 		flow_touch(w->flows, f, now);
 		f->flags |= LBD_FLOW_DIRTY;

@@ -165,7 +165,7 @@ void advert_send(struct vrrpd *v)
 	memset(&to, 0, sizeof(to));
 	to.sin_family = AF_INET;
 	to.sin_port = htons(v->cfg->heartbeat_port);
-	if (v->have_peer) {
+	if (v->have_peer && !v->cfg->multicast.s_addr) {
 		to.sin_addr = v->peer.addr;
 		if (sendto(v->sock, out, olen, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)) < 0)
 			log_rl(LOG_LVL_WARN, "%s: sendto %s: %s", __func__, inet_ntoa(to.sin_addr), strerror(errno));

@@ -107,6 +107,8 @@ void vrrpd_actions(struct vrrpd *v, unsigned act)
 			notify_run(v, v->cfg->notify_fault, "FAULT");
 		} else if (!stop) {
 			log_info("BACKUP");
+			/* Tell the peer at once, so its view (lbctl status) does not show two masters. */
+			advert_send(v);
 			notify_run(v, v->cfg->notify_backup, "BACKUP");
 		}
 	}

@@ -42,7 +42,8 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 	} else if (cmd == DSRLB__VRRP_CMD__VRRP_CMD_STATUS) {
 		enum vrrp_state s = vrrp_fsm_state(&v->fsm);
 		const struct vrrpd_peer *p = &v->peer_info;
-		int peer_fresh = p->heard && now - p->last_heard_ms <= 3ull * v->cfg->advert_interval_ms + 100;
+		/* The peer counts as alive as long as we would not yet declare it down ourselves. */
+		int peer_fresh = p->heard && now - p->last_heard_ms <= vrrp_fsm_master_down_ms(&v->fsm);
 		size_t nw = 0;
 
 		r.ok = 1;

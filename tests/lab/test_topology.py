@@ -263,8 +263,8 @@ def test_keygen_and_config(lab):
 
 
 FAKE_LBD = """#!/bin/sh
-echo "fake $0 $*"
 trap 'echo "fake got TERM"; exit 0' TERM
+echo "fake $0 $*"
 while :; do sleep 0.05; done
 """
 FAKE_LBCTL = """#!/bin/sh
@@ -289,7 +289,8 @@ def test_daemon_helpers_with_fake_binaries(lab, tmp_path):
         st = lab.status("lb1")
         assert st["args"] == f"--run-dir {rundir} status --json" and st["netns"] == lab.ns("lb1")
         assert lab.wait_status("lb1", lambda s: s["node"] == "fake", 1)
-        assert lab.stop(lbd) == 0 and "fake got TERM" in lab.log_tail("lb1-lbd")
+        assert lab.stop(lbd) == 0
+        wait_for(lambda: "fake got TERM" in lab.log_tail("lb1-lbd"), 2, what="the fake's TERM message")
         lab.signal(vrrpd, signal.SIGKILL)
         assert vrrpd.wait(3) == -signal.SIGKILL
     finally:
