@@ -11,7 +11,7 @@ GEN     := $(B)/gen
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
            -D_GNU_SOURCE -I. -Icommon -I$(GEN)
-LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lpthread -lm
+LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lnftables -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROTOS      := $(wildcard proto/*.proto)

@@ -430,6 +430,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "multicast",               kw_multicast, C(multicast),          0, 0, 0 },
 	{ "realtime",                kw_bool,      C(realtime),           0, 0, 0 },
 	{ "sync",                    kw_bool,      C(sync),               0, 0, 0 },
+	{ "kernel_drop",             kw_bool,      C(kernel_drop),        0, 0, 0 },
 	{ "sync_timeout",            kw_duration,  C(sync_timeout_ms),    SEC(1), HOURS(1), 0 },
 	{ "flow_max",                kw_uint,      C(flow_max),           1024, 16777216, 0 },
 	{ "workers",                 kw_uint,      C(workers),            1, 16, 0 },
@@ -496,6 +497,7 @@ static void cfg_defaults(struct cfg *cfg)
 	cfg->flow_max = 1048576;
 	cfg->workers = 1;
 	cfg->sync = 1;
+	cfg->kernel_drop = 1;
 	cfg->sync_timeout_ms = 30000;
 	cfg->rx_ring_version = 2;
 	cfg->tcp_established_ms = SEC(900);

@@ -73,6 +73,7 @@ struct cfg {
 	uint32_t sync_timeout_ms;       /* longest wait for the bulk sync before preempting anyway */
 	struct in_addr multicast;       /* INADDR_ANY = unicast only */
 	int realtime;
+	int kernel_drop;                /* nftables rule keeping the local stack off VIP frames */
 	uint32_t flow_max;
 	uint32_t workers;
 	uint32_t rx_ring_version;       /* TPACKET_V2 (per-frame wakeup) or TPACKET_V3 (blocks) */

@@ -10,7 +10,7 @@
 #include "log.h"
 #include "pkt.h"
 
-#define FWD_BATCH 256
+#define FWD_BATCH 32                /* frames per TX kick: well under the TX ring's slots */
 #define FWD_MAX_PER_WAKEUP 8192   /* then let the loop run timers and control clients */
 
 /* Maglev choice for a new flow; LBD_NO_SLOT when the service has no usable backend. */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "clock.h"
 #include "ipc.h"
+#include "kdrop.h"
 #include "lbd.h"
 #include "log.h"
 #include "privs.h"
@@ -65,6 +67,10 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 		goto fail;
 	}
 	lbd_load_filter(l);
+	if (l->cfg->kernel_drop)
+		kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips);
+	else
+		kdrop_remove();
 	health_reload(l->health);
 	l->arp_fast_until_ms = clock_ms() + 2000;
 	l->arp_timer.repeat = 0.001;
@@ -149,7 +155,7 @@ static int lbd_start(struct lbd *l)
 	struct ring_params rp = {
 		.ifname = l->cfg->interface,
 		.rx_version = l->cfg->rx_ring_version == 2 ? TPACKET_V2 : TPACKET_V3,
-		.rx_frame_nr = 256,
+		.rx_frame_nr = 128,
 		.rx_block_size = 1u << 18,
 		.rx_block_nr = 16,
 		.rx_timeout_ms = 1,
@@ -203,6 +209,9 @@ static int lbd_start(struct lbd *l)
 	ev_signal_start(l->loop, &l->sig_term);
 	ev_signal_start(l->loop, &l->sig_hup);
 	lbd_warn_forwarding(l);
+	if (l->cfg->kernel_drop && kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips) < 0)
+		log_warn("could not install the nftables rule that keeps the local stack off VIP frames; "
+			 "forwarding works, at a higher CPU cost per frame");
 	if (l->cfg->workers > 1)
 		log_warn("workers = %u: this version runs one forwarding worker (docs/ARCHITECTURE.md)",
 			 l->cfg->workers);
@@ -214,6 +223,8 @@ static void lbd_stop(struct lbd *l)
 	if (l->active)
 		mode_set(l, 0, l->reason, 0, 0);
 	ctl_close(l);
+	if (l->cfg->kernel_drop)
+		kdrop_remove();
 	health_destroy(l->health);
 	l->health = NULL;
 	sync_destroy(l->sync);
@@ -289,6 +300,12 @@ int main(int argc, char **argv)
 		fatal("cannot apply the config");
 	if (lbd_start(&l) < 0)
 		fatal("start-up failed");
+	if (l.cfg->realtime) {
+		/* Below vrrpd's priority (10), so heartbeats always win over forwarding. */
+		struct sched_param sp = { .sched_priority = 5 };
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+			log_warn("realtime priority: %s", strerror(errno));
+	}
 	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN) < 0)
 		log_warn("could not drop capabilities; continuing with full privileges");
 	log_info("node %s on %s, %zu services, %zu VIPs, flow table %u flows x %zu bytes", l.node,

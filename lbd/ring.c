@@ -342,6 +342,8 @@ int ring_rx_next(struct ring *r, struct ring_frame *f)
 	return 0;
 }
 
+void ring_tx_kick(struct ring *r);
+
 static struct tpacket2_hdr *ring_tx_slot(const struct ring *r, unsigned i)
 {
 	return (struct tpacket2_hdr *)(r->tx_map + (size_t)i * RING_TX_FRAME_SIZE);
@@ -357,6 +359,11 @@ uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **v
 		return NULL;
 	}
 	st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	if (st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT && r->tx_pending) {
+		/* The ring is full of frames not yet handed to the kernel: send them, then look again. */
+		ring_tx_kick(r);
+		st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	}
 	if (st == TP_STATUS_WRONG_FORMAT) {
 		r->st.tx_wrong_format++;
 	} else if (st != TP_STATUS_AVAILABLE) {
