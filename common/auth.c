@@ -600,9 +600,13 @@ static enum auth_result auth_open_env(struct auth_session *s, const Dsrlb__Envel
 		} else {
 			res = AUTH_STALE_EPOCH;
 		}
-		/* Even an untrusted epoch's challenge is remembered: echoing it is how a restarted peer
-		 * gets us accepted. A replay in the accepted epoch above does not get to change it. */
-		s->peer_challenge = env->challenge;
+		/* An untrusted epoch's challenge is remembered only from a peer that has not heard us yet
+		 * (echo 0): echoing it is how a restarted peer gets us accepted. A recording of an older
+		 * epoch echoes an older challenge of ours and must not steer what we echo; neither does a
+		 * replay in the accepted epoch above. (A replayed first message of an old epoch, echo 0,
+		 * can still do so until the peer's next genuine message: a delay, never an acceptance.) */
+		if (res == AUTH_OK || env->echo == 0)
+			s->peer_challenge = env->challenge;
 	}
 	if (res == AUTH_OK)
 		*payload_len = (size_t)mlen;

@@ -50,7 +50,11 @@ static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
 		log_rl(LOG_LVL_WARN, "lbd refused the mode change: %s", r->error);
 		v->lbd_failures++;
 	}
+	int again = r->ok && r->status && (r->status->active != v->lbd_want_active || v->lbd_garp_pending);
 	dsrlb__lbd_response__free_unpacked(r, NULL);
+	/* The election changed while this request was in flight: tell lbd now, not at the next tick. */
+	if (again)
+		lbdlink_push(v);
 }
 
 void lbdlink_init(struct vrrpd *v)
