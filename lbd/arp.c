@@ -2,7 +2,11 @@
  * activation, and resolves backend MAC addresses (periodic requests, learning from any ARP a backend
  * sends). A backend seen claiming a VIP is flagged: it is not set up for DSR. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "lbd.h"
@@ -11,19 +15,13 @@
 
 static const uint8_t arp_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-/* Writes an Ethernet/ARP frame into the TX ring. */
-static int arp_emit(struct lbd *l, const uint8_t *eth_dst, uint16_t op, const uint8_t *sha, uint32_t spa,
-		    const uint8_t *tha, uint32_t tpa)
+/* Builds a 60-byte Ethernet/ARP frame. */
+static void arp_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, uint16_t op, uint32_t spa,
+		      const uint8_t *tha, uint32_t tpa)
 {
-	struct virtio_net_hdr *vh;
-	uint8_t *d = ring_tx_reserve(l->worker.ring, 60, &vh);
-
-	if (!d)
-		return -1;
-	memset(vh, 0, sizeof(*vh));
 	memset(d, 0, 60);
 	memcpy(d, eth_dst, 6);
-	memcpy(d + 6, l->mac, 6);
+	memcpy(d + 6, src_mac, 6);
 	d[12] = 0x08;
 	d[13] = 0x06;
 	uint8_t *a = d + 14;
@@ -32,36 +30,71 @@ static int arp_emit(struct lbd *l, const uint8_t *eth_dst, uint16_t op, const ui
 	a[4] = 6;
 	a[5] = 4;
 	a[7] = (uint8_t)op;
-	memcpy(a + 8, sha, 6);
+	memcpy(a + 8, src_mac, 6);
 	memcpy(a + 14, &spa, 4);
 	memcpy(a + 18, tha, 6);
 	memcpy(a + 24, &tpa, 4);
-	ring_tx_commit(l->worker.ring, 60);
+}
+
+/* Main thread: control-plane ARP (requests, gratuitous ARP) goes through its own packet socket, one
+ * sendto per frame; these are a few frames a second, not the forwarding path. */
+static int arp_emit(struct lbd *l, uint16_t op, uint32_t spa, uint32_t tpa)
+{
+	static const uint8_t zero[6];
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = l->ifindex, .sll_halen = 6 };
+	uint8_t frame[60];
+
+	arp_build(frame, l->mac, arp_bcast, op, spa, zero, tpa);
+	memcpy(sll.sll_addr, arp_bcast, 6);
+	if (sendto(l->ctl_tx_fd, frame, sizeof(frame), MSG_DONTWAIT, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		log_rl(LOG_LVL_WARN, "%s: sendto: %s", __func__, strerror(errno));
+		return -1;
+	}
 	return 0;
+}
+
+int arp_open(struct lbd *l)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = l->ifindex };
+
+	l->ctl_tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (l->ctl_tx_fd < 0 || bind(l->ctl_tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		log_err("%s: ARP socket: %s", __func__, strerror(errno));
+		return -1;
+	}
+	ev_async_init(&l->arp_wake, arp_events_cb);
+	l->arp_wake.data = l;
+	ev_async_start(l->loop, &l->arp_wake);
+	return 0;
+}
+
+void arp_close(struct lbd *l)
+{
+	if (l->ctl_tx_fd > 0) {
+		ev_async_stop(l->loop, &l->arp_wake);
+		close(l->ctl_tx_fd);
+	}
+	l->ctl_tx_fd = -1;
 }
 
 int arp_send_request(struct lbd *l, uint32_t target)
 {
-	static const uint8_t zero[6];
-
 	l->ctr.arp_requests_sent++;
-	return arp_emit(l, arp_bcast, 1, l->mac, l->node_addr, zero, target);
+	return arp_emit(l, 1, l->node_addr, target);
 }
 
 void arp_send_garp_burst(struct lbd *l)
 {
-	static const uint8_t zero[6];
-
 	for (uint32_t n = 0; n < l->cfg->garp_count; n++) {
 		for (size_t i = 0; i < l->n_vips; i++) {
 			/* Gratuitous ARP as a request (sender = target = VIP), which every stack accepts. */
-			if (arp_emit(l, arp_bcast, 1, l->mac, l->vips[i], zero, l->vips[i]) == 0)
+			if (arp_emit(l, 1, l->vips[i], l->vips[i]) == 0)
 				l->ctr.garp_sent++;
 		}
 	}
-	ring_tx_kick(l->worker.ring);
 }
 
+/* Main thread, under the write lock. */
 static void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
 {
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
@@ -93,24 +126,55 @@ static void arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
 	}
 }
 
+/* Main thread: applies what the workers saw in ARP frames. */
+void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct lbd *l = a->data;
+	uint64_t now = clock_ms();
+
+	dp_write_lock(l);
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		uint32_t head = __atomic_load_n(&w->arpq_head, __ATOMIC_ACQUIRE);
+		uint32_t tail = w->arpq_tail;
+		for (; tail != head; tail++) {
+			const struct lbd_arp_event *e = &w->arpq[tail % LBD_ARPQ];
+			if (e->claims_vip)
+				arp_flag_vip_claim(l, e->mac, e->addr);
+			else
+				arp_learn(l, e->addr, e->mac, now);
+		}
+		__atomic_store_n(&w->arpq_tail, tail, __ATOMIC_RELEASE);
+	}
+	dp_write_unlock(l);
+}
+
+/* Worker: answers ARP requests for the VIPs while active; passes what it learns to the main thread. */
 void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pktp)
 {
 	const struct pkt *p = pktp;
 	struct lbd *l = w->lbd;
+	struct virtio_net_hdr *vh;
+	uint8_t *d;
 
 	if (memcmp(p->arp_sha, l->mac, 6) == 0)
 		return;
-	if (p->arp_spa)
-		arp_learn(l, p->arp_spa, p->arp_sha, clock_ms());
+	if (p->arp_spa && dp_is_backend(l, p->arp_spa))
+		worker_arp_event(w, p->arp_spa, p->arp_sha, 0);
 	if (dp_is_vip(l, p->arp_spa) && p->arp_op == 2)
-		arp_flag_vip_claim(l, p->arp_sha, p->arp_spa);
+		worker_arp_event(w, p->arp_spa, p->arp_sha, 1);
 	if (p->arp_op == 1 && dp_is_vip(l, p->arp_tpa) && p->arp_spa != p->arp_tpa) {
 		if (!l->active) {
-			l->ctr.drop_standby++;
+			w->ctr.drop_standby++;
 			return;
 		}
-		if (arp_emit(l, p->arp_sha, 2, l->mac, p->arp_tpa, p->arp_sha, p->arp_spa) == 0)
-			l->ctr.arp_replies++;
+		d = ring_tx_reserve(w->ring, 60, &vh);
+		if (!d)
+			return;
+		memset(vh, 0, sizeof(*vh));
+		arp_build(d, l->mac, p->arp_sha, 2, p->arp_tpa, p->arp_sha, p->arp_spa);
+		ring_tx_commit(w->ring, 60);
+		w->ctr.arp_replies++;
 	}
 	(void)frame;
 }
@@ -131,9 +195,11 @@ void arp_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (!b->addr)
 			continue;
 		if (b->mac_known && now - b->mac_seen_ms > stale) {
+			dp_write_lock(l);
 			b->mac_known = 0;
-			log_warn("backend %s stopped answering ARP", inet_ntoa((struct in_addr){ b->addr }));
 			dp_rebuild_service(l, &l->services[b->service]);
+			dp_write_unlock(l);
+			log_warn("backend %s stopped answering ARP", inet_ntoa((struct in_addr){ b->addr }));
 		}
 		if (!b->mac_known)
 			unresolved = 1;
@@ -145,7 +211,6 @@ void arp_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		arp_send_request(l, l->vips[i]);
 	if (full)
 		l->arp_last_full_ms = now;
-	ring_tx_kick(l->worker.ring);
 	double next = l->cfg->arp_refresh_ms / 1000.0;
 	if (unresolved)
 		next = now < l->arp_fast_until_ms ? 0.2 : 1.0;

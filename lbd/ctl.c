@@ -51,32 +51,34 @@ static const char *ctl_backend_state(const struct lbd_backend *b)
 static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 {
 	struct ring_stats rs;
+	struct lbd_counters ctr;
 
-	ring_stats(l->worker.ring, &rs);
-	c->rx_frames = l->ctr.rx_frames;
-	c->forwarded = l->ctr.forwarded;
-	c->tx_bytes = l->ctr.tx_bytes;
+	worker_ring_stats(l, &rs);
+	worker_counters(l, &ctr);
+	c->rx_frames = ctr.rx_frames;
+	c->forwarded = ctr.forwarded;
+	c->tx_bytes = ctr.tx_bytes;
 	c->ring_drops = rs.rx_drops;
 	c->tx_ring_full = rs.tx_full;
 	c->tx_wrong_format = rs.tx_wrong_format;
 	c->tx_kicks = rs.tx_kicks;
-	c->drop_standby = l->ctr.drop_standby;
-	c->drop_no_service = l->ctr.drop_no_service;
-	c->drop_no_backend = l->ctr.drop_no_backend;
-	c->drop_malformed = l->ctr.drop_malformed;
-	c->drop_not_ipv4 = l->ctr.drop_not_ipv4;
-	c->drop_other = l->ctr.drop_other + l->ctr.drop_vlan + l->ctr.drop_not_for_us;
-	c->arp_replies = l->ctr.arp_replies;
-	c->garp_sent = l->ctr.garp_sent;
-	c->icmp_echo_replies = l->ctr.icmp_echo_replies;
-	c->icmp_errors_forwarded = l->ctr.icmp_errors_forwarded;
-	c->fragments = l->ctr.fragments;
-	c->flow_table_full = l->ctr.flow_table_full;
-	c->flows_created = l->ctr.flows_created;
-	c->flows_expired = l->ctr.flows_expired;
+	c->drop_standby = ctr.drop_standby;
+	c->drop_no_service = ctr.drop_no_service;
+	c->drop_no_backend = ctr.drop_no_backend;
+	c->drop_malformed = ctr.drop_malformed;
+	c->drop_not_ipv4 = ctr.drop_not_ipv4;
+	c->drop_other = ctr.drop_other + ctr.drop_vlan + ctr.drop_not_for_us;
+	c->arp_replies = ctr.arp_replies;
+	c->garp_sent = ctr.garp_sent;
+	c->icmp_echo_replies = ctr.icmp_echo_replies;
+	c->icmp_errors_forwarded = ctr.icmp_errors_forwarded;
+	c->fragments = ctr.fragments;
+	c->flow_table_full = ctr.flow_table_full;
+	c->flows_created = ctr.flows_created;
+	c->flows_expired = ctr.flows_expired;
 	c->ctl_bad_requests = ipc_server_bad_requests(l->ctl);
-	c->backend_arp_for_vip = l->ctr.backend_arp_for_vip;
-	c->flows_rescheduled = l->ctr.flows_rescheduled;
+	c->backend_arp_for_vip = ctr.backend_arp_for_vip;
+	c->flows_rescheduled = ctr.flows_rescheduled;
 }
 
 static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
@@ -93,8 +95,8 @@ static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
 	pb->weight = b->weight;
 	pb->healthy = b->healthy;
 	pb->draining = b->draining || b->weight == 0;
-	pb->flows = b->flows;
-	pb->forwarded = b->forwarded;
+	pb->flows = worker_slot_flows(l, slot);
+	pb->forwarded = worker_slot_forwarded(l, slot);
 	pb->state = ctl_strdup(ctl_backend_state(b));
 	pb->answers_vip_arp = b->answers_vip_arp;
 	pb->check_result = ctl_strdup(health_last_result(l->health, slot));
@@ -146,7 +148,6 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 		ps->vip = ctl_addr(s->vip);
 		ps->port = ntohs(s->port);
 		ps->protocol = ctl_strdup(s->proto == IPPROTO_UDP ? "udp" : "tcp");
-		ps->forwarded = s->forwarded;
 		ps->all_down = s->n_usable == 0;
 		ps->backends = calloc(s->n_slots ? s->n_slots : 1, sizeof(*ps->backends));
 		for (size_t j = 0; ps->backends && j < s->n_slots; j++) {
@@ -157,18 +158,22 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 		}
 		if (s->sorry_slot != LBD_NO_SLOT)
 			ps->sorry_backend = ctl_backend(l, s->sorry_slot, now);
+		for (size_t j = 0; j < ps->n_backends; j++)
+			ps->forwarded += ps->backends[j]->forwarded;
+		if (ps->sorry_backend)
+			ps->forwarded += ps->sorry_backend->forwarded;
 		st->services[st->n_services++] = ps;
 	}
-	st->flows = flow_count(l->worker.flows);
-	st->flow_max = flow_max(l->worker.flows);
-	st->flow_bytes = flow_bytes_per_flow(l->worker.flows);
+	st->flows = worker_flow_count(l);
+	st->flow_max = (uint64_t)flow_max(l->workers[0].flows) * l->n_workers;
+	st->flow_bytes = flow_bytes_per_flow(l->workers[0].flows);
 	ctl_fill_counters(l, c);
 	st->counters = c;
 	st->config_digest.data = l->cfg->digest;
 	st->config_digest.len = sizeof(l->cfg->digest);
 	st->interface = ctl_strdup(l->cfg->interface);
 	st->mac = ctl_mac(l->mac);
-	st->workers = 1;
+	st->workers = l->n_workers;
 	st->fence_remaining_ms = l->fence_deadline_ms > now ? (uint32_t)(l->fence_deadline_ms - now) : 0;
 	st->config_file = ctl_strdup(l->cfg_path);
 	st->reloads = l->reloads;
@@ -205,38 +210,44 @@ static void ctl_status_free(Dsrlb__LbdStatus *st)
 static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
 {
 	uint64_t now = clock_ms();
-	uint32_t cursor = 0, n = 0;
+	uint32_t n = 0;
 	struct flow *f;
 
 	if (!limit || limit > 100000)
 		limit = 100000;
-	r->flows_total = flow_count(l->worker.flows);
+	r->flows_total = worker_flow_count(l);
 	r->flows = calloc(limit, sizeof(*r->flows));
 	if (!r->flows)
 		return;
-	while (n < limit && (f = flow_next(l->worker.flows, &cursor))) {
-		Dsrlb__Flow *pf = calloc(1, sizeof(*pf));
-		char buf[64], a[INET_ADDRSTRLEN];
-		if (!pf)
-			break;
-		dsrlb__flow__init(pf);
-		inet_ntop(AF_INET, &f->key.saddr, a, sizeof(a));
-		snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.sport));
-		pf->client = ctl_strdup(buf);
-		inet_ntop(AF_INET, &f->key.daddr, a, sizeof(a));
-		snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.dport));
-		pf->vip = ctl_strdup(buf);
-		pf->protocol = ctl_strdup(f->key.proto == IPPROTO_UDP ? "udp" : "tcp");
-		if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].addr) {
-			pf->backend = ctl_addr(l->slots[f->backend].addr);
-			pf->service = ctl_strdup(l->services[l->slots[f->backend].service].name);
-		} else {
-			pf->backend = ctl_strdup("");
-			pf->service = ctl_strdup("");
+	for (unsigned wi = 0; wi < l->n_workers && n < limit; wi++) {
+		struct lbd_worker *w = &l->workers[wi];
+		uint32_t cursor = 0;
+		worker_lock(w);
+		while (n < limit && (f = flow_next(w->flows, &cursor))) {
+			Dsrlb__Flow *pf = calloc(1, sizeof(*pf));
+			char buf[64], a[INET_ADDRSTRLEN];
+			if (!pf)
+				break;
+			dsrlb__flow__init(pf);
+			inet_ntop(AF_INET, &f->key.saddr, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.sport));
+			pf->client = ctl_strdup(buf);
+			inet_ntop(AF_INET, &f->key.daddr, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.dport));
+			pf->vip = ctl_strdup(buf);
+			pf->protocol = ctl_strdup(f->key.proto == IPPROTO_UDP ? "udp" : "tcp");
+			if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].addr) {
+				pf->backend = ctl_addr(l->slots[f->backend].addr);
+				pf->service = ctl_strdup(l->services[l->slots[f->backend].service].name);
+			} else {
+				pf->backend = ctl_strdup("");
+				pf->service = ctl_strdup("");
+			}
+			pf->state = ctl_strdup(flow_state_name(f->state));
+			pf->idle_ms = flow_idle_ms(w->flows, f, now);
+			r->flows[n++] = pf;
 		}
-		pf->state = ctl_strdup(flow_state_name(f->state));
-		pf->idle_ms = flow_idle_ms(l->worker.flows, f, now);
-		r->flows[n++] = pf;
+		worker_unlock(w);
 	}
 	r->n_flows = n;
 }
@@ -271,8 +282,10 @@ static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__
 		snprintf(err, errlen, "service %s has no backend '%s'", s->name, q->backend);
 		return;
 	}
+	dp_write_lock(l);
 	b->draining = (uint8_t)on;
 	dp_rebuild_service(l, s);
+	dp_write_unlock(l);
 	log_info("backend %s of %s %s", q->backend, s->name, on ? "draining" : "back in service");
 	r->ok = 1;
 }

@@ -21,6 +21,19 @@ int dp_is_vip(const struct lbd *l, uint32_t addr)
 	return 0;
 }
 
+int dp_is_backend(const struct lbd *l, uint32_t addr)
+{
+	for (size_t i = 0; i < l->n_services; i++) {
+		const struct lbd_service *s = &l->services[i];
+		for (size_t j = 0; j < s->n_slots; j++)
+			if (l->slots[s->slots[j]].addr == addr)
+				return 1;
+		if (s->sorry_slot != LBD_NO_SLOT && l->slots[s->sorry_slot].addr == addr)
+			return 1;
+	}
+	return 0;
+}
+
 struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port)
 {
 	for (size_t i = 0; i < l->n_services; i++) {
@@ -31,12 +44,34 @@ struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto
 	return NULL;
 }
 
-void dp_flow_assign(struct lbd *l, struct flow *f, uint16_t slot, int is_new)
+void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new)
 {
-	if (!is_new && f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
-		l->slots[f->backend].flows--;
+	if (!is_new && f->backend < LBD_MAX_SLOTS)
+		w->slot_flows[f->backend]--;
 	f->backend = slot;
-	l->slots[slot].flows++;
+	w->slot_flows[slot]++;
+}
+
+void dp_write_lock(struct lbd *l)
+{
+	pthread_rwlock_wrlock(&l->dp_lock);
+}
+
+void dp_write_unlock(struct lbd *l)
+{
+	pthread_rwlock_unlock(&l->dp_lock);
+}
+
+/* A slot taken by a new backend starts with clean per-worker counters. */
+static void dp_slot_reset_counters(struct lbd *l, uint16_t slot)
+{
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		worker_lock(w);
+		w->slot_fwd[slot] = 0;
+		w->slot_flows[slot] = 0;
+		worker_unlock(w);
+	}
 }
 
 struct lbd_service *dp_find_service(struct lbd *l, const char *name)
@@ -142,11 +177,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *cs = &cfg->services[i];
 		struct lbd_service *s = &l->services[i];
-		uint64_t fwd = 0;
 
-		for (size_t j = 0; j < n_old; j++)
-			if (strcmp(old[j].name, cs->name) == 0)
-				fwd = old[j].forwarded;
 		memset(s, 0, sizeof(*s));
 		snprintf(s->name, sizeof(s->name), "%s", cs->name);
 		s->vip = cs->vip.s_addr;
@@ -154,7 +185,6 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 		s->proto = cs->proto;
 		s->on_down = cs->on_backend_down;
 		s->mg = mgs[i];
-		s->forwarded = fwd;
 		s->sorry_slot = LBD_NO_SLOT;
 		for (size_t k = 0; k <= cs->n_backends; k++) {
 			uint32_t addr = k < cs->n_backends ? cs->backends[k].addr.s_addr : cs->sorry_backend.s_addr;
@@ -171,6 +201,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 				memset(&l->slots[slot], 0, sizeof(l->slots[slot]));
 				l->slots[slot].addr = addr;
 				l->slots[slot].healthy = 1;
+				dp_slot_reset_counters(l, slot);
 			}
 			keep[slot] = 1;
 			l->slots[slot].service = (uint16_t)i;
@@ -196,12 +227,15 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 			freed = 1;
 		}
 	}
-	if (freed && l->worker.flows) {
+	for (unsigned i = 0; freed && i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
 		uint32_t cursor = 0;
 		struct flow *f;
-		while ((f = flow_next(l->worker.flows, &cursor)))
+		worker_lock(w);
+		while ((f = flow_next(w->flows, &cursor)))
 			if (f->backend < LBD_MAX_SLOTS && !l->slots[f->backend].addr)
-				flow_delete(l->worker.flows, f);
+				flow_delete(w->flows, f);
+		worker_unlock(w);
 	}
 	l->timeouts.tcp_syn_ms = cfg->tcp_syn_ms;
 	l->timeouts.tcp_est_ms = cfg->tcp_established_ms;

@@ -28,13 +28,12 @@ static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint3
 
 void fwd_flow_gone(void *arg, const struct flow *f)
 {
-	struct lbd *l = arg;
+	struct lbd_worker *w = arg;
 
-	if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
-		l->slots[f->backend].flows--;
-	l->ctr.flows_expired++;
-	if (l->sync && l->active)
-		sync_flow_deleted(l->sync, f);
+	if (f->backend < LBD_MAX_SLOTS)
+		w->slot_flows[f->backend]--;
+	w->ctr.flows_expired++;
+	sync_flow_deleted(w, f);
 }
 
 /* Chooses the backend of a TCP/UDP frame through the connection table. */
@@ -75,14 +74,14 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 			if (n == LBD_NO_SLOT)
 				return LBD_NO_SLOT;
 			if (!fresh)
-				l->ctr.flows_rescheduled++;
-			dp_flow_assign(l, f, n, 0);
+				w->ctr.flows_rescheduled++;
+			dp_flow_assign(w, f, n, 0);
 			slot = n;
 		}
 		flow_touch(w->flows, f, now);
 		f->flags |= LBD_FLOW_DIRTY;
-		if (l->sync && (f->state != old_state || f->backend != old_slot))
-			sync_flow_changed(l->sync, f);
+		if (f->state != old_state || f->backend != old_slot)
+			sync_flow_changed(w, f);
 		return slot;
 	}
 	slot = fwd_pick(l, s, h);
@@ -95,12 +94,11 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 	}
 	f = flow_insert(w->flows, &k, h, slot, st, now);
 	if (!f) {
-		l->ctr.flow_table_full++;
+		w->ctr.flow_table_full++;
 	} else {
-		l->ctr.flows_created++;
-		l->slots[slot].flows++;
-		if (l->sync)
-			sync_flow_changed(l->sync, f);
+		w->ctr.flows_created++;
+		w->slot_flows[slot]++;
+		sync_flow_changed(w, f);
 	}
 	return slot;
 }
@@ -160,7 +158,7 @@ static void fwd_echo_reply(struct lbd_worker *w, const uint8_t *frame, const str
 	c = pkt_csum(icmp, p->ip_len - p->ihl);
 	memcpy(icmp + 2, &c, 2);
 	ring_tx_commit(w->ring, len);
-	l->ctr.icmp_echo_replies++;
+	w->ctr.icmp_echo_replies++;
 }
 
 static void fwd_send(struct lbd_worker *w, const struct ring_frame *rf, uint16_t slot)
@@ -170,10 +168,9 @@ static void fwd_send(struct lbd_worker *w, const struct ring_frame *rf, uint16_t
 
 	if (ring_tx_forward(w->ring, rf, b->mac, l->mac) < 0)
 		return;
-	b->forwarded++;
-	l->services[b->service].forwarded++;
-	l->ctr.forwarded++;
-	l->ctr.tx_bytes += rf->len;
+	w->slot_fwd[slot]++;
+	w->ctr.forwarded++;
+	w->ctr.tx_bytes += rf->len;
 }
 
 static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
@@ -183,16 +180,16 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 	uint16_t slot;
 
 	if (!dp_is_vip(l, p->daddr)) {
-		l->ctr.drop_other++;
+		w->ctr.drop_other++;
 		return;
 	}
 	/* Only frames sent to our MAC: a flooded frame for another host is not ours to forward. */
 	if (memcmp(rf->data, l->mac, 6) != 0) {
-		l->ctr.drop_not_for_us++;
+		w->ctr.drop_not_for_us++;
 		return;
 	}
 	if (!l->active) {
-		l->ctr.drop_standby++;
+		w->ctr.drop_standby++;
 		return;
 	}
 	if (p->proto == IPPROTO_ICMP && !p->frag) {
@@ -202,38 +199,38 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 		}
 		slot = fwd_icmp_error(w, p);
 		if (slot == LBD_NO_SLOT) {
-			l->ctr.drop_other++;
+			w->ctr.drop_other++;
 			return;
 		}
-		l->ctr.icmp_errors_forwarded++;
+		w->ctr.icmp_errors_forwarded++;
 		fwd_send(w, rf, slot);
 		return;
 	}
 	if (p->frag) {
 		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
-		l->ctr.fragments++;
+		w->ctr.fragments++;
 		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport, 0) : NULL;
 		if (!s)
 			s = dp_lookup_service(l, p->daddr, p->proto, 0, 1);
 		if (!s) {
-			l->ctr.drop_no_service++;
+			w->ctr.drop_no_service++;
 			return;
 		}
 		slot = fwd_pick(l, s, flow_hash_addrs(p->saddr, p->daddr, p->proto));
 	} else {
 		if (!p->have_ports) {
-			l->ctr.drop_no_service++;
+			w->ctr.drop_no_service++;
 			return;
 		}
 		s = dp_lookup_service(l, p->daddr, p->proto, p->dport, 0);
 		if (!s) {
-			l->ctr.drop_no_service++;
+			w->ctr.drop_no_service++;
 			return;
 		}
 		slot = fwd_flow(w, s, p, now);
 	}
 	if (slot == LBD_NO_SLOT) {
-		l->ctr.drop_no_backend++;
+		w->ctr.drop_no_backend++;
 		return;
 	}
 	fwd_send(w, rf, slot);
@@ -241,22 +238,21 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 
 static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_t now)
 {
-	struct lbd *l = w->lbd;
 	struct pkt p;
 	enum pkt_err e;
 
-	l->ctr.rx_frames++;
+	w->ctr.rx_frames++;
 	if (rf->len != rf->wire_len && !rf->vnet->gso_type) {
-		l->ctr.drop_malformed++;
+		w->ctr.drop_malformed++;
 		return;
 	}
 	if (rf->status & TP_STATUS_VLAN_VALID) {
-		l->ctr.drop_vlan++;
+		w->ctr.drop_vlan++;
 		return;
 	}
 	e = pkt_parse(rf->data, rf->len, &p);
 	if (e != PKT_OK) {
-		l->ctr.drop_malformed++;
+		w->ctr.drop_malformed++;
 		log_rl(LOG_LVL_DEBUG, "malformed frame (%u bytes): %s", rf->len, pkt_err_str(e));
 		return;
 	}
@@ -268,10 +264,10 @@ static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_
 		arp_input(w, rf->data, &p);
 		break;
 	case PKT_VLAN:
-		l->ctr.drop_vlan++;
+		w->ctr.drop_vlan++;
 		break;
 	default:
-		l->ctr.drop_not_ipv4++;
+		w->ctr.drop_not_ipv4++;
 		break;
 	}
 }
@@ -283,6 +279,8 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 	uint64_t now = clock_ms();
 	unsigned n = 0;
 
+	pthread_rwlock_rdlock(&w->lbd->dp_lock);
+	worker_lock(w);
 	while (n < FWD_MAX_PER_WAKEUP && ring_rx_next(w->ring, &rf) == 0) {
 		fwd_frame(w, &rf, now);
 		if (++n % FWD_BATCH == 0) {
@@ -292,4 +290,6 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	ring_rx_done(w->ring);
 	ring_tx_kick(w->ring);
+	worker_unlock(w);
+	pthread_rwlock_unlock(&w->lbd->dp_lock);
 }

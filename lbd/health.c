@@ -223,9 +223,11 @@ static void health_set_healthy(struct health_ctx *h, uint16_t slot, int up, cons
 	struct lbd_backend *b = &l->slots[slot];
 	char a[INET_ADDRSTRLEN];
 
+	dp_write_lock(l);
 	b->healthy = up ? 1 : 0;
-	h->slots[slot].stats.last_change_ms = clock_ms();
 	dp_rebuild_service(l, &l->services[b->service]);
+	dp_write_unlock(l);
+	h->slots[slot].stats.last_change_ms = clock_ms();
 	log_info("backend %s of %s is %s (%s)", health_addr_str(b->addr, a, sizeof(a)),
 		 l->services[b->service].name, up ? "up" : "down", why);
 }

@@ -1,10 +1,18 @@
 /* The lbd daemon's one context struct, shared by its modules: the config in force, the services and
- * backend slots the forwarding path reads, the worker with its rings and connection table, the
- * active/standby mode, the control socket and the timers. */
+ * backend slots the forwarding path reads, the forwarding workers with their rings and connection
+ * tables, the active/standby mode, the control socket and the timers.
+ *
+ * Threads and locks. The main thread runs the control plane (control socket, ARP resolution, health
+ * checks, sync, timers) and is the only writer of the shared data-plane state (services, slots, VIPs,
+ * mode); it writes under `dp_lock` held for writing. Each worker thread owns a ring pair and its part
+ * of the connection table; it processes a batch of frames holding `dp_lock` for reading and its own
+ * `lock`. The main thread takes a worker's `lock` (after `dp_lock`, never before) to read or change that
+ * worker's table and counters. So there is one uncontended lock pair per batch and none per frame. */
 #ifndef DSR_LBD_H
 #define DSR_LBD_H
 
 #include <ev.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -27,6 +35,7 @@ struct lbd_counters {
 	uint64_t arp_replies, garp_sent, icmp_echo_replies, icmp_errors_forwarded, fragments;
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
 	uint64_t backend_arp_for_vip, arp_requests_sent;
+	uint64_t sync_dropped;           /* updates a worker could not queue */
 };
 
 struct lbd_backend {
@@ -39,8 +48,6 @@ struct lbd_backend {
 	uint8_t answers_vip_arp;        /* seen answering ARP for a VIP: not set up for DSR */
 	uint32_t weight;
 	uint64_t mac_seen_ms;
-	uint64_t flows;
-	uint64_t forwarded;
 };
 
 struct lbd_service {
@@ -55,14 +62,48 @@ struct lbd_service {
 	struct maglev *mg;
 	uint16_t mg_slots[CFG_MAX_BACKENDS]; /* Maglev entry -> backend slot */
 	size_t n_usable;
-	uint64_t forwarded;
 };
+
+/* A record of a flow change for the peer (sync.c), queued by a worker, sent by the main thread. */
+struct lbd_sync_rec {
+	struct flow_key key;
+	uint32_t backend;       /* address, network order */
+	uint8_t state;
+	uint8_t deleted;
+	uint64_t queued_ms;
+};
+
+/* What a worker saw in an ARP frame that the main thread must act on. */
+struct lbd_arp_event {
+	uint32_t addr;
+	uint8_t mac[6];
+	uint8_t claims_vip;     /* a reply claiming a VIP */
+};
+
+#define LBD_SYNCQ 65536u        /* per worker, power of two */
+#define LBD_ARPQ 256u           /* per worker, power of two */
 
 struct lbd_worker {
 	struct lbd *lbd;
+	unsigned id;                    /* its index in the fanout group */
+	pthread_t thread;
+	int started;
+	struct ev_loop *loop;
+	ev_io rx_io;
+	ev_timer expire_timer, refresh_timer;
+	ev_async stop;
+	pthread_mutex_t lock;
 	struct ring *ring;
 	struct flow_table *flows;
-	ev_io rx_io;
+	uint32_t refresh_cursor;
+	struct lbd_counters ctr;
+	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
+	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this worker's table per slot */
+	/* single-producer (this worker), single-consumer (main) queues */
+	struct lbd_sync_rec *syncq;
+	uint32_t syncq_head, syncq_tail;
+	struct lbd_arp_event arpq[LBD_ARPQ];
+	uint32_t arpq_head, arpq_tail;
 };
 
 enum lbd_reason { LBD_REASON_STARTUP, LBD_REASON_STANDALONE, LBD_REASON_VRRPD, LBD_REASON_OPERATOR,
@@ -94,17 +135,21 @@ struct lbd {
 	uint64_t arp_fast_until_ms;       /* resolve new backends quickly until then */
 	struct flow_timeouts timeouts;
 
-	struct lbd_worker worker;
+	pthread_rwlock_t dp_lock;
+	struct lbd_worker *workers;
+	unsigned n_workers;
+	int fanout_id;
+	int ctl_tx_fd;                  /* AF_PACKET socket for ARP/GARP from the main thread */
+	int ifindex;
+	ev_async arp_wake;
 	struct sync_ctx *sync;
 	struct health_ctx *health;
-	uint32_t refresh_cursor;
-	uint64_t refresh_pass_start_ms;
 	struct ipc_server *ctl;
-	struct lbd_counters ctr;
+	struct lbd_counters ctr;        /* main thread's own (ARP, GARP) */
 	uint64_t reloads;
 	char last_reload_error[256];
 
-	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer, expire_timer, refresh_timer;
+	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer;
 	ev_signal sig_int, sig_term, sig_hup;
 };
 
@@ -116,17 +161,41 @@ int dp_backend_usable(const struct lbd_backend *b);
 struct lbd_service *dp_find_service(struct lbd *l, const char *name);
 struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32_t addr);
 int dp_is_vip(const struct lbd *l, uint32_t addr);
+int dp_is_backend(const struct lbd *l, uint32_t addr);
 /* The service of a VIP, protocol and port (network order); any_port: the first with that VIP and protocol. */
 struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port);
-/* Moves a flow's count from its old backend to slot. */
-void dp_flow_assign(struct lbd *l, struct flow *f, uint16_t slot, int is_new);
+/* Moves a flow's count from its old backend to slot, in the worker owning the flow. */
+void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new);
+/* The write side of dp_lock, for every main-thread change of services, slots, VIPs or mode. */
+void dp_write_lock(struct lbd *l);
+void dp_write_unlock(struct lbd *l);
 
-/* fwd.c: the per-frame path */
+/* worker.c: forwarding threads */
+int worker_create_all(struct lbd *l, const struct ring_params *rp);
+int worker_start_all(struct lbd *l);
+void worker_destroy_all(struct lbd *l);
+void worker_lock(struct lbd_worker *w);
+void worker_unlock(struct lbd_worker *w);
+/* The worker that receives (and so owns) the flow of this client->VIP tuple (network order). */
+struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
+/* Sum of the workers' counters and the main thread's. */
+void worker_counters(struct lbd *l, struct lbd_counters *sum);
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot);
+uint64_t worker_slot_flows(struct lbd *l, uint16_t slot);
+uint64_t worker_flow_count(struct lbd *l);
+void worker_ring_stats(struct lbd *l, struct ring_stats *sum);
+/* Called by a worker: hand an ARP observation to the main thread. */
+void worker_arp_event(struct lbd_worker *w, uint32_t addr, const uint8_t *mac, int claims_vip);
+
+/* fwd.c: the per-frame path (worker threads) */
 void fwd_rx_cb(struct ev_loop *loop, ev_io *w, int revents);
-void fwd_flow_gone(void *arg, const struct flow *f);
+void fwd_flow_gone(void *arg, const struct flow *f);   /* arg: the worker */
 
 /* arp.c: VIP ownership on the wire and backend MAC resolution */
-void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pkt);
+void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pkt);   /* worker */
+void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents);           /* main: worker events */
+int arp_open(struct lbd *l);
+void arp_close(struct lbd *l);
 int arp_send_request(struct lbd *l, uint32_t target);
 void arp_send_garp_burst(struct lbd *l);
 void arp_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -143,7 +212,10 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen);
 int ctl_open(struct lbd *l);
 void ctl_close(struct lbd *l);
 
-/* filter.c: classic BPF filter for the RX ring */
+/* filter.c: classic BPF filter for the RX ring, and the fanout program that spreads flows over workers */
 size_t filter_build(const uint32_t *vips, size_t n, struct sock_filter *out, size_t cap);
+size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t cap);
+/* The same choice in C, for host-order addresses and ports of the client->VIP direction. */
+unsigned filter_fanout_index(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, unsigned n);
 
 #endif

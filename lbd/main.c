@@ -42,7 +42,10 @@ static int lbd_load_filter(struct lbd *l)
 		log_err("%s: too many VIPs for the packet filter", __func__);
 		return -1;
 	}
-	return ring_set_filter(l->worker.ring, prog, n);
+	for (unsigned i = 0; i < l->n_workers; i++)
+		if (ring_set_filter(l->workers[i].ring, prog, n) < 0)
+			return -1;
+	return 0;
 }
 
 int lbd_reload(struct lbd *l, char *err, size_t errlen)
@@ -61,7 +64,10 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 		cfg_free(cfg);
 		goto fail;
 	}
-	if (dp_apply_config(l, cfg) < 0) {
+	dp_write_lock(l);
+	int applied = dp_apply_config(l, cfg);
+	dp_write_unlock(l);
+	if (applied < 0) {
 		snprintf(err, errlen, "cannot apply the new config");
 		cfg_free(cfg);
 		goto fail;
@@ -100,42 +106,6 @@ static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static void lbd_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct lbd *l = t->data;
-	/* A full sweep of the table about every 5 s at 10 sweeps a second. */
-	size_t scan = flow_max(l->worker.flows) / 50 + 64;
-
-	flow_expire(l->worker.flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, l);
-}
-
-/* Re-sends live flows to the peer often enough that its copies never expire: a full pass over the table
- * every third of the shortest timeout (1 s .. 60 s), a slice every 100 ms. */
-static void lbd_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct lbd *l = t->data;
-	uint32_t shortest = l->timeouts.tcp_syn_ms;
-	struct flow *f;
-
-	if (!l->sync || !l->active)
-		return;
-	if (l->timeouts.udp_ms < shortest)
-		shortest = l->timeouts.udp_ms;
-	uint32_t pass_ms = shortest / 3 < 1000 ? 1000 : shortest / 3 > 60000 ? 60000 : shortest / 3;
-	size_t n = (size_t)flow_max(l->worker.flows) * 100 / pass_ms + 64;
-	for (size_t i = 0; i < n; i++) {
-		f = flow_next(l->worker.flows, &l->refresh_cursor);
-		if (!f) {
-			l->refresh_cursor = 0;
-			break;
-		}
-		if (f->flags & LBD_FLOW_DIRTY) {
-			f->flags &= (uint8_t)~LBD_FLOW_DIRTY;
-			sync_flow_refresh(l->sync, f);
-		}
-	}
-}
-
 static void lbd_warn_forwarding(const struct lbd *l)
 {
 	char path[128], v = '0';
@@ -150,6 +120,7 @@ static void lbd_warn_forwarding(const struct lbd *l)
 	}
 }
 
+/* Opens everything that needs privileges: the workers' rings, the ARP socket, the control socket. */
 static int lbd_start(struct lbd *l)
 {
 	struct ring_params rp = {
@@ -165,35 +136,24 @@ static int lbd_start(struct lbd *l)
 
 	rp.filter = prog;
 	rp.filter_len = filter_build(l->vips, l->n_vips, prog, 256);
-	l->worker.lbd = l;
-	l->worker.flows = flow_create(l->cfg->flow_max);
-	if (!l->worker.flows)
+	if (worker_create_all(l, &rp) < 0)
 		return -1;
-	l->worker.ring = ring_open(&rp);
-	if (!l->worker.ring)
+	memcpy(l->mac, ring_mac(l->workers[0].ring), 6);
+	l->ifindex = ring_ifindex(l->workers[0].ring);
+	if (arp_open(l) < 0)
 		return -1;
-	memcpy(l->mac, ring_mac(l->worker.ring), 6);
 	if (mkdir(l->run_dir, 0750) < 0 && errno != EEXIST) {
 		log_err("run dir %s: %s", l->run_dir, strerror(errno));
 		return -1;
 	}
 	if (ctl_open(l) < 0)
 		return -1;
-	ev_io_init(&l->worker.rx_io, fwd_rx_cb, ring_rx_fd(l->worker.ring), EV_READ);
-	l->worker.rx_io.data = &l->worker;
-	ev_io_start(l->loop, &l->worker.rx_io);
 
 	ev_init(&l->arp_timer, arp_refresh_cb);
 	l->arp_timer.data = l;
 	l->arp_timer.repeat = 0.001;
 	l->arp_fast_until_ms = clock_ms() + 2000;
 	ev_timer_again(l->loop, &l->arp_timer);
-	ev_timer_init(&l->expire_timer, lbd_expire_cb, 0.1, 0.1);
-	l->expire_timer.data = l;
-	ev_timer_start(l->loop, &l->expire_timer);
-	ev_timer_init(&l->refresh_timer, lbd_refresh_cb, 0.1, 0.1);
-	l->refresh_timer.data = l;
-	ev_timer_start(l->loop, &l->refresh_timer);
 	mode_init(l);
 	l->health = health_create(l);
 	if (!l->health)
@@ -212,9 +172,6 @@ static int lbd_start(struct lbd *l)
 	if (l->cfg->kernel_drop && kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips) < 0)
 		log_warn("could not install the nftables rule that keeps the local stack off VIP frames; "
 			 "forwarding works, at a higher CPU cost per frame");
-	if (l->cfg->workers > 1)
-		log_warn("workers = %u: this version runs one forwarding worker (docs/ARCHITECTURE.md)",
-			 l->cfg->workers);
 	return 0;
 }
 
@@ -227,9 +184,9 @@ static void lbd_stop(struct lbd *l)
 		kdrop_remove();
 	health_destroy(l->health);
 	l->health = NULL;
+	worker_destroy_all(l);
 	sync_destroy(l->sync);
-	ring_close(l->worker.ring);
-	flow_destroy(l->worker.flows);
+	arp_close(l);
 	for (size_t i = 0; i < l->n_services; i++)
 		maglev_destroy(l->services[i].mg);
 	cfg_free(l->cfg);
@@ -296,6 +253,13 @@ int main(int argc, char **argv)
 		fatal("daemon: %s", strerror(errno));
 	l.loop = ev_default_loop(EVFLAG_AUTO);
 	l.start_ms = clock_ms();
+	l.ctl_tx_fd = -1;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* Writers are rare and short; they must not starve behind a steady stream of worker batches. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&l.dp_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	if (dp_apply_config(&l, cfg) < 0)
 		fatal("cannot apply the config");
 	if (lbd_start(&l) < 0)
@@ -308,9 +272,12 @@ int main(int argc, char **argv)
 	}
 	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN) < 0)
 		log_warn("could not drop capabilities; continuing with full privileges");
-	log_info("node %s on %s, %zu services, %zu VIPs, flow table %u flows x %zu bytes", l.node,
-		 l.cfg->interface, l.n_services, l.n_vips, flow_max(l.worker.flows),
-		 flow_bytes_per_flow(l.worker.flows));
+	/* Threads inherit the scheduling class and the reduced capabilities. */
+	if (worker_start_all(&l) < 0)
+		fatal("cannot start the forwarding workers");
+	log_info("node %s on %s, %zu services, %zu VIPs, %u worker(s), flow table %u flows x %zu bytes", l.node,
+		 l.cfg->interface, l.n_services, l.n_vips, l.n_workers, flow_max(l.workers[0].flows) * l.n_workers,
+		 flow_bytes_per_flow(l.workers[0].flows));
 	if (l.standalone)
 		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0);
 	ev_run(l.loop, 0);

@@ -140,7 +140,7 @@ static int ring_open_rx(struct ring *r, const struct ring_params *p)
 		return -1;
 	}
 	if (p->fanout_group) {
-		int arg = (p->fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
+		int arg = (p->fanout_group & 0xffff) | (PACKET_FANOUT_CBPF << 16);
 		if (ring_setopt(r->rx_fd, SOL_PACKET, PACKET_FANOUT, arg, "PACKET_FANOUT") < 0)
 			return -1;
 	}

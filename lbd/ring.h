@@ -29,7 +29,7 @@ struct ring_params {
 	unsigned rx_timeout_ms;   /* V3: block retire timeout */
 	unsigned rx_frame_nr;     /* V2: frames of RING_TX_FRAME_SIZE bytes */
 	unsigned tx_frame_nr;
-	int fanout_group;         /* 0 = no fanout */
+	int fanout_group;         /* 0 = no fanout; else a PACKET_FANOUT_CBPF group (filter_fanout_build) */
 	const struct sock_filter *filter;
 	size_t filter_len;
 };

@@ -38,7 +38,6 @@
 #include "log.h"
 #include "sync.pb-c.h"
 
-#define SYNC_QUEUE        65536u            /* queued flow records, power of two */
 #define SYNC_BATCH        1200              /* flows per message: fits AUTH_MAX_MSG */
 #define SYNC_OUT_MAX      (8u << 20)        /* bytes waiting for the socket */
 #define SYNC_FRAME_MAX    (4 + AUTH_MAX_ENVELOPE)
@@ -49,14 +48,6 @@
 
 enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
 
-struct sync_rec {
-	struct flow_key key;
-	uint32_t backend;       /* address, network order */
-	uint32_t idle_ms;
-	uint8_t state;
-	uint8_t deleted;
-	uint64_t queued_ms;
-};
 
 struct sync_ctx {
 	struct lbd *l;
@@ -80,8 +71,6 @@ struct sync_ctx {
 	uint8_t *pbuf, *ebuf;           /* packed message, sealed envelope */
 	uint8_t *plain;                 /* opened payload */
 
-	struct sync_rec *q;
-	uint32_t q_head, q_tail;
 
 	Dsrlb__SyncFlow msg_flows[SYNC_BATCH];
 	Dsrlb__SyncFlow *msg_ptrs[SYNC_BATCH];
@@ -172,83 +161,108 @@ static void sync_fill(Dsrlb__SyncFlow *sf, const struct flow_key *k, uint32_t ba
 	sf->deleted = deleted;
 }
 
-/* Sends queued updates, a batch per message, while the output buffer takes them. */
+/* Drops what the workers queued (connection gone or peer too slow): the next bulk sync repairs the peer. */
+static void sync_discard_queues(struct sync_ctx *s)
+{
+	struct lbd *l = s->l;
+
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		uint32_t head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE);
+		s->dropped += head - w->syncq_tail;
+		__atomic_store_n(&w->syncq_tail, head, __ATOMIC_RELEASE);
+	}
+}
+
+/* Sends what the workers queued, a batch per message, while the output buffer takes them. */
 static void sync_flush(struct sync_ctx *s)
 {
-	while (s->q_head != s->q_tail && s->established) {
-		Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
-		size_t n = 0;
-		uint32_t t = s->q_tail;
+	struct lbd *l = s->l;
 
-		m.sent_ms = s->q[t % SYNC_QUEUE].queued_ms;
-		while (t != s->q_head && n < SYNC_BATCH) {
-			const struct sync_rec *r = &s->q[t % SYNC_QUEUE];
-			sync_fill(&s->msg_flows[n], &r->key, r->backend, r->state, r->idle_ms, r->deleted);
-			s->msg_ptrs[n] = &s->msg_flows[n];
-			n++;
-			t++;
+	for (unsigned i = 0; i < l->n_workers && s->established; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		uint32_t head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE);
+
+		while (w->syncq_tail != head) {
+			Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
+			size_t n = 0;
+			uint32_t t = w->syncq_tail;
+
+			m.sent_ms = w->syncq[t % LBD_SYNCQ].queued_ms;
+			while (t != head && n < SYNC_BATCH) {
+				const struct lbd_sync_rec *r = &w->syncq[t % LBD_SYNCQ];
+				sync_fill(&s->msg_flows[n], &r->key, r->backend, r->state, 0, r->deleted);
+				s->msg_ptrs[n] = &s->msg_flows[n];
+				n++;
+				t++;
+			}
+			m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+			m.flows = s->msg_ptrs;
+			m.n_flows = n;
+			if (sync_send(s, &m) < 0) {
+				sync_discard_queues(s);
+				return;
+			}
+			s->sent_flows += n;
+			__atomic_store_n(&w->syncq_tail, t, __ATOMIC_RELEASE);
 		}
-		m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
-		m.flows = s->msg_ptrs;
-		m.n_flows = n;
-		if (sync_send(s, &m) < 0) {
-			s->dropped += s->q_head - s->q_tail;
-			s->q_tail = s->q_head;
-			return;
-		}
-		s->sent_flows += n;
-		s->q_tail = t;
 	}
 }
 
 static void sync_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	sync_flush(w->data);
+	struct sync_ctx *s = w->data;
+
+	if (s->established)
+		sync_flush(s);
+	else
+		sync_discard_queues(s);
 }
 
-static void sync_enqueue(struct sync_ctx *s, const struct flow *f, int deleted)
+/* Worker side: a bounded append to its own queue, never a wait. */
+static void sync_enqueue(struct lbd_worker *w, const struct flow *f, int deleted)
 {
-	struct lbd *l = s->l;
-	struct sync_rec *r;
+	struct lbd *l = w->lbd;
+	struct sync_ctx *s = l->sync;
+	struct lbd_sync_rec *r;
+	uint32_t head = w->syncq_head;
 
-	if (!s->established || !l->active)
+	if (!s || !__atomic_load_n(&s->established, __ATOMIC_RELAXED) || !l->active)
 		return;
-	if (s->q_head - s->q_tail >= SYNC_QUEUE) {
-		s->dropped++;
+	if (head - __atomic_load_n(&w->syncq_tail, __ATOMIC_ACQUIRE) >= LBD_SYNCQ) {
+		w->ctr.sync_dropped++;
 		return;
 	}
-	r = &s->q[s->q_head % SYNC_QUEUE];
+	r = &w->syncq[head % LBD_SYNCQ];
 	r->key = f->key;
 	r->backend = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
 	r->state = f->state;
 	r->deleted = (uint8_t)deleted;
-	r->idle_ms = 0;
 	r->queued_ms = clock_ms();
-	s->q_head++;
-	if (!ev_is_active(&s->flush))
-		ev_timer_start(l->loop, &s->flush);
+	__atomic_store_n(&w->syncq_head, head + 1, __ATOMIC_RELEASE);
 }
 
-void sync_flow_changed(struct sync_ctx *s, const struct flow *f)
+void sync_flow_changed(struct lbd_worker *w, const struct flow *f)
 {
-	sync_enqueue(s, f, 0);
+	sync_enqueue(w, f, 0);
 }
 
-void sync_flow_deleted(struct sync_ctx *s, const struct flow *f)
+void sync_flow_deleted(struct lbd_worker *w, const struct flow *f)
 {
-	sync_enqueue(s, f, 1);
+	sync_enqueue(w, f, 1);
 }
 
-void sync_flow_refresh(struct sync_ctx *s, const struct flow *f)
+void sync_flow_refresh(struct lbd_worker *w, const struct flow *f)
 {
-	sync_enqueue(s, f, 0);
+	sync_enqueue(w, f, 0);
 }
 
 /* Installs one flow of the peer. While active, our own entry wins; deletions apply only on standby. */
 static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 {
 	struct lbd *l = s->l;
-	struct flow_table *t = l->worker.flows;
+	struct lbd_worker *w;
+	struct flow_table *t;
 	struct lbd_service *svc;
 	struct lbd_backend *b;
 	struct flow_key k;
@@ -265,37 +279,40 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	k.dport = htons((uint16_t)sf->dport);
 	k.proto = (uint8_t)sf->proto;
 	h = flow_hash(&k);
+	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport, 0);
+	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
+	/* The flow belongs in the table of the worker its packets will reach. */
+	w = worker_of(l, k.saddr, k.daddr, k.sport, k.dport);
+	t = w->flows;
+	worker_lock(w);
 	f = flow_lookup(t, &k, h);
 	if (sf->deleted) {
 		if (f && !l->active) {
-			if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].flows)
-				l->slots[f->backend].flows--;
+			if (f->backend < LBD_MAX_SLOTS)
+				w->slot_flows[f->backend]--;
 			flow_delete(t, f);
 		}
-		return;
-	}
-	if (f && l->active)
-		return;
-	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport, 0);
-	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
-	if (!b) {
+	} else if (f && l->active) {
+		/* our own entry wins while we forward */
+	} else if (!b) {
 		s->unknown_backend++;
-		return;
-	}
-	uint16_t slot = (uint16_t)(b - l->slots);
-	if (f) {
+	} else if (f) {
+		uint16_t slot = (uint16_t)(b - l->slots);
 		if (f->backend != slot)
-			dp_flow_assign(l, f, slot, 0);
+			dp_flow_assign(w, f, slot, 0);
 		f->state = (uint8_t)sf->state;
+		flow_set_idle(t, f, now, sf->idle_ms);
 	} else {
+		uint16_t slot = (uint16_t)(b - l->slots);
 		f = flow_insert(t, &k, h, slot, (uint8_t)sf->state, now);
-		if (!f) {
-			l->ctr.flow_table_full++;
-			return;
+		if (f) {
+			dp_flow_assign(w, f, slot, 1);
+			flow_set_idle(t, f, now, sf->idle_ms);
+		} else {
+			w->ctr.flow_table_full++;
 		}
-		dp_flow_assign(l, f, slot, 1);
 	}
-	flow_set_idle(t, f, now, sf->idle_ms);
+	worker_unlock(w);
 }
 
 static void sync_request_bulk(struct sync_ctx *s)
@@ -331,7 +348,7 @@ static void sync_message(struct sync_ctx *s, const Dsrlb__SyncMessage *m)
 	s->recv_msgs++;
 	s->peer_active = m->active;
 	if (m->peer_accepted && !s->established) {
-		s->established = 1;
+		__atomic_store_n(&s->established, 1, __ATOMIC_RELAXED);
 		log_info("sync with %s established", s->peer_str);
 		sync_request_bulk(s);
 	}
@@ -377,7 +394,9 @@ static void sync_message(struct sync_ctx *s, const Dsrlb__SyncMessage *m)
 	}
 }
 
-/* Sends the next chunks of our table while the output buffer has room; resumes from the write path. */
+/* Sends the next chunks of our table while the output buffer has room; resumes from the write path.
+ * The cursor names the worker in its top 4 bits and the position in that worker's table below. */
+#define SYNC_CURSOR_SHIFT 28
 static void sync_bulk_pump(struct sync_ctx *s)
 {
 	struct lbd *l = s->l;
@@ -387,26 +406,36 @@ static void sync_bulk_pump(struct sync_ctx *s)
 		Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
 		size_t n = 0;
 		struct flow *f;
-		uint32_t cursor = s->bulk_tx_cursor;
+		unsigned wi = s->bulk_tx_cursor >> SYNC_CURSOR_SHIFT;
+		uint32_t cursor = s->bulk_tx_cursor & ((1u << SYNC_CURSOR_SHIFT) - 1);
 
-		while (n < SYNC_BATCH && (f = flow_next(l->worker.flows, &cursor))) {
-			uint32_t b = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
-			if (!b)
-				continue;
-			sync_fill(&s->msg_flows[n], &f->key, b, f->state, flow_idle_ms(l->worker.flows, f, now), 0);
-			s->msg_ptrs[n] = &s->msg_flows[n];
-			n++;
+		while (n < SYNC_BATCH && wi < l->n_workers) {
+			struct lbd_worker *w = &l->workers[wi];
+			worker_lock(w);
+			while (n < SYNC_BATCH && (f = flow_next(w->flows, &cursor))) {
+				uint32_t b = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
+				if (!b)
+					continue;
+				sync_fill(&s->msg_flows[n], &f->key, b, f->state, flow_idle_ms(w->flows, f, now), 0);
+				s->msg_ptrs[n] = &s->msg_flows[n];
+				n++;
+			}
+			worker_unlock(w);
+			if (n < SYNC_BATCH) {
+				wi++;
+				cursor = 0;
+			}
 		}
 		m.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
 		m.flows = s->msg_ptrs;
 		m.n_flows = n;
-		m.cursor = cursor;
-		m.total = flow_count(l->worker.flows);
-		m.done = n < SYNC_BATCH;
+		m.cursor = (uint32_t)wi << SYNC_CURSOR_SHIFT | cursor;
+		m.total = worker_flow_count(l);
+		m.done = wi >= l->n_workers;
 		if (sync_send(s, &m) < 0)
 			return;
 		s->bulk_sent += n;
-		s->bulk_tx_cursor = cursor;
+		s->bulk_tx_cursor = m.cursor;
 		if (m.done)
 			s->bulk_tx = 0;
 	}
@@ -476,7 +505,7 @@ static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void sync_connected(struct sync_ctx *s)
 {
 	s->connecting = 0;
-	s->established = 0;
+	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
 	s->rx_ok = 0;
 	s->hellos = 0;
 	s->in_len = 0;
@@ -574,10 +603,10 @@ static void sync_close(struct sync_ctx *s, const char *why)
 	ev_io_stop(loop, &s->wio);
 	close(s->fd);
 	s->fd = -1;
-	s->established = 0;
+	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
 	s->connecting = 0;
 	s->bulk_tx = 0;
-	s->q_tail = s->q_head;
+	sync_discard_queues(s);
 	s->reconnects++;
 	if (s->initiator && !ev_is_active(&s->retry)) {
 		ev_timer_set(&s->retry, SYNC_RETRY_S, 0.);
@@ -644,8 +673,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 	s->pbuf = malloc(AUTH_MAX_MSG);
 	s->ebuf = malloc(AUTH_MAX_ENVELOPE);
 	s->plain = malloc(AUTH_MAX_MSG);
-	s->q = calloc(SYNC_QUEUE, sizeof(*s->q));
-	if (!s->sess || !s->in || !s->out || !s->pbuf || !s->ebuf || !s->plain || !s->q) {
+	if (!s->sess || !s->in || !s->out || !s->pbuf || !s->ebuf || !s->plain) {
 		log_err("%s: out of memory", __func__);
 		goto fail;
 	}
@@ -701,7 +729,6 @@ void sync_destroy(struct sync_ctx *s)
 	free(s->pbuf);
 	free(s->ebuf);
 	free(s->plain);
-	free(s->q);
 	free(s);
 }
 
@@ -772,7 +799,9 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 	st->sent_messages = s->sent_msgs;
 	st->received_messages = s->recv_msgs;
 	st->rejected = s->rejected;
-	st->dropped = s->dropped;
+	struct lbd_counters c;
+	worker_counters(s->l, &c);
+	st->dropped = s->dropped + c.sync_dropped;
 	st->unknown_backend = s->unknown_backend;
 	st->reconnects = s->reconnects;
 	st->bulk_sent = s->bulk_sent;

@@ -89,7 +89,7 @@ class LbdRunner:
         """Change the config file in place (for reload); the next ensure() restarts."""
         self.dirty = True
         with open(self.conf, "w") as f:
-            f.write(text)
+            f.write(self.lab.config_text(text))
 
     def wait_ready(self, timeout=5):
         def ready():

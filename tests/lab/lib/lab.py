@@ -599,6 +599,15 @@ class Lab:
                 out.append(f"----- {name} (last {lines} lines) -----\n{text.rstrip()}\n")
         return "\n".join(out)
 
+    @staticmethod
+    def config_text(text):
+        """The config as the suites run it: with DSRLB_WORKERS=N in the environment, `workers = N` is
+        added to [cluster] (unless the text sets workers itself), so a suite can run with N workers."""
+        n = os.environ.get("DSRLB_WORKERS")
+        if not n or "[cluster]" not in text or re.search(r"^\s*workers\s*=", text, re.M):
+            return text
+        return text.replace("[cluster]", f"[cluster]\nworkers = {int(n)}", 1)
+
     def write_config(self, text, name=None):
         """Write a config file into the lab's tmp dir; returns its path."""
         if name is None:
@@ -606,7 +615,7 @@ class Lab:
             name = f"dsrlb-{self._seq}.conf"
         path = os.path.join(self.tmpdir, "conf", name)
         with open(path, "w") as f:
-            f.write(text)
+            f.write(self.config_text(text))
         return path
 
     def keygen(self, path=None):

@@ -1,0 +1,280 @@
+/* Forwarding workers: one thread per worker, each with its own RX/TX rings in one PACKET_FANOUT group
+ * and its own part of the connection table. The fanout program (filter.c) pins each flow to one worker,
+ * and the main thread computes the same choice to place flows received from the peer. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "lbd.h"
+#include "log.h"
+
+void worker_lock(struct lbd_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+}
+
+void worker_unlock(struct lbd_worker *w)
+{
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
+{
+	return &l->workers[filter_fanout_index(ntohl(saddr), ntohl(daddr), ntohs(sport), ntohs(dport),
+					       l->n_workers)];
+}
+
+/* Periodic work of a worker on its own table: incremental expiry, and the sync refresh of live flows
+ * (a full pass every third of the shortest timeout, 1 s .. 60 s). */
+static void worker_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd_worker *w = t->data;
+	struct lbd *l = w->lbd;
+	size_t scan = flow_max(w->flows) / 50 + 64;
+
+	pthread_rwlock_rdlock(&l->dp_lock);
+	worker_lock(w);
+	flow_expire(w->flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, w);
+	worker_unlock(w);
+	pthread_rwlock_unlock(&l->dp_lock);
+}
+
+static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd_worker *w = t->data;
+	struct lbd *l = w->lbd;
+	uint32_t shortest = l->timeouts.tcp_syn_ms;
+	struct flow *f;
+
+	if (!l->sync || !__atomic_load_n(&l->active, __ATOMIC_RELAXED))
+		return;
+	pthread_rwlock_rdlock(&l->dp_lock);
+	worker_lock(w);
+	if (l->timeouts.udp_ms < shortest)
+		shortest = l->timeouts.udp_ms;
+	uint32_t pass_ms = shortest / 3 < 1000 ? 1000 : shortest / 3 > 60000 ? 60000 : shortest / 3;
+	size_t n = (size_t)flow_max(w->flows) * 100 / pass_ms + 64;
+	for (size_t i = 0; i < n; i++) {
+		f = flow_next(w->flows, &w->refresh_cursor);
+		if (!f) {
+			w->refresh_cursor = 0;
+			break;
+		}
+		if (f->flags & LBD_FLOW_DIRTY) {
+			f->flags &= (uint8_t)~LBD_FLOW_DIRTY;
+			sync_flow_refresh(w, f);
+		}
+	}
+	worker_unlock(w);
+	pthread_rwlock_unlock(&l->dp_lock);
+}
+
+static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct lbd_worker *w = arg;
+	sigset_t all;
+
+	/* Signals belong to the main thread's loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const struct ring_params *rp)
+{
+	struct ring_params p = *rp;
+
+	w->lbd = l;
+	w->id = id;
+	pthread_mutex_init(&w->lock, NULL);
+	w->flows = flow_create(l->cfg->flow_max / l->n_workers);
+	w->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_fwd));
+	w->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_flows));
+	w->syncq = calloc(LBD_SYNCQ, sizeof(*w->syncq));
+	if (!w->flows || !w->slot_fwd || !w->slot_flows || !w->syncq) {
+		log_err("%s: out of memory", __func__);
+		return -1;
+	}
+	p.fanout_group = l->n_workers > 1 ? l->fanout_id : 0;
+	w->ring = ring_open(&p);
+	if (!w->ring)
+		return -1;
+	w->loop = ev_loop_new(EVFLAG_AUTO);
+	if (!w->loop) {
+		log_err("%s: ev_loop_new failed", __func__);
+		return -1;
+	}
+	ev_io_init(&w->rx_io, fwd_rx_cb, ring_rx_fd(w->ring), EV_READ);
+	ev_timer_init(&w->expire_timer, worker_expire_cb, 0.1, 0.1);
+	ev_timer_init(&w->refresh_timer, worker_refresh_cb, 0.1, 0.1);
+	ev_async_init(&w->stop, worker_stop_cb);
+	w->rx_io.data = w->expire_timer.data = w->refresh_timer.data = w->stop.data = w;
+	ev_io_start(w->loop, &w->rx_io);
+	ev_timer_start(w->loop, &w->expire_timer);
+	ev_timer_start(w->loop, &w->refresh_timer);
+	ev_async_start(w->loop, &w->stop);
+	return 0;
+}
+
+/* Opens every worker's rings in order, so worker i is member i of the fanout group, then installs the
+ * fanout program that makes that index meaningful. Runs privileged, before any thread starts. */
+int worker_create_all(struct lbd *l, const struct ring_params *rp)
+{
+	struct sock_filter prog[128];
+	size_t n;
+
+	l->n_workers = l->cfg->workers ? l->cfg->workers : 1;
+	l->workers = calloc(l->n_workers, sizeof(*l->workers));
+	if (!l->workers)
+		return -1;
+	l->fanout_id = (int)((unsigned)getpid() & 0xffff);
+	for (unsigned i = 0; i < l->n_workers; i++)
+		if (worker_create(l, &l->workers[i], i, rp) < 0)
+			return -1;
+	if (l->n_workers > 1) {
+		n = filter_fanout_build(l->n_workers, prog, 128);
+		struct sock_fprog fp = { .len = (unsigned short)n, .filter = prog };
+		if (!n || setsockopt(ring_rx_fd(l->workers[0].ring), SOL_PACKET, PACKET_FANOUT_DATA, &fp,
+				     sizeof(fp)) < 0) {
+			log_err("%s: PACKET_FANOUT_DATA: %s", __func__, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int worker_start_all(struct lbd *l)
+{
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		int e = pthread_create(&w->thread, NULL, worker_main, w);
+		if (e) {
+			log_err("%s: pthread_create: %s", __func__, strerror(e));
+			return -1;
+		}
+		w->started = 1;
+	}
+	return 0;
+}
+
+void worker_destroy_all(struct lbd *l)
+{
+	if (!l->workers)
+		return;
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		if (w->started) {
+			ev_async_send(w->loop, &w->stop);
+			pthread_join(w->thread, NULL);
+		}
+	}
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct lbd_worker *w = &l->workers[i];
+		if (w->loop)
+			ev_loop_destroy(w->loop);
+		ring_close(w->ring);
+		flow_destroy(w->flows);
+		free(w->slot_fwd);
+		free(w->slot_flows);
+		free(w->syncq);
+		pthread_mutex_destroy(&w->lock);
+	}
+	free(l->workers);
+	l->workers = NULL;
+}
+
+static void worker_add_counters(struct lbd_counters *sum, const struct lbd_counters *c)
+{
+	const uint64_t *src = (const uint64_t *)c;
+	uint64_t *dst = (uint64_t *)sum;
+
+	for (size_t i = 0; i < sizeof(*c) / sizeof(uint64_t); i++)
+		dst[i] += src[i];
+}
+
+void worker_counters(struct lbd *l, struct lbd_counters *sum)
+{
+	*sum = l->ctr;
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		worker_lock(&l->workers[i]);
+		worker_add_counters(sum, &l->workers[i].ctr);
+		worker_unlock(&l->workers[i]);
+	}
+}
+
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		worker_lock(&l->workers[i]);
+		n += l->workers[i].slot_fwd[slot];
+		worker_unlock(&l->workers[i]);
+	}
+	return n;
+}
+
+uint64_t worker_slot_flows(struct lbd *l, uint16_t slot)
+{
+	int64_t n = 0;
+
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		worker_lock(&l->workers[i]);
+		n += l->workers[i].slot_flows[slot];
+		worker_unlock(&l->workers[i]);
+	}
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+uint64_t worker_flow_count(struct lbd *l)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		worker_lock(&l->workers[i]);
+		n += flow_count(l->workers[i].flows);
+		worker_unlock(&l->workers[i]);
+	}
+	return n;
+}
+
+void worker_ring_stats(struct lbd *l, struct ring_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < l->n_workers; i++) {
+		struct ring_stats rs;
+		worker_lock(&l->workers[i]);
+		ring_stats(l->workers[i].ring, &rs);
+		worker_unlock(&l->workers[i]);
+		sum->rx_drops += rs.rx_drops;
+		sum->rx_freeze += rs.rx_freeze;
+		sum->tx_full += rs.tx_full;
+		sum->tx_wrong_format += rs.tx_wrong_format;
+		sum->tx_kicks += rs.tx_kicks;
+	}
+}
+
+void worker_arp_event(struct lbd_worker *w, uint32_t addr, const uint8_t *mac, int claims_vip)
+{
+	uint32_t head = w->arpq_head;
+	uint32_t tail = __atomic_load_n(&w->arpq_tail, __ATOMIC_ACQUIRE);
+	struct lbd_arp_event *e;
+
+	if (head - tail >= LBD_ARPQ)
+		return;     /* the main thread is behind; ARP repeats, nothing is lost for long */
+	e = &w->arpq[head % LBD_ARPQ];
+	e->addr = addr;
+	memcpy(e->mac, mac, 6);
+	e->claims_vip = (uint8_t)claims_vip;
+	__atomic_store_n(&w->arpq_head, head + 1, __ATOMIC_RELEASE);
+	ev_async_send(w->lbd->loop, &w->lbd->arp_wake);
+}
