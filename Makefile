@@ -34,7 +34,7 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
 
-.PHONY: all deps check unit unit-san lab bench demo demo-up demo-down install clean
+.PHONY: all deps check unit unit-san lab bench soak demo demo-up demo-down install clean
 .SECONDARY:
 
 all: $(BINS)
@@ -79,8 +79,10 @@ unit-san: $(UNIT_SAN)
 	@set -e; for t in $(UNIT_SAN); do echo "== $$t (asan+ubsan)"; \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
+# The network suites, then the forwarding and sync suites again with two forwarding workers.
 lab: all
-	cd tests && /usr/bin/python3 -m pytest -v -x lab
+	cd tests && /usr/bin/python3 -m pytest -v lab
+	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v lab/test_lbd.py lab/test_sync.py
 
 check: deps
 	$(MAKE) all
@@ -90,6 +92,10 @@ check: deps
 
 bench: deps all
 	/usr/bin/python3 tests/bench/bench.py
+	/usr/bin/python3 tests/bench/bench_sync.py
+
+soak: deps all
+	/usr/bin/python3 tests/soak/no_false_failover.py
 
 demo: deps all
 	/usr/bin/python3 tests/demo.py

@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "checkbackend.h"
 #include "control.pb-c.h"
 #include "ipc.h"
 #include "pbjson.h"
 
-#define LBCTL_TIMEOUT_MS 3000
+#define LBCTL_TIMEOUT_MS 3000      /* for the whole command, however many daemons it asks */
+#define LBCTL_MIN_MS 300           /* what a later request gets at least */
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_DOWN = 3 };
 
@@ -23,6 +25,7 @@ struct lbctl {
 	const char *cfg_path;
 	int json;
 	uint32_t limit;
+	uint64_t deadline_ms;
 	char lbd_sock[4200];
 	char vrrpd_sock[4200];
 };
@@ -55,6 +58,15 @@ static void usage(FILE *out)
 		"exit status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 a daemon is not reachable\n");
 }
 
+/* What is left of the command's time budget, so two unresponsive daemons cost one timeout, not two. */
+static int lbctl_budget(const struct lbctl *c)
+{
+	uint64_t now = clock_ms();
+	uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+
+	return (int)(left < LBCTL_MIN_MS ? LBCTL_MIN_MS : left);
+}
+
 static Dsrlb__LbdResponse *lbctl_lbd(struct lbctl *c, const Dsrlb__LbdRequest *q, char *err, size_t errlen)
 {
 	size_t len = dsrlb__lbd_request__get_packed_size(q), rlen;
@@ -66,7 +78,7 @@ static Dsrlb__LbdResponse *lbctl_lbd(struct lbctl *c, const Dsrlb__LbdRequest *q
 		return NULL;
 	}
 	dsrlb__lbd_request__pack(q, buf);
-	if (ipc_call(c->lbd_sock, buf, len, &resp, &rlen, LBCTL_TIMEOUT_MS, err, errlen) < 0)
+	if (ipc_call(c->lbd_sock, buf, len, &resp, &rlen, lbctl_budget(c), err, errlen) < 0)
 		return NULL;
 	r = dsrlb__lbd_response__unpack(NULL, rlen, resp);
 	free(resp);
@@ -84,7 +96,7 @@ static Dsrlb__VrrpResponse *lbctl_vrrpd(struct lbctl *c, Dsrlb__VrrpCmd cmd, cha
 
 	q.cmd = cmd;
 	len = dsrlb__vrrp_request__pack(&q, buf);
-	if (ipc_call(c->vrrpd_sock, buf, len, &resp, &rlen, LBCTL_TIMEOUT_MS, err, errlen) < 0)
+	if (ipc_call(c->vrrpd_sock, buf, len, &resp, &rlen, lbctl_budget(c), err, errlen) < 0)
 		return NULL;
 	r = dsrlb__vrrp_response__unpack(NULL, rlen, resp);
 	free(resp);
@@ -358,6 +370,7 @@ int main(int argc, char **argv)
 	}
 	int nargs = argc - optind;
 	char **args = argv + optind;
+	c.deadline_ms = clock_ms() + LBCTL_TIMEOUT_MS;
 	snprintf(c.lbd_sock, sizeof(c.lbd_sock), "%s/lbd.sock", c.run_dir);
 	snprintf(c.vrrpd_sock, sizeof(c.vrrpd_sock), "%s/vrrpd.sock", c.run_dir);
 

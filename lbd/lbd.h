@@ -173,6 +173,7 @@ void dp_write_unlock(struct lbd *l);
 /* worker.c: forwarding threads */
 int worker_create_all(struct lbd *l, const struct ring_params *rp);
 int worker_start_all(struct lbd *l);
+void worker_stop_all(struct lbd *l);      /* joins the threads; their tables stay */
 void worker_destroy_all(struct lbd *l);
 void worker_lock(struct lbd_worker *w);
 void worker_unlock(struct lbd_worker *w);

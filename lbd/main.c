@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "auth.h"
 #include "ipc.h"
 #include "kdrop.h"
 #include "lbd.h"
@@ -184,8 +186,11 @@ static void lbd_stop(struct lbd *l)
 		kdrop_remove();
 	health_destroy(l->health);
 	l->health = NULL;
-	worker_destroy_all(l);
+	/* Workers first (they queue for sync), then sync (it drains their queues), then their memory. */
+	worker_stop_all(l);
 	sync_destroy(l->sync);
+	l->sync = NULL;
+	worker_destroy_all(l);
 	arp_close(l);
 	for (size_t i = 0; i < l->n_services; i++)
 		maglev_destroy(l->services[i].mg);
@@ -235,6 +240,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	/* The key is needed by connection sync; a missing or unsafe key file is a config error. */
+	struct auth_keyring *keys = auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
+						      cfg->n_key_files, err, sizeof(err));
+	if (!keys) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(cfg);
+		return 1;
+	}
+	if (err[0])
+		log_warn("%s", err);
+	auth_keyring_destroy(keys);
 	if (test) {
 		printf("%s: ok\n", cfg_path);
 		cfg_free(cfg);
@@ -265,10 +281,11 @@ int main(int argc, char **argv)
 	if (lbd_start(&l) < 0)
 		fatal("start-up failed");
 	if (l.cfg->realtime) {
-		/* Below vrrpd's priority (10), so heartbeats always win over forwarding. */
-		struct sched_param sp = { .sched_priority = 5 };
-		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
-			log_warn("realtime priority: %s", strerror(errno));
+		/* A raised nice level, not a real-time class: a real-time forwarder at full load trips the
+		 * kernel's real-time throttling, which then stalls vrrpd (SCHED_FIFO) too and risks a false
+		 * failover. vrrpd keeps priority over forwarding either way. */
+		if (setpriority(PRIO_PROCESS, 0, -10) < 0)
+			log_warn("nice level: %s", strerror(errno));
 	}
 	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN) < 0)
 		log_warn("could not drop capabilities; continuing with full privileges");

@@ -43,6 +43,8 @@
 #define SYNC_FRAME_MAX    (4 + AUTH_MAX_ENVELOPE)
 #define SYNC_FLUSH_S      0.005
 #define SYNC_RETRY_S      0.2
+#define SYNC_CONNECT_S    1.0
+#define SYNC_USER_TIMEOUT_MS 3000          /* unacknowledged data this long: the peer is gone */
 #define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
 #define SYNC_LAGS         4096
 
@@ -62,6 +64,7 @@ struct sync_ctx {
 	int fd;
 	ev_io rio, wio;
 	ev_timer retry, flush;
+	ev_async wake;
 	int connecting, established, rx_ok, hellos;
 
 	uint8_t *in;
@@ -181,9 +184,9 @@ static void sync_flush(struct sync_ctx *s)
 
 	for (unsigned i = 0; i < l->n_workers && s->established; i++) {
 		struct lbd_worker *w = &l->workers[i];
-		uint32_t head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE);
+		uint32_t head;
 
-		while (w->syncq_tail != head) {
+		while (w->syncq_tail != (head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE))) {
 			Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
 			size_t n = 0;
 			uint32_t t = w->syncq_tail;
@@ -209,14 +212,42 @@ static void sync_flush(struct sync_ctx *s)
 	}
 }
 
-static void sync_flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static int sync_queues_empty(const struct sync_ctx *s)
 {
-	struct sync_ctx *s = w->data;
+	for (unsigned i = 0; i < s->l->n_workers; i++) {
+		const struct lbd_worker *w = &s->l->workers[i];
+		if (w->syncq_tail != __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE))
+			return 0;
+	}
+	return 1;
+}
+
+static void sync_flush_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sync_ctx *s = t->data;
 
 	if (s->established)
 		sync_flush(s);
 	else
 		sync_discard_queues(s);
+	/* Whatever a worker queued meanwhile goes with the next batch. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!sync_queues_empty(s)) {
+		ev_timer_set(t, SYNC_FLUSH_S, 0.);
+		ev_timer_start(loop, t);
+	}
+}
+
+/* A worker queued the first update of a batch: flush within SYNC_FLUSH_S. */
+static void sync_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct sync_ctx *s = a->data;
+
+	/* A one-shot timer's time is absolute once it has run: set it anew before each start. */
+	if (!ev_is_active(&s->flush)) {
+		ev_timer_set(&s->flush, SYNC_FLUSH_S, 0.);
+		ev_timer_start(loop, &s->flush);
+	}
 }
 
 /* Worker side: a bounded append to its own queue, never a wait. */
@@ -240,6 +271,11 @@ static void sync_enqueue(struct lbd_worker *w, const struct flow *f, int deleted
 	r->deleted = (uint8_t)deleted;
 	r->queued_ms = clock_ms();
 	__atomic_store_n(&w->syncq_head, head + 1, __ATOMIC_RELEASE);
+	/* Store head, then load tail; the main thread stores tail, then loads head (sync_flush_cb). The full
+	 * fences on both sides make sure at least one of us sees the other, so a batch is never stranded. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (head == __atomic_load_n(&w->syncq_tail, __ATOMIC_ACQUIRE))
+		ev_async_send(l->loop, &s->wake);
 }
 
 void sync_flow_changed(struct lbd_worker *w, const struct flow *f)
@@ -475,8 +511,11 @@ static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			off += 4 + len;
 			r = auth_open(s->sess, p + 4, len, s->plain, AUTH_MAX_MSG, &plen);
 			if (r == AUTH_STALE_EPOCH) {
-				/* A restarted peer: let it learn our challenge. */
-				if (!s->established && s->hellos < SYNC_HELLO_MAX)
+				/* During the handshake: a restarted peer, let it learn our challenge. Once
+				 * established: a recording of an older epoch. */
+				if (s->established)
+					s->rejected++;
+				else if (s->hellos < SYNC_HELLO_MAX)
 					sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
 				continue;
 			}
@@ -504,6 +543,7 @@ static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void sync_connected(struct sync_ctx *s)
 {
+	ev_timer_stop(s->l->loop, &s->retry);
 	s->connecting = 0;
 	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
 	s->rx_ok = 0;
@@ -544,15 +584,22 @@ static void sync_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	s->out_off = s->out_len = 0;
 	ev_io_stop(loop, w);
+	/* Updates go out from the flush timer, in batches; only the bulk transfer continues here. */
 	sync_bulk_pump(s);
-	sync_flush(s);
 }
 
 static void sync_setup_fd(struct sync_ctx *s, int fd)
 {
-	int one = 1;
+	int one = 1, idle = 2, intvl = 1, cnt = 2, uto = SYNC_USER_TIMEOUT_MS;
 
+	/* Notice a dead or silently vanished peer within seconds, so the next connection (and its bulk
+	 * transfer) starts soon. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
 	s->fd = fd;
 	ev_io_init(&s->wio, sync_write_cb, fd, EV_WRITE);
 	s->wio.data = s;
@@ -564,6 +611,12 @@ static void sync_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct sockaddr_in sin;
 	int fd;
 
+	/* A connect still pending after SYNC_CONNECT_S: the peer was away when the SYN went out, and the
+	 * kernel's own retries back off to many seconds. Start over instead. */
+	if (s->fd >= 0 && s->connecting) {
+		sync_close(s, "connect timed out");
+		return;
+	}
 	if (s->fd >= 0 || !s->initiator)
 		return;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -585,6 +638,8 @@ static void sync_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	sync_setup_fd(s, fd);
 	s->connecting = 1;
 	ev_io_start(loop, &s->wio);
+	ev_timer_set(w, SYNC_CONNECT_S, 0.);
+	ev_timer_start(loop, w);
 	return;
 again:
 	ev_timer_set(w, SYNC_RETRY_S, 0.);
@@ -679,7 +734,9 @@ struct sync_ctx *sync_create(struct lbd *l)
 	}
 	ev_init(&s->retry, sync_retry_cb);
 	ev_init(&s->flush, sync_flush_cb);
-	s->retry.data = s->flush.data = s;
+	ev_async_init(&s->wake, sync_wake_cb);
+	s->retry.data = s->flush.data = s->wake.data = s;
+	ev_async_start(l->loop, &s->wake);
 	s->flush.repeat = SYNC_FLUSH_S;
 	ev_timer_set(&s->flush, SYNC_FLUSH_S, 0.);
 	if (!s->initiator) {
@@ -715,6 +772,7 @@ void sync_destroy(struct sync_ctx *s)
 	if (s->l->loop) {
 		ev_timer_stop(s->l->loop, &s->retry);
 		ev_timer_stop(s->l->loop, &s->flush);
+		ev_async_stop(s->l->loop, &s->wake);
 		if (s->listen_fd >= 0)
 			ev_io_stop(s->l->loop, &s->listen_io);
 	}

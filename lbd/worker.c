@@ -166,17 +166,23 @@ int worker_start_all(struct lbd *l)
 	return 0;
 }
 
-void worker_destroy_all(struct lbd *l)
+void worker_stop_all(struct lbd *l)
 {
-	if (!l->workers)
-		return;
-	for (unsigned i = 0; i < l->n_workers; i++) {
+	for (unsigned i = 0; l->workers && i < l->n_workers; i++) {
 		struct lbd_worker *w = &l->workers[i];
 		if (w->started) {
 			ev_async_send(w->loop, &w->stop);
 			pthread_join(w->thread, NULL);
+			w->started = 0;
 		}
 	}
+}
+
+void worker_destroy_all(struct lbd *l)
+{
+	if (!l->workers)
+		return;
+	worker_stop_all(l);
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		struct lbd_worker *w = &l->workers[i];
 		if (w->loop)
