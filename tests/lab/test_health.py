@@ -106,7 +106,7 @@ class Lbd:
     def write(self, text):
         self.text = text
         with open(self.conf, "w") as f:
-            f.write(text)
+            f.write(self.lab.config_text(text))
 
     def wait_all_up(self, timeout=5):
         def up():

@@ -145,7 +145,7 @@ def set_backends(pair, backends, nodes=("lb1", "lb2"), timeout=5):
     args = pair.sync_args
     pair.conf_text = pair_conf(pair.key, args["sync"], backends, args["priorities"], args["extra"])
     with open(pair.conf, "w") as f:
-        f.write(pair.conf_text)
+        f.write(lab.config_text(pair.conf_text))
     before = {n: pair.lbd(n)["reloads"] for n in nodes}
     for n in nodes:
         r = lab.lbctl(n, "reload")
