@@ -56,6 +56,15 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 
 	if (!cfg)
 		goto fail;
+	/* The key files are part of the config: a missing or unsafe one refuses the whole reload. */
+	struct auth_keyring *keys = auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
+						      cfg->n_key_files, err, errlen);
+	if (!keys) {
+		cfg_free(cfg);
+		goto fail;
+	}
+	auth_keyring_destroy(keys);
+	err[0] = 0;
 	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
 	    cfg->workers != l->cfg->workers) {
 		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);

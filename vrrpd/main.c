@@ -226,7 +226,8 @@ static void vrrpd_realtime(const struct vrrpd *v)
 
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		log_warn("mlockall: %s (heartbeats may be delayed under memory pressure)", strerror(errno));
-	if (v->cfg->realtime && sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+	/* RESET_ON_FORK: notify hooks run in the normal class, never ahead of the daemons. */
+	if (v->cfg->realtime && sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
 		log_warn("realtime priority: %s", strerror(errno));
 }
 
