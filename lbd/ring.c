@@ -17,6 +17,7 @@
 
 #define RING_TX_DATA_OFF (TPACKET2_HDRLEN - sizeof(struct sockaddr_ll))
 #define RING_VNET_LEN sizeof(struct virtio_net_hdr)
+#define RING_TX_LINEAR_MAX 9216      /* frames up to a jumbo MTU go out as one linear buffer */
 
 struct ring {
 	int ifindex;
@@ -377,6 +378,13 @@ uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **v
 void ring_tx_commit(struct ring *r, uint32_t len)
 {
 	struct tpacket2_hdr *h = ring_tx_slot(r, r->tx_head);
+	struct virtio_net_hdr *vh = (struct virtio_net_hdr *)((uint8_t *)h + RING_TX_DATA_OFF);
+
+	/* hdr_len is how much of the frame the kernel copies into the socket buffer; the rest it references
+	 * in the ring as zero-copy fragments, which a veth or bridge must then copy into freshly allocated
+	 * pages. An ordinary frame is small: copy all of it. A GSO super-frame keeps its header length. */
+	if (vh->gso_type == VIRTIO_NET_HDR_GSO_NONE && len <= RING_TX_LINEAR_MAX)
+		vh->hdr_len = (__virtio16)len;
 
 	h->tp_len = len + RING_VNET_LEN;
 	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);

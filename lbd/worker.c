@@ -108,6 +108,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 	w->ring = ring_open(&p);
 	if (!w->ring)
 		return -1;
+	w->spin = p.rx_version == TPACKET_V2;
 	w->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!w->loop) {
 		log_err("%s: ev_loop_new failed", __func__);
