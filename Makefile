@@ -79,10 +79,14 @@ unit-san: $(UNIT_SAN)
 	@set -e; for t in $(UNIT_SAN); do echo "== $$t (asan+ubsan)"; \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
-# The network suites, then the forwarding and sync suites again with two forwarding workers.
+# The network suites, then every suite whose daemons forward again with two forwarding workers
+# (DSRLB_WORKERS adds `workers = 2` to the configs the suites write; tests of config error line
+# numbers are left out of that pass because the added line shifts them).
+LAB_WORKER_SUITES := lab/test_lbd.py lab/test_sync.py lab/test_failover.py lab/test_health.py \
+		     lab/test_heartbeat_security.py
 lab: all
 	cd tests && /usr/bin/python3 -m pytest -v lab
-	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v lab/test_lbd.py lab/test_sync.py
+	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v -k "not broken_reload" $(LAB_WORKER_SUITES)
 
 check: deps
 	$(MAKE) all
