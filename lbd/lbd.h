@@ -124,7 +124,6 @@ struct lbd {
 	int active;
 	enum lbd_reason reason;
 	uint64_t fence_deadline_ms;     /* 0 = no fence */
-	unsigned garp_left_bursts;
 
 	struct lbd_service services[CFG_MAX_SERVICES];
 	size_t n_services;

@@ -343,8 +343,6 @@ int ring_rx_next(struct ring *r, struct ring_frame *f)
 	return 0;
 }
 
-void ring_tx_kick(struct ring *r);
-
 static struct tpacket2_hdr *ring_tx_slot(const struct ring *r, unsigned i)
 {
 	return (struct tpacket2_hdr *)(r->tx_map + (size_t)i * RING_TX_FRAME_SIZE);
@@ -390,11 +388,6 @@ void ring_tx_commit(struct ring *r, uint32_t len)
 	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 	r->tx_head = (r->tx_head + 1) % r->tx_frame_nr;
 	r->tx_pending++;
-}
-
-int ring_tx_pending(const struct ring *r)
-{
-	return r->tx_pending;
 }
 
 void ring_tx_kick(struct ring *r)

@@ -62,7 +62,6 @@ void ring_rx_done(struct ring *r);
  * sent in batches by ring_tx_kick (one sendto for all committed frames). */
 uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **vnet);
 void ring_tx_commit(struct ring *r, uint32_t len);
-int ring_tx_pending(const struct ring *r);
 void ring_tx_kick(struct ring *r);
 /* Copies a ring frame's bytes to the TX ring with a new Ethernet header; -1 if no slot is free. */
 int ring_tx_forward(struct ring *r, const struct ring_frame *f, const uint8_t dst[6], const uint8_t src[6]);

@@ -109,6 +109,14 @@ static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 		r = auth_open(v->hb, buf, (size_t)n, payload, sizeof(payload), &plen);
 		if (r != AUTH_OK) {
 			advert_reject(v, r, fromstr);
+			/* A peer whose new epoch we cannot trust yet needs our challenge to prove itself: answer
+			 * at once (at most twice an interval) rather than at the next tick, so a restarted node
+			 * and its peer trust each other within a round trip, well inside master-down. */
+			uint64_t now = clock_ms();
+			if (r == AUTH_STALE_EPOCH && now - v->prompt_sent_ms >= v->cfg->advert_interval_ms / 2) {
+				v->prompt_sent_ms = now;
+				advert_send(v);
+			}
 			continue;
 		}
 		Dsrlb__Heartbeat *hb = dsrlb__heartbeat__unpack(NULL, plen, payload);

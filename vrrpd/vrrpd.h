@@ -49,6 +49,7 @@ struct vrrpd {
 	struct vrrpd_peer peer_info;
 	struct vrrpd_rejects rej;
 	uint64_t adverts_sent, adverts_received, transitions;
+	uint64_t prompt_sent_ms;        /* last heartbeat sent in answer to an untrusted epoch */
 
 	/* the local lbd */
 	struct ipc_client *lbd;

@@ -344,6 +344,9 @@ def test_replays_cannot_keep_a_restarted_node_out(lab):
         assert inj.stdout.readline().strip() == "ready"
         t0 = time.monotonic()
         pair.lab.stop(pair.proc("lb1", "vrrpd"), signal.SIGKILL)
+        # lb2 takes over first; otherwise a quick restart finds no master and lb1, the higher
+        # priority, rightly takes the VIPs itself.
+        pair.wait_master("lb2", 2)
         pair.start_vrrpd("lb1")
         pair.wait_vrrp("lb1", lambda v: v["peer"]["state"] == "MASTER", 3, "lb1 hearing lb2 as master")
         try:

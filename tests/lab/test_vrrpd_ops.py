@@ -532,3 +532,19 @@ def test_broken_reload_refused_by_lbd(lab, make_pair, kind):
         assert where in st["last_reload_error"], st["last_reload_error"]
     finally:
         rewrite(pair, good)
+
+
+def test_multicast_heartbeats(lab, make_pair):
+    """With `multicast` set, heartbeats go to the group instead of unicast to the peer: the election and
+    the takeover work the same, and nothing is rejected (one copy of each heartbeat, not two)."""
+    pair = make_pair(cluster_extra={"multicast": "224.0.0.18"})
+    v1, v2 = pair.vrrp("lb1"), pair.vrrp("lb2")
+    assert v1["state"] == "MASTER" and v2["state"] == "BACKUP", (v1, v2)
+    wait_for(lambda: pair.vrrp("lb2")["peer"]["state"] == "MASTER", 2, 0.05, "lb2 hearing lb1 by multicast")
+    received = pair.vrrp("lb2")["adverts_received"]
+    wait_for(lambda: pair.vrrp("lb2")["adverts_received"] >= received + 10, 3, 0.05, "further heartbeats")
+    rej = pair.vrrp("lb2")["rejected"]
+    assert rej["replay"] == 0 and rej["bad_mac"] == 0 and rej["unknown_node"] == 0, rej
+    pair.crash("lb1")
+    pair.wait_master("lb2", 2)
+    assert pair.assert_single_owner() == "lb2"
