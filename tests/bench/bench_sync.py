@@ -46,39 +46,8 @@ LAG_NET = "198.51.100.0"        # lag: sequential sources in this /24, never amo
 GEN_CPU = 0
 BARS = {"bulk_s_max": 10.0, "lag_p99_ms_max": 50.0}
 
-PACED_GEN = r'''
-import json, socket, struct, sys, time
-iface, dmac, vip, port, count, rate, net, first = sys.argv[1:9]
-port, count, rate, first = int(port), int(count), float(rate), int(first)
-net = bytes(int(x) for x in net.split(".")[:3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-eth = bytes.fromhex(dmac.replace(":", "")) + s.getsockname()[4] + b"\x08\x00"
-def csum(b):
-    x = sum(struct.unpack("!10H", b))
-    x = (x >> 16) + (x & 0xFFFF)
-    x += x >> 16
-    return ~x & 0xFFFF
-frames = []
-for i in range(first, first + count):   # source x.x.x.(i % 256), port 1024 + (i / 256) % 64511
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, i & 0xFFFF, 0, 64, 17, 0, net + bytes([i & 255]),
-                     socket.inet_aton(vip))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    frames.append(eth + ip + struct.pack("!HHHH", 1024 + (i >> 8) % 64511, port, 26, 0) + bytes(18))
-print(json.dumps({"event": "ready"}), flush=True)
-t0 = time.monotonic()
-sent = 0
-while sent < count:
-    due = min(count, int((time.monotonic() - t0) * rate) + 1)
-    while sent < due:
-        s.send(frames[sent])
-        sent += 1
-    d = t0 + sent / rate - time.monotonic()
-    if d > 0:
-        time.sleep(d)
-el = time.monotonic() - t0
-print(json.dumps({"sent": sent, "seconds": round(el, 3), "rate": round(sent / el)}), flush=True)
-'''
+# The paced generator: tests/lab/lib/paced_gen.py.
+PACED_GEN = os.path.join(REPO, "tests", "lab", "lib", "paced_gen.py")
 
 
 class BenchError(Exception):
@@ -131,10 +100,7 @@ class SyncBench:
 
     # --- traffic
     def paced(self, count, rate):
-        path = os.path.join(self.lab.tmpdir, "conf", "paced_gen.py")
-        with open(path, "w") as f:
-            f.write(PACED_GEN)
-        cmd = [sys.executable, path, "eth0", self.lab.mac("lb1"), self.lab.vip, str(PORT), str(count), str(rate),
+        cmd = [sys.executable, PACED_GEN, "eth0", self.lab.mac("lb1"), self.lab.vip, str(PORT), str(count), str(rate),
                LAG_NET, str(self.lag_first)]
         self.lag_first += count
         # Real-time class (below lbd's and vrrpd's), so a busy host does not stretch the schedule.

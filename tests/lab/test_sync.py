@@ -226,49 +226,14 @@ def trafgen_start(lab, dst_node, count=0, rate=None, name="fill"):
     return lab.popen(GEN, cmd, log=f"{GEN}-trafgen-{name}")
 
 
-# A paced generator (trafgen's --rate sends each second's packets in one burst, which is not
-# "N new flows per second"): one new flow per datagram, evenly spaced, from an AF_PACKET socket.
-PACED_GEN = r'''
-import json, socket, struct, sys, time
-iface, dmac, vip, port, count, rate, net = sys.argv[1:8]
-port, count, rate = int(port), int(count), float(rate)
-net = bytes(int(x) for x in net.split(".")[:3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-eth = bytes.fromhex(dmac.replace(":", "")) + s.getsockname()[4] + b"\x08\x00"
-def csum(b):
-    x = sum(struct.unpack("!10H", b))
-    x = (x >> 16) + (x & 0xFFFF)
-    x += x >> 16
-    return ~x & 0xFFFF
-frames = []
-for i in range(count):      # source x.x.x.(i % 256), port 1024 + (i / 256): all distinct
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 46, i & 0xFFFF, 0, 64, 17, 0, net + bytes([i & 255]),
-                     socket.inet_aton(vip))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    frames.append(eth + ip + struct.pack("!HHHH", 1024 + (i >> 8) % 64511, port, 26, 0) + bytes(18))
-print(json.dumps({"event": "ready"}), flush=True)
-t0 = time.monotonic()
-sent = 0
-while sent < count:
-    due = min(count, int((time.monotonic() - t0) * rate) + 1)
-    while sent < due:
-        s.send(frames[sent])
-        sent += 1
-    d = t0 + sent / rate - time.monotonic()
-    if d > 0:
-        time.sleep(d)
-el = time.monotonic() - t0
-print(json.dumps({"sent": sent, "seconds": round(el, 3), "rate": round(sent / el)}), flush=True)
-'''
+# The paced generator (evenly spaced new flows): lib/paced_gen.py.
+PACED_GEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "paced_gen.py")
 
 
 def paced_start(lab, dst_node, count, rate, name="paced"):
     """`count` new UDP flows to the fill service at `rate` per second, evenly spaced; returns the
     Popen once the frames are built and sending starts."""
-    path = os.path.join(lab.tmpdir, "conf", "paced_gen.py")
-    with open(path, "w") as f:
-        f.write(PACED_GEN)
+    path = PACED_GEN
     # Real-time class (below lbd's and vrrpd's), so a busy host does not stretch the schedule.
     rt = ["chrt", "-f", "1"] if shutil.which("chrt") else []
     proc = lab.popen(GEN, rt + [sys.executable, path, "eth0", lab.mac(dst_node), VIP, str(FILL_PORT), str(count),
