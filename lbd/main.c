@@ -63,16 +63,17 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 		cfg_free(cfg);
 		goto fail;
 	}
-	auth_keyring_destroy(keys);
 	err[0] = 0;
 	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
 	    cfg->workers != l->cfg->workers) {
 		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);
 		cfg_free(cfg);
+		auth_keyring_destroy(keys);
 		goto fail;
 	}
 	if (!cfg_find_node(cfg, l->node, err, errlen)) {
 		cfg_free(cfg);
+		auth_keyring_destroy(keys);
 		goto fail;
 	}
 	dp_write_lock(l);
@@ -81,6 +82,7 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 	if (applied < 0) {
 		snprintf(err, errlen, "cannot apply the new config");
 		cfg_free(cfg);
+		auth_keyring_destroy(keys);
 		goto fail;
 	}
 	lbd_load_filter(l);
@@ -93,7 +95,9 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 	l->arp_timer.repeat = 0.001;
 	ev_timer_again(l->loop, &l->arp_timer);
 	if (l->sync)
-		sync_reload(l->sync);
+		sync_reload(l->sync, keys);
+	else
+		auth_keyring_destroy(keys);
 	l->reloads++;
 	l->last_reload_error[0] = 0;
 	log_info("config reloaded from %s", l->cfg_path);

@@ -790,21 +790,11 @@ void sync_destroy(struct sync_ctx *s)
 	free(s);
 }
 
-int sync_reload(struct sync_ctx *s)
+void sync_reload(struct sync_ctx *s, struct auth_keyring *keys)
 {
-	char err[512];
-	struct cfg *c = s->l->cfg;
-	struct auth_keyring *k = auth_keyring_load((const char *const[]){ c->key_files[0], c->key_files[1] },
-						   c->n_key_files, err, sizeof(err));
-
-	if (!k) {
-		log_err("sync: %s (keeping the old keys)", err);
-		return -1;
-	}
-	auth_session_set_keyring(s->sess, k);
+	auth_session_set_keyring(s->sess, keys);
 	auth_keyring_destroy(s->keys);
-	s->keys = k;
-	return 0;
+	s->keys = keys;
 }
 
 int sync_ready(const struct sync_ctx *s)

@@ -16,8 +16,9 @@ struct Dsrlb__SyncStatus;
 /* NULL with sync disabled or no peer is not an error: check lbd->cfg. */
 struct sync_ctx *sync_create(struct lbd *l);
 void sync_destroy(struct sync_ctx *s);
-/* After a reload: new keys; address or port changes need a restart. */
-int sync_reload(struct sync_ctx *s);
+/* After a reload: the new keys (the context takes them over); address or port changes need a restart. */
+struct auth_keyring;
+void sync_reload(struct sync_ctx *s, struct auth_keyring *keys);
 
 /* Forwarding-path hooks, called by a worker: cheap appends to that worker's bounded queue, dropped
  * (and counted) when it is full; the main thread sends them. */
