@@ -11,7 +11,8 @@ namespace (method: that directory's README.md; results and method: docs/measurem
               and whole-machine busy CPU time (/proc/stat) per delivered frame, the median of N windows
               after a warm-up; rounds interleave the forwarders so drift hits all of them alike.
   latency     100 UDP probes/s from the client namespace through the router to the VIP, answered by a
-              UDP echo on the backends (the counting rule leaves the client's address alone): p50, p99.
+              UDP echo on the backends (the counting rule leaves the client's address alone): p50, p99
+              of all probes of N rounds that interleave the forwarders (lbd still on CPU 1).
   memory      lbd's table filled with distinct flows (trafgen over 203.0.113.0/24 x ports 1024..65534),
               then VmRSS of the lbd process and flow_bytes from `lbctl status --json`.
 
@@ -310,22 +311,15 @@ table netdev bench {{
         s1, t1 = cpu_times(), time.monotonic()
         return round((s1[0] - s0[0]) / hz() / (t1 - t0), 3)
 
-    def probe(self, name):
-        a = self.args
+    def probe(self, name, count):
+        """One round of `count` probes; the raw round trips (µs) and the number lost."""
         cmd = [sys.executable, os.path.join(HERE, "probe.py"), "--host", self.lab.vip, "--port", str(PORT),
-               "--src", CLIENT_SRC, "--count", str(a.probes), "--interval", "0.01"]
-        r = self.lab.run("client", cmd, timeout=a.probes * 0.01 + 20)
+               "--src", CLIENT_SRC, "--count", str(count), "--interval", "0.01"]
+        r = self.lab.run("client", cmd, timeout=count * 0.01 + 20)
         res = json.loads(r.stdout)
-        rtts = sorted(res.pop("rtt_us"))
-        user = sorted(res.pop("user_rtt_us"))
-        if len(rtts) < max(10, a.probes // 2):
-            raise BenchError(f"{name}: only {len(rtts)} of {a.probes} probes answered ({res})")
-        res["p50_ms"] = round(pct(rtts, 50) / 1000, 4)
-        res["p99_ms"] = round(pct(rtts, 99) / 1000, 4)
-        res["max_ms"] = round(rtts[-1] / 1000, 4)
-        res["user_p50_ms"] = round(pct(user, 50) / 1000, 4)
-        res["user_p99_ms"] = round(pct(user, 99) / 1000, 4)
-        log(f"  {name}: probe p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, lost {res['lost']}")
+        if len(res["rtt_us"]) < max(10, count // 2):
+            raise BenchError(f"{name}: only {len(res['rtt_us'])} of {count} probes answered ({res['lost']} lost)")
+        log(f"  {name}: probe p50 {pct(sorted(res['rtt_us']), 50) / 1000:.4f} ms, lost {res['lost']}")
         return res
 
     def fill(self, ring):
@@ -429,21 +423,28 @@ def run(args):
                     finally:
                         b.lbd_stop()
             log(f"frames per backend (cumulative): {b.per_backend()}")
-            # Latency (no load), and lbd's memory with a full table.
-            log("latency probes and table fill")
-            b.ref_start()
-            try:
-                result["latency"]["reference"] = b.probe("reference")
-            finally:
-                b.ref_stop()
-            for ring in rings:
-                b.lbd_start(ring)
+            # Latency (no load): rounds interleave the forwarders, as for throughput; then the table fill.
+            log("latency probes")
+            per_round = -(-args.probes // args.runs)
+            lat = {n: [] for n in names}
+            for r in range(args.runs):
+                log(f"latency round {r + 1}/{args.runs}")
+                b.ref_start()
                 try:
-                    result["latency"][f"lbd-v{ring}"] = b.probe(f"lbd-v{ring}")
-                    if args.flows:
-                        result["memory"][f"lbd-v{ring}"] = b.fill(ring)
+                    lat["reference"].append(b.probe("reference", per_round))
                 finally:
-                    b.lbd_stop()
+                    b.ref_stop()
+                for ring in rings:
+                    b.lbd_start(ring)
+                    try:
+                        lat[f"lbd-v{ring}"].append(b.probe(f"lbd-v{ring}", per_round))
+                        if args.flows and r == args.runs - 1:
+                            log(f"table fill, lbd-v{ring}")
+                            result["memory"][f"lbd-v{ring}"] = b.fill(ring)
+                    finally:
+                        b.lbd_stop()
+            for n, rounds in lat.items():
+                result["latency"][n] = latency_summary(rounds)
         except BaseException:
             for fn in (b.trafgen_stop, b.lbd_stop, b.ref_stop):
                 try:
@@ -459,6 +460,18 @@ def run(args):
     result["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     result["verdicts"] = verdicts(result, rings)
     return result
+
+
+def latency_summary(rounds):
+    """Pools the probe rounds of one forwarder: p50/p99 of all round trips, and each round's p50."""
+    rtts = sorted(x for r in rounds for x in r["rtt_us"])
+    user = sorted(x for r in rounds for x in r["user_rtt_us"])
+    return {"probes": sum(r["sent"] for r in rounds),
+            "lost": sum(r["lost"] for r in rounds),
+            "p50_ms": round(pct(rtts, 50) / 1000, 4), "p99_ms": round(pct(rtts, 99) / 1000, 4),
+            "max_ms": round(rtts[-1] / 1000, 4),
+            "user_p50_ms": round(pct(user, 50) / 1000, 4), "user_p99_ms": round(pct(user, 99) / 1000, 4),
+            "round_p50_ms": [round(pct(sorted(r["rtt_us"]), 50) / 1000, 4) for r in rounds]}
 
 
 def verdicts(res, rings):
@@ -529,6 +542,8 @@ def report(res, rings):
     rows.append(("probe RTT p99 ms (bar <= 1.0)", fmt(ref_l.get("p99_ms"), 3))
                 + tuple(pf(v, "p99", lambda x: f"{x['ms']:.3f}") for v in ver))
     rows.append(("probes lost", str(ref_l.get("lost", "-"))) + tuple(str(l.get("lost", "-")) for l in lat))
+    rows.append(("  p50 ms of each round", " ".join(f"{x:.3f}" for x in ref_l.get("round_p50_ms", [])) or "-")
+                + tuple(" ".join(f"{x:.3f}" for x in l.get("round_p50_ms", [])) or "-" for l in lat))
     def drop_pct(t, key):
         vals = []
         for w in t["windows"]:
@@ -576,7 +591,8 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3, help="throughput windows per forwarder (median)")
     ap.add_argument("--window", type=float, default=4.0, help="seconds per throughput window")
     ap.add_argument("--warmup", type=float, default=1.5, help="seconds of traffic before each window")
-    ap.add_argument("--probes", type=int, default=500, help="latency probes per forwarder (100/s)")
+    ap.add_argument("--probes", type=int, default=900,
+                    help="latency probes per forwarder (100/s), split over --runs rounds")
     ap.add_argument("--flows", type=int, default=1_000_000, help="flows for the memory test (0: skip)")
     ap.add_argument("--fill-timeout", type=float, default=40.0)
     ap.add_argument("--backends", type=int, default=3)
