@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "lbd.h"
@@ -11,9 +12,11 @@
 #include "pkt.h"
 
 #define FWD_BATCH 32                /* frames per TX kick: well under the TX ring's slots */
-#define FWD_MAX_PER_WAKEUP 8192   /* then let the loop run timers and control clients */
-#define FWD_SPIN_NS 30000         /* see fwd_spin */
-#define FWD_TX_HOLD_NS 10000      /* see fwd_spin */
+#define FWD_MAX_PER_WAKEUP 8192   /* frames, or FWD_MAX_NS_PER_WAKEUP, then the loop runs its timers */
+#define FWD_MAX_NS_PER_WAKEUP 1000000   /* and the main thread may take dp_lock and the worker lock */
+#define FWD_SPIN_NS 3000          /* see fwd_wait */
+#define FWD_NAP_NS 50000
+#define FWD_NAPS 2
 
 /* Maglev choice for a new flow; LBD_NO_SLOT when the service has no usable backend. */
 static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint32_t hash)
@@ -274,25 +277,31 @@ static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_
 	}
 }
 
-/* Waits up to FWD_SPIN_NS for the next frame while the ring is busy: under load the next frame is
- * microseconds away, and catching it here saves a sleep and a wakeup (a context switch each). Frames
- * already forwarded wait in the TX ring for up to FWD_TX_HOLD_NS so that one kick sends several: the
- * kick is a syscall, and at a few hundred thousand frames/s it would otherwise carry one or two frames.
- * Only for the V2 ring: a V3 block is handed over whole, at the earliest after its 1 ms timeout, so
- * spinning would find nothing. */
-static int fwd_spin(struct lbd_worker *w, struct ring_frame *rf)
+/* Waits for the next frame while the ring is busy. Sleeping in epoll would cost a wakeup per frame under
+ * load: an inter-processor interrupt from the CPU that receives, and a context switch. So a busy worker
+ * first watches the ring for FWD_SPIN_NS, holding the frames it has forwarded, then kicks them out and
+ * naps FWD_NAP_NS on its own timer: the receiving CPU finds no sleeper to wake, the frames that arrive
+ * meanwhile are handled as one batch, and the nap is idle time rather than a busy spin. After FWD_NAPS
+ * empty naps the worker goes back to epoll. Only for the V2 ring: a V3 block is handed over whole, at
+ * the earliest after its 1 ms timeout. */
+static int fwd_wait(struct lbd_worker *w, struct ring_frame *rf, uint64_t deadline)
 {
-	uint64_t now = clock_ns();
-	uint64_t kick_at = now + FWD_TX_HOLD_NS, until = now + FWD_SPIN_NS;
+	static const struct timespec nap = { 0, FWD_NAP_NS };
+	uint64_t now = clock_ns(), until = now + FWD_SPIN_NS;
 
+	if (now >= deadline)
+		return -1;
 	do {
 		if (ring_rx_next(w->ring, rf) == 0)
 			return 0;
 		__builtin_ia32_pause();
-		now = clock_ns();
-		if (now >= kick_at)
-			ring_tx_kick(w->ring);
-	} while (now < until);
+	} while (clock_ns() < until);
+	for (int i = 0; i < FWD_NAPS; i++) {
+		ring_tx_kick(w->ring);
+		nanosleep(&nap, NULL);
+		if (ring_rx_next(w->ring, rf) == 0)
+			return 0;
+	}
 	return -1;
 }
 
@@ -300,7 +309,8 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct lbd_worker *w = io->data;
 	struct ring_frame rf;
-	uint64_t now = clock_ms();
+	uint64_t t = clock_ns(), deadline = t + FWD_MAX_NS_PER_WAKEUP;
+	uint64_t now = t / 1000000;
 	unsigned n = 0;
 
 	pthread_rwlock_rdlock(&w->lbd->dp_lock);
@@ -308,13 +318,17 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 	while (n < FWD_MAX_PER_WAKEUP) {
 		if (ring_rx_next(w->ring, &rf) < 0) {
 			/* A single frame (a quiet ring) leaves at once; a busy ring keeps the worker here. */
-			if (n < 2 || !w->spin || fwd_spin(w, &rf) < 0)
+			if (n < 2 || !w->busy_wait || fwd_wait(w, &rf, deadline) < 0)
 				break;
+			now = clock_ms();
 		}
 		fwd_frame(w, &rf, now);
 		if (++n % FWD_BATCH == 0) {
 			ring_tx_kick(w->ring);
-			now = clock_ms();
+			t = clock_ns();
+			if (t >= deadline)
+				break;
+			now = t / 1000000;
 		}
 	}
 	ring_rx_done(w->ring);

@@ -96,7 +96,7 @@ struct lbd_worker {
 	struct ring *ring;
 	struct flow_table *flows;
 	uint32_t refresh_cursor;
-	int spin;                       /* busy-wait briefly for the next frame (fwd.c) */
+	int busy_wait;                  /* wait for the next frame under load (fwd_wait) */
 	struct lbd_counters ctr;
 	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
 	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this worker's table per slot */

@@ -141,11 +141,11 @@ static int lbd_start(struct lbd *l)
 	struct ring_params rp = {
 		.ifname = l->cfg->interface,
 		.rx_version = l->cfg->rx_ring_version == 2 ? TPACKET_V2 : TPACKET_V3,
-		.rx_frame_nr = 128,
+		.rx_frame_nr = 1024,
 		.rx_block_size = 1u << 18,
 		.rx_block_nr = 16,
 		.rx_timeout_ms = 1,
-		.tx_frame_nr = 128,
+		.tx_frame_nr = 256,
 	};
 	struct sock_filter prog[256];
 

@@ -1,5 +1,8 @@
-/* PACKET_MMAP rings: TPACKET_V3 block ring for RX, TPACKET_V2 frame ring for TX, both with virtio-net
- * headers. Each ring is owned by one worker thread; nothing here allocates after ring_open. */
+/* PACKET_MMAP rings: a TPACKET_V2 (or V3 block) ring for RX, a TPACKET_V2 frame ring for TX, both with
+ * virtio-net headers. V2 and TX slots are sized for one frame of the interface's MTU; a larger frame (a
+ * GSO/GRO super-frame) takes the socket path beside the ring: the kernel queues it whole and marks its
+ * slot TP_STATUS_COPY (PACKET_COPY_THRESH), and it leaves through a plain packet socket. Each ring is
+ * owned by one worker thread; nothing here allocates after ring_open. */
 #include <errno.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -9,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -18,6 +22,10 @@
 #define RING_TX_DATA_OFF (TPACKET2_HDRLEN - sizeof(struct sockaddr_ll))
 #define RING_VNET_LEN sizeof(struct virtio_net_hdr)
 #define RING_TX_LINEAR_MAX 9216      /* frames up to a jumbo MTU go out as one linear buffer */
+#define RING_RX_HEADROOM 96          /* V2 slot header + vnet header before the frame (macoff is 76) */
+#define RING_SLOT_MIN 2048
+#define RING_BIG_LEN (RING_VNET_LEN + 65536 + 4096)  /* a 64 KiB super-frame with its headers */
+#define RING_RCVBUF (4 << 20)        /* socket memory for super-frames queued beside the RX ring */
 
 struct ring {
 	int ifindex;
@@ -34,8 +42,11 @@ struct ring {
 	int rx_version;
 	unsigned rx_frame_nr;       /* V2 */
 	struct tpacket2_hdr *rx_held; /* V2: frame handed out, returned on the next call */
+	unsigned slot_size;         /* bytes of a V2 RX slot and of a TX slot */
+	uint8_t *big;               /* RING_BIG_LEN: vnet header + a super-frame read off the socket */
 	/* TX */
 	int tx_fd;
+	int tx_big_fd;              /* plain packet socket for frames larger than a TX slot */
 	uint8_t *tx_map;
 	size_t tx_map_len;
 	unsigned tx_frame_nr;
@@ -70,25 +81,41 @@ static int ring_ifinfo(struct ring *r, const char *ifname)
 		return -1;
 	}
 	memcpy(r->mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (ioctl(fd, SIOCGIFMTU, &ifr) < 0) {
+		log_err("ring_open: %s MTU: %s", ifname, strerror(errno));
+		return -1;
+	}
+	/* One slot holds a frame of the MTU with a VLAN tag and the slot's headers, rounded up to a power
+	 * of two (2 KiB for a 1500-byte MTU, 16 KiB for 9000). */
+	r->slot_size = RING_SLOT_MIN;
+	while (r->slot_size < RING_RX_HEADROOM + 18 + (unsigned)ifr.ifr_mtu && r->slot_size < (1u << 17))
+		r->slot_size <<= 1;
 	return 0;
 }
 
-/* V2: one fixed frame per packet and a wakeup per packet: lowest latency at low rates. */
+/* V2: one fixed slot per frame and a wakeup per frame: lowest latency at low rates. A frame larger than
+ * a slot is queued on the socket whole (PACKET_COPY_THRESH) and its slot says TP_STATUS_COPY. */
 static int ring_setup_rx_v2(struct ring *r, const struct ring_params *p)
 {
 	struct tpacket_req req;
+	int rcvbuf = RING_RCVBUF;
 
+	if (ring_setopt(r->rx_fd, SOL_PACKET, PACKET_COPY_THRESH, 1, "PACKET_COPY_THRESH") < 0)
+		return -1;
+	if (setsockopt(r->rx_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
+	    setsockopt(r->rx_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		log_warn("ring_open: SO_RCVBUF: %s", strerror(errno));
 	memset(&req, 0, sizeof(req));
-	req.tp_block_size = RING_TX_FRAME_SIZE;
-	req.tp_block_nr = p->rx_frame_nr;
-	req.tp_frame_size = RING_TX_FRAME_SIZE;
+	req.tp_block_size = r->slot_size < 4096 ? 4096 : r->slot_size;
+	req.tp_frame_size = r->slot_size;
 	req.tp_frame_nr = p->rx_frame_nr;
+	req.tp_block_nr = p->rx_frame_nr / (req.tp_block_size / r->slot_size);
 	if (setsockopt(r->rx_fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
 		log_err("ring_open: PACKET_RX_RING: %s", strerror(errno));
 		return -1;
 	}
 	r->rx_frame_nr = p->rx_frame_nr;
-	r->rx_map_len = (size_t)RING_TX_FRAME_SIZE * p->rx_frame_nr;
+	r->rx_map_len = (size_t)req.tp_block_size * req.tp_block_nr;
 	return 0;
 }
 
@@ -164,16 +191,16 @@ static int ring_open_tx(struct ring *r, const struct ring_params *p)
 	    ring_setopt(r->tx_fd, SOL_PACKET, PACKET_LOSS, 1, "PACKET_LOSS") < 0)
 		return -1;
 	memset(&req, 0, sizeof(req));
-	req.tp_block_size = RING_TX_FRAME_SIZE;
-	req.tp_block_nr = p->tx_frame_nr;
-	req.tp_frame_size = RING_TX_FRAME_SIZE;
+	req.tp_block_size = r->slot_size < 4096 ? 4096 : r->slot_size;
+	req.tp_frame_size = r->slot_size;
 	req.tp_frame_nr = p->tx_frame_nr;
+	req.tp_block_nr = p->tx_frame_nr / (req.tp_block_size / r->slot_size);
 	if (setsockopt(r->tx_fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req)) < 0) {
 		log_err("ring_open: PACKET_TX_RING: %s", strerror(errno));
 		return -1;
 	}
 	r->tx_frame_nr = p->tx_frame_nr;
-	r->tx_map_len = (size_t)RING_TX_FRAME_SIZE * p->tx_frame_nr;
+	r->tx_map_len = (size_t)req.tp_block_size * req.tp_block_nr;
 	r->tx_map = mmap(NULL, r->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->tx_fd, 0);
 	if (r->tx_map == MAP_FAILED) {
 		r->tx_map = NULL;
@@ -188,6 +215,18 @@ static int ring_open_tx(struct ring *r, const struct ring_params *p)
 		log_err("ring_open: bind TX socket: %s", strerror(errno));
 		return -1;
 	}
+	r->tx_big_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (r->tx_big_fd < 0) {
+		log_err("ring_open: TX socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ring_setopt(r->tx_big_fd, SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR") < 0 ||
+	    ring_setopt(r->tx_big_fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS") < 0)
+		return -1;
+	if (bind(r->tx_big_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		log_err("ring_open: bind TX socket: %s", strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -198,11 +237,13 @@ struct ring *ring_open(const struct ring_params *p)
 	if (!r)
 		return NULL;
 	r->tx_fd = -1;
+	r->tx_big_fd = -1;
+	r->big = malloc(RING_BIG_LEN);
 	/* Protocol 0 until bind, so nothing is queued before the filter and ring are in place. */
 	r->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (r->rx_fd < 0) {
+	if (r->rx_fd < 0 || !r->big) {
 		log_err("ring_open: RX socket: %s", strerror(errno));
-		free(r);
+		ring_close(r);
 		return NULL;
 	}
 	if (ring_ifinfo(r, p->ifname) < 0 || ring_open_rx(r, p) < 0 || ring_open_tx(r, p) < 0) {
@@ -220,10 +261,13 @@ void ring_close(struct ring *r)
 		munmap(r->tx_map, r->tx_map_len);
 	if (r->rx_map)
 		munmap(r->rx_map, r->rx_map_len);
+	if (r->tx_big_fd >= 0)
+		close(r->tx_big_fd);
 	if (r->tx_fd >= 0)
 		close(r->tx_fd);
 	if (r->rx_fd >= 0)
 		close(r->rx_fd);
+	free(r->big);
 	free(r);
 }
 
@@ -271,7 +315,7 @@ static void ring_block_give_back(struct tpacket_block_desc *b)
 
 static struct tpacket2_hdr *ring_rx_slot(const struct ring *r, unsigned i)
 {
-	return (struct tpacket2_hdr *)(r->rx_map + (size_t)i * RING_TX_FRAME_SIZE);
+	return (struct tpacket2_hdr *)(r->rx_map + (size_t)i * r->slot_size);
 }
 
 static void ring_rx_release_v2(struct ring *r)
@@ -282,23 +326,46 @@ static void ring_rx_release_v2(struct ring *r)
 	}
 }
 
+/* Reads the super-frame queued for a TP_STATUS_COPY slot into r->big; -1 (counted as a drop) if it is
+ * not the frame the slot announced. */
+static int ring_rx_copied(struct ring *r, const struct tpacket2_hdr *h, struct ring_frame *f)
+{
+	ssize_t n = recv(r->rx_fd, r->big, RING_BIG_LEN, MSG_DONTWAIT | MSG_TRUNC);
+
+	if (n < (ssize_t)RING_VNET_LEN || n > (ssize_t)RING_BIG_LEN || n - RING_VNET_LEN != h->tp_len) {
+		r->st.rx_drops++;
+		return -1;
+	}
+	f->vnet = (const struct virtio_net_hdr *)r->big;
+	f->data = r->big + RING_VNET_LEN;
+	f->len = f->wire_len = h->tp_len;
+	return 0;
+}
+
 static int ring_rx_next_v2(struct ring *r, struct ring_frame *f)
 {
 	struct tpacket2_hdr *h;
 
-	ring_rx_release_v2(r);
-	h = ring_rx_slot(r, r->rx_cur);
-	if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
-		return -1;
-	f->data = (uint8_t *)h + h->tp_mac;
-	f->len = h->tp_snaplen;
-	f->wire_len = h->tp_len;
-	f->status = h->tp_status;
-	f->vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->tp_vlan_tci : 0;
-	f->vnet = (const struct virtio_net_hdr *)(f->data - RING_VNET_LEN);
-	r->rx_held = h;
-	r->rx_cur = (r->rx_cur + 1) % r->rx_frame_nr;
-	return 0;
+	for (;;) {
+		ring_rx_release_v2(r);
+		h = ring_rx_slot(r, r->rx_cur);
+		if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+			return -1;
+		r->rx_held = h;
+		r->rx_cur = (r->rx_cur + 1) % r->rx_frame_nr;
+		f->status = h->tp_status;
+		f->vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->tp_vlan_tci : 0;
+		if (h->tp_status & TP_STATUS_COPY) {
+			if (ring_rx_copied(r, h, f) < 0)
+				continue;
+			return 0;
+		}
+		f->data = (uint8_t *)h + h->tp_mac;
+		f->len = h->tp_snaplen;
+		f->wire_len = h->tp_len;
+		f->vnet = (const struct virtio_net_hdr *)(f->data - RING_VNET_LEN);
+		return 0;
+	}
 }
 
 void ring_rx_done(struct ring *r)
@@ -345,7 +412,7 @@ int ring_rx_next(struct ring *r, struct ring_frame *f)
 
 static struct tpacket2_hdr *ring_tx_slot(const struct ring *r, unsigned i)
 {
-	return (struct tpacket2_hdr *)(r->tx_map + (size_t)i * RING_TX_FRAME_SIZE);
+	return (struct tpacket2_hdr *)(r->tx_map + (size_t)i * r->slot_size);
 }
 
 uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **vnet)
@@ -353,7 +420,7 @@ uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **v
 	struct tpacket2_hdr *h = ring_tx_slot(r, r->tx_head);
 	uint32_t st;
 
-	if (len + RING_VNET_LEN + RING_TX_DATA_OFF > RING_TX_FRAME_SIZE) {
+	if (len + RING_VNET_LEN + RING_TX_DATA_OFF > r->slot_size) {
 		r->st.tx_wrong_format++;
 		return NULL;
 	}
@@ -401,11 +468,42 @@ void ring_tx_kick(struct ring *r)
 	r->st.tx_kicks++;
 }
 
+/* A frame larger than a TX slot leaves through the plain socket, after the frames before it. */
+static int ring_tx_big(struct ring *r, const struct ring_frame *f, const uint8_t dst[6], const uint8_t src[6])
+{
+	struct virtio_net_hdr vh = *f->vnet;
+	uint8_t eth[12];
+	struct iovec iov[3] = {
+		{ .iov_base = &vh, .iov_len = RING_VNET_LEN },
+		{ .iov_base = eth, .iov_len = 12 },
+		{ .iov_base = f->data + 12, .iov_len = f->len - 12 },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 3 };
+
+	vh.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	memcpy(eth, dst, 6);
+	memcpy(eth + 6, src, 6);
+	ring_tx_kick(r);
+	if (sendmsg(r->tx_big_fd, &msg, MSG_DONTWAIT) < 0) {
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			r->st.tx_full++;
+		} else {
+			r->st.tx_wrong_format++;
+			log_rl(LOG_LVL_WARN, "%s: sendmsg (%u bytes): %s", __func__, f->len, strerror(errno));
+		}
+		return -1;
+	}
+	return 0;
+}
+
 int ring_tx_forward(struct ring *r, const struct ring_frame *f, const uint8_t dst[6], const uint8_t src[6])
 {
 	struct virtio_net_hdr *vh;
-	uint8_t *d = ring_tx_reserve(r, f->len, &vh);
+	uint8_t *d;
 
+	if (f->len + RING_VNET_LEN + RING_TX_DATA_OFF > r->slot_size)
+		return ring_tx_big(r, f, dst, src);
+	d = ring_tx_reserve(r, f->len, &vh);
 	if (!d)
 		return -1;
 	memcpy(vh, f->vnet, RING_VNET_LEN);

@@ -1,5 +1,5 @@
-/* AF_PACKET rings of one forwarding worker: a TPACKET_V3 (or V2) RX ring and a TPACKET_V2 TX ring on two
- * sockets bound to the LAN interface, both with PACKET_VNET_HDR so checksum-partial frames and GSO
+/* AF_PACKET rings of one forwarding worker: a TPACKET_V2 (or V3) RX ring and a TPACKET_V2 TX ring on
+ * sockets bound to the LAN interface, all with PACKET_VNET_HDR so checksum-partial frames and GSO
  * super-frames pass through intact (DESIGN.md trap 2). Ownership of each ring slot is read with
  * acquire and handed back with release semantics by the helpers below. */
 #ifndef DSR_RING_H
@@ -10,8 +10,6 @@
 #include <linux/virtio_net.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define RING_TX_FRAME_SIZE (65536 + 4096)   /* a 64 KiB super-frame plus headers */
 
 struct ring_stats {
 	uint64_t rx_drops;        /* PACKET_STATISTICS tp_drops, accumulated */
@@ -24,11 +22,11 @@ struct ring_stats {
 struct ring_params {
 	const char *ifname;
 	int rx_version;           /* TPACKET_V2 or TPACKET_V3 */
-	unsigned rx_block_size;   /* V3: bytes, power of two ≥ RING_TX_FRAME_SIZE */
+	unsigned rx_block_size;   /* V3: bytes, a power of two that holds a 64 KiB super-frame */
 	unsigned rx_block_nr;
 	unsigned rx_timeout_ms;   /* V3: block retire timeout */
-	unsigned rx_frame_nr;     /* V2: frames of RING_TX_FRAME_SIZE bytes */
-	unsigned tx_frame_nr;
+	unsigned rx_frame_nr;     /* V2: slots (each sized for one frame of the interface MTU) */
+	unsigned tx_frame_nr;     /* TX slots, sized the same */
 	int fanout_group;         /* 0 = no fanout; else a PACKET_FANOUT_CBPF group (filter_fanout_build) */
 	const struct sock_filter *filter;
 	size_t filter_len;

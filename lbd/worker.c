@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -85,6 +86,8 @@ static void *worker_main(void *arg)
 	/* Signals belong to the main thread's loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/* fwd_wait's naps are short: let them end on time (the default slack is 50 µs). */
+	prctl(PR_SET_TIMERSLACK, 5000UL, 0, 0, 0);
 	ev_run(w->loop, 0);
 	return NULL;
 }
@@ -108,7 +111,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 	w->ring = ring_open(&p);
 	if (!w->ring)
 		return -1;
-	w->spin = p.rx_version == TPACKET_V2;
+	w->busy_wait = p.rx_version == TPACKET_V2;
 	w->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!w->loop) {
 		log_err("%s: ev_loop_new failed", __func__);
