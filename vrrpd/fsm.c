@@ -200,6 +200,16 @@ unsigned vrrp_fsm_advert(struct vrrp_fsm *f, const struct vrrp_advert *a, uint64
 	return master_advert(f, a, now_ms);
 }
 
+/* The advert after the one due now: on the interval's grid, so a timer that fires a little late does not
+ * stretch every interval; after a stall longer than an interval, one advert now and the grid restarts
+ * (never a burst to catch up). */
+static void next_advert(struct vrrp_fsm *f, uint64_t now_ms)
+{
+	f->advert_at += f->cfg.advert_ms;
+	if (f->advert_at <= now_ms)
+		f->advert_at = now_ms + f->cfg.advert_ms;
+}
+
 unsigned vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now_ms)
 {
 	if (now_ms < vrrp_fsm_deadline(f))
@@ -210,10 +220,10 @@ unsigned vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now_ms)
 	case VRRP_MASTER:
 		if (f->stopping && now_ms >= f->stop_at)
 			return finish_stop(f);
-		f->advert_at = now_ms + f->cfg.advert_ms;
+		next_advert(f, now_ms);
 		return VRRP_ACT_SEND_ADVERT;
 	case VRRP_FAULT:
-		f->advert_at = now_ms + f->cfg.advert_ms;
+		next_advert(f, now_ms);
 		return VRRP_ACT_SEND_ADVERT;
 	case VRRP_INIT:
 		break;

@@ -319,6 +319,10 @@ static void test_master_advert_timer(void **state)
 		assert_int_equal(fire(&f, &t), ADV);
 		assert_true(t == t_m + 100u * (unsigned)i);
 	}
+	/* A timer that fires a little late keeps the interval's grid: no drift. */
+	assert_int_equal(timer_at(&f, t + 100 + 7), ADV);
+	assert_true(vrrp_fsm_deadline(&f) == t + 200);
+	t += 200;
 	/* A late glue advertises once, not a burst, and counts the next interval from now. */
 	assert_int_equal(timer_at(&f, t + 350), ADV);
 	assert_true(vrrp_fsm_deadline(&f) == t + 450);
