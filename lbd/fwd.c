@@ -247,7 +247,7 @@ static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_
 	enum pkt_err e;
 
 	w->ctr.rx_frames++;
-	if (rf->len != rf->wire_len && !rf->vnet->gso_type) {
+	if (rf->len != rf->wire_len) {          /* truncated: never forward a part of a frame */
 		w->ctr.drop_malformed++;
 		return;
 	}

@@ -360,6 +360,11 @@ static int ring_rx_next_v2(struct ring *r, struct ring_frame *f)
 				continue;
 			return 0;
 		}
+		if (h->tp_snaplen < h->tp_len) {
+			/* Larger than a slot, and no socket memory left to queue it whole: lost. */
+			r->st.rx_drops++;
+			continue;
+		}
 		f->data = (uint8_t *)h + h->tp_mac;
 		f->len = h->tp_snaplen;
 		f->wire_len = h->tp_len;
