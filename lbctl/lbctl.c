@@ -53,7 +53,7 @@ static void usage(FILE *out)
 		"  --run-dir DIR   where the daemons' control sockets are (default /run/dsrlb)\n"
 		"  -c FILE         the cluster config (used by check-backend; default /etc/dsrlb/dsrlb.conf)\n"
 		"  --json          machine-readable output (schema: proto/control.proto, docs/status.md)\n"
-		"  --limit N       flows: at most N entries\n"
+		"  --limit N       flows: at most N entries (lbd sends at most 100000)\n"
 		"\n"
 		"exit status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 a daemon is not reachable\n");
 }

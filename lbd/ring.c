@@ -238,11 +238,16 @@ struct ring *ring_open(const struct ring_params *p)
 		return NULL;
 	r->tx_fd = -1;
 	r->tx_big_fd = -1;
-	r->big = malloc(RING_BIG_LEN);
 	/* Protocol 0 until bind, so nothing is queued before the filter and ring are in place. */
 	r->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (r->rx_fd < 0 || !r->big) {
+	if (r->rx_fd < 0) {
 		log_err("ring_open: RX socket: %s", strerror(errno));
+		ring_close(r);
+		return NULL;
+	}
+	r->big = malloc(RING_BIG_LEN);
+	if (!r->big) {
+		log_err("ring_open: out of memory");
 		ring_close(r);
 		return NULL;
 	}

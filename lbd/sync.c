@@ -80,8 +80,6 @@ struct sync_ctx {
 
 	/* the table we receive */
 	enum sync_bulk bulk;
-	uint32_t bulk_cursor;
-	uint64_t bulk_peer_epoch;
 	uint64_t bulk_received, bulk_total, bulk_started_ms, bulk_done_ms;
 	uint32_t bulk_duration_ms;
 	/* the table we send */
@@ -351,20 +349,15 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	worker_unlock(w);
 }
 
+/* Every connection asks for the whole table from the start, even when the last transfer broke off
+ * half-way: updates lost with the old connection may concern flows anywhere in the table, also below
+ * the point the transfer had reached, and only a whole pass repairs them. */
 static void sync_request_bulk(struct sync_ctx *s)
 {
-	uint64_t pe = auth_session_peer_epoch(s->sess);
-
-	/* Resume an interrupted transfer from the same peer process; start over if it restarted. */
-	if (s->bulk != BULK_RECEIVING || pe != s->bulk_peer_epoch) {
-		s->bulk_cursor = 0;
-		s->bulk_received = 0;
-		s->bulk_started_ms = clock_ms();
-	}
-	s->bulk_peer_epoch = pe;
-	if (s->bulk != BULK_RECEIVING)
-		s->bulk = BULK_REQUESTED;
-	sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST, s->bulk_cursor, 0);
+	s->bulk_received = 0;
+	s->bulk_started_ms = clock_ms();
+	s->bulk = BULK_REQUESTED;
+	sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST, 0, 0);
 }
 
 static void sync_record_lag(struct sync_ctx *s, uint64_t sent_ms)
@@ -413,7 +406,6 @@ static void sync_message(struct sync_ctx *s, const Dsrlb__SyncMessage *m)
 		s->recv_flows += m->n_flows;
 		s->bulk_received += m->n_flows;
 		s->bulk_total = m->total;
-		s->bulk_cursor = m->cursor;
 		if (m->done) {
 			s->bulk = BULK_DONE;
 			s->bulk_done_ms = clock_ms();

@@ -11,12 +11,18 @@
   preempt before its lbd reports sync ready (the sync port is blocked for a while to make the
   wait visible); with the port blocked past sync_timeout it preempts anyway (bulk "timeout").
   A standby that returns after an outage gets the table within seconds.
+- A bulk transfer interrupted part way (an nftables quota stalls it at ~60 %, then the connection
+  is killed with `ss -K`) starts over on the next connection: the whole table of 300k flows comes
+  again, and the standby ends with exactly the active node's flows. When the active node's table
+  changes under the stall (a backend removed, 60k new flows in the freed slots, many below the point
+  the transfer had reached; their updates die with the connection), the standby still converges to
+  exactly its flows, per backend too: a transfer resumed from its cursor would leave those holes.
 - Hostile input on the sync port: connections from a non-peer are refused and counted; from the
   peer's own address (its daemons stopped) random bytes, a truncated frame, oversized and empty
   length prefixes, a reflected stream and a replayed capture of the real sync stream change no
   table entry and raise the `rejected` counter; the real peer then syncs again as before.
 
-Every wait is bounded; the module takes about 70 seconds.
+Every wait is bounded; the module takes about 80 seconds.
 """
 
 import json
@@ -209,10 +215,10 @@ def block_sync(lab, node, on=True):
 
 # --- the generator: new UDP flows to the fill service, straight to the active node's MAC
 
-def trafgen_start(lab, dst_node, count=0, rate=None, name="fill"):
+def trafgen_start(lab, dst_node, count=0, rate=None, name="fill", net=FILL_NET):
     """trafgen on the generator: `count` datagrams (0: until stopped), at `rate` per second (None:
-    full speed), each a new flow, sent to dst_node's MAC."""
-    ip = f"ipv4(sa={FILL_NET}, sa[3]=dinc(), da={VIP}, ttl=64)"
+    full speed), each a new flow from net's /24, sent to dst_node's MAC."""
+    ip = f"ipv4(sa={net}, sa[3]=dinc(), da={VIP}, ttl=64)"
     udp = f"udp(sp=dinc(1024, 65534), dp={FILL_PORT})"
     text = f"{{ eth(da={lab.mac(dst_node)}, sa={lab.mac(GEN)}), {ip}, {udp}, fill(0x00, 18) }}\n"
     path = os.path.join(lab.tmpdir, "conf", f"trafgen-{name}.cfg")
@@ -443,6 +449,248 @@ def test_returning_standby_gets_the_table_promptly_after_an_outage(lab, make_pai
     took = time.monotonic() - t0
     print(f"bulk of {st['sync']['bulk_received']} flows done {took:.2f}s after lb2 started")
     assert st["sync"]["bulk_received"] >= n1 and st["flows"] >= n1, st["sync"]
+
+
+INTERRUPT_FLOWS = 300_000         # lb1's table when lb2's bulk is interrupted
+HOLE_FLOWS = 150_000              # the same, table changed under the stall: lb2's part about fits
+                                  # one `lbctl flows` listing (100 000 entries at most)
+NEW_FLOWS = 60_000                # new flows lb1 takes while lb2's bulk is stalled
+NEW_NET = "198.51.100.0"          # their source addresses: the fill's keys would only repeat old flows
+SYNC_BYTES_PER_FLOW = 32          # bulk bytes on the wire per flow, TCP/IP headers included (~31 measured)
+STALL_SHARE = 0.6                 # of the bulk let through before the quota holds it
+
+
+def nft_counters(lab, node, table="syncblock"):
+    """[(packets, bytes)] of the counters in node's nftables table `table`, in rule order."""
+    out = lab.run(node, ["nft", "list", "table", "inet", table], timeout=10).stdout
+    return [(int(p), int(b)) for p, b in re.findall(r"counter packets (\d+) bytes (\d+)", out)]
+
+
+def backend_flows(st):
+    """{(service, backend address): flows} of an lbd status."""
+    return {(svc["name"], b["address"]): b["flows"] for svc in st["services"] for b in svc["backends"]}
+
+
+def table_order(lab, node, limit=100_000):
+    """[(client address:port, backend)] of the first `limit` entries of node's table (lbd answers
+    100 000 at most) in table order: worker by worker, slot by slot, the order of a bulk transfer."""
+    r = lab.lbctl(node, "flows", "--json", "--limit", str(limit), check=True, timeout=30)
+    return [(f["client"], f["backend"]) for f in json.loads(r.stdout).get("flows") or []]
+
+
+def settled_flows(pair, node, timeout=5):
+    """node's flow count once two readings 0.1 s apart agree: the generator has stopped and the
+    frames left in lbd's RX ring are in the table."""
+    last = {}
+
+    def settled():
+        n = pair.lbd(node)["flows"]
+        same, last["n"] = last.get("n") == n, n
+        return (n,) if same else None
+
+    return wait_for(settled, timeout, 0.1, f"{node}'s flow count settled")[0]
+
+
+def interrupt_bulk(lab, pair, flows, during_stall=None):
+    """lb2 (the standby; it listens, lb1 connects) restarts and asks lb1 for its whole table of at
+    least `flows` flows. An nftables quota on lb2's sync port lets about STALL_SHARE of the transfer
+    through, then drops lb1's segments: the bulk stalls part way on every run. during_stall(held)
+    runs there (held: lb2's status at the stall; the connection must still be stalled afterwards);
+    then lb2's end of the connection is killed (`ss -K`) and, once lb2 has noticed, the quota
+    removed. Returns a dict: n1 (lb1's flows when lb2 returned), s1_before (lb1's sync status then),
+    quota, held, t_held, cut (lb2's status once it noticed the kill), counters (nft counters then),
+    t_free (monotonic time the quota went)."""
+    skip_without("trafgen", "nft", "ss")
+    wait_established(pair)
+    pair.crash("lb2")
+    fill(lab, pair, "lb1", flows)
+    n1 = settled_flows(pair, "lb1")
+    s1_before = sync_st(pair, "lb1")
+
+    # lb2 returns behind the quota. The first counter sees every segment from lb1 to the sync port,
+    # the second those dropped once the quota is used up.
+    quota = int(n1 * SYNC_BYTES_PER_FLOW * STALL_SHARE)
+    rules = ("table inet syncblock {\n chain in {\n  type filter hook input priority 0; policy accept;\n"
+             f"  tcp dport {SYNC_PORT} counter\n"
+             f"  tcp dport {SYNC_PORT} quota over {quota} bytes counter drop\n }}\n}}\n")
+    lab.run("lb2", ["nft", "-f", "-"], input=rules, timeout=10)
+    t_start = time.monotonic()
+    pair.start_node("lb2")
+    seen, prev = [], {}
+
+    def stalled():
+        st = pair.lbd("lb2")
+        s = st["sync"]
+        seen.append((round(time.monotonic() - t_start, 2), s["state"], s["bulk_state"], s["bulk_received"]))
+        same, prev["r"] = prev.get("r") == s["bulk_received"], s["bulk_received"]
+        if (same and s["state"] == "established" and s["bulk_state"] == "receiving"
+                and 0 < s["bulk_received"] < s["bulk_total"] and nft_counters(lab, "lb2")[1][0] > 0):
+            return st
+        return None
+
+    try:
+        held = wait_for(stalled, 15, 0.05, "lb2's bulk stalled part way by the quota")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nlb2's progress: {seen[-8:]}; nft counters {nft_counters(lab, 'lb2')}") from None
+    t_held = time.monotonic() - t_start
+    if during_stall:
+        during_stall(held)
+        s = sync_st(pair, "lb2")
+        hs = held["sync"]
+        assert (s["state"] == "established" and s["bulk_state"] == "receiving"
+                and s["bulk_received"] == hs["bulk_received"] and s["received_flows"] == hs["received_flows"]), (
+            f"lb2's bulk moved on (or the connection broke) while it should have been held: {s}; at the stall {hs}")
+
+    # Kill lb2's end of the sync connection: lb2's lbd sees the abort at once, lb1 gets a reset.
+    kill = lab.run("lb2", ["ss", "-K", "-tn", "state", "established", f"( sport = :{SYNC_PORT} )"], timeout=10)
+    assert lab.addr("lb1") in kill.stdout, f"ss -K found no sync connection on lb2:\n{kill.stdout}{kill.stderr}"
+    cut = wait_sync(pair, "lb2", lambda s, _st: s["reconnects"] >= 1, 3, "lb2 noticing the killed connection")
+    counters = nft_counters(lab, "lb2")
+    block_sync(lab, "lb2", on=False)
+    return dict(n1=n1, s1_before=s1_before, quota=quota, held=held, t_held=t_held, cut=cut, counters=counters,
+                t_free=time.monotonic())
+
+
+def assert_cut_mid_bulk(r):
+    """The connection died mid-bulk: lb2 held part of the table, lb1 still had more to send."""
+    cs, counters = r["cut"]["sync"], r["counters"]
+    assert counters[1][0] > 0, f"no segment from lb1 was held back: the bulk was not stalled ({counters})"
+    assert cs["bulk_state"] == "receiving" and cs["state"] != "established", cs
+    assert 0 < cs["bulk_received"] < cs["bulk_total"] and cs["bulk_received"] < r["n1"], (r["n1"], cs)
+    assert cs["bulk_received"] == r["held"]["sync"]["bulk_received"], (cs, r["held"]["sync"])
+    assert cs["reconnects"] == 1, cs
+
+
+def cut_summary(r):
+    held, cut, cs, counters = r["held"], r["cut"], r["cut"]["sync"], r["counters"]
+    return (f"lb1 {r['n1']:,} flows; quota {r['quota']:,} bytes; lb2's bulk stalled at "
+            f"{held['sync']['bulk_received']:,} flows {r['t_held']:.2f}s after lb2 started; killed there: lb2 "
+            f"{cut['flows']:,} flows, bulk_received {cs['bulk_received']:,} of {cs['bulk_total']:,} "
+            f"({cs['bulk_received'] / max(1, cs['bulk_total']):.0%}), state {cs['state']}, bulk {cs['bulk_state']}; "
+            f"nft (packets, bytes) in/dropped {counters} "
+            f"({(counters[0][1] - counters[1][1]) / max(1, cs['bulk_received']):.1f} bytes/flow)")
+
+
+def assert_clean_end(pair, r, done, st1):
+    """Nothing rejected, garbled or lost, one interruption only; the roles unchanged."""
+    s2, s1, s1_before = done["sync"], st1["sync"], r["s1_before"]
+    assert s2["rejected"] == 0 and s2["unknown_backend"] == 0 and s2["reconnects"] == 1, s2
+    assert done["counters"]["flow_table_full"] == 0, done["counters"]
+    assert s1["rejected"] == s1_before["rejected"] and s1["reconnects"] > s1_before["reconnects"], s1
+    assert pair.vrrp("lb1")["state"] == "MASTER" and pair.vrrp("lb2")["state"] == "BACKUP"
+
+
+def test_interrupted_bulk_sync_starts_over_and_leaves_no_holes(lab, make_pair):
+    """lb2's bulk of ~300k flows is stalled part way and its connection killed (interrupt_bulk).
+    lb1 reconnects and lb2 asks for the whole table again, from the start: the new connection
+    carries all of lb1's flows (not just those lb2 lacked), counted as one bulk of bulk_total flows,
+    and lb2 ends with exactly lb1's flows, per backend too; nothing is rejected."""
+    pair = make_pair(sync=True, extra={"udp_timeout": "10m"})
+    r = interrupt_bulk(lab, pair, INTERRUPT_FLOWS)
+    n1, cut, cs = r["n1"], r["cut"], r["cut"]["sync"]
+    done = wait_sync(pair, "lb2", lambda s, st: s["bulk_state"] == "done", 10, "lb2's new bulk done")
+    took = time.monotonic() - r["t_free"]
+    st1 = pair.lbd("lb1")
+    s2, s1 = done["sync"], st1["sync"]
+    again = s2["received_flows"] - cs["received_flows"]     # flows that came over the new connection
+    print(f"\n{cut_summary(r)}; the new connection carried {again:,} flows, bulk done {took:.3f}s after the "
+          f"quota went; lb2 {done['flows']:,} flows, bulk_received {s2['bulk_received']:,} of {s2['bulk_total']:,}, "
+          f"received_flows {s2['received_flows']:,}, bulk_duration_ms {s2['bulk_duration_ms']}, reconnects lb2 "
+          f"{s2['reconnects']} lb1 +{s1['reconnects'] - r['s1_before']['reconnects']}; lb1 bulk_sent "
+          f"+{s1['bulk_sent'] - r['s1_before']['bulk_sent']:,}")
+
+    assert_cut_mid_bulk(r)
+    assert cut["flows"] == cs["bulk_received"], (cut["flows"], cs)
+    # It started over: the whole table again on the new connection, counted as one bulk.
+    assert st1["flows"] == n1, f"lb1's table changed under the test: {st1['flows']:,} flows, {n1:,} before"
+    assert again == n1, (
+        f"lb2 received {again:,} flows on the new connection, want lb1's whole table of {n1:,} (it already "
+        f"held {cs['bulk_received']:,} of them): the bulk did not start over")
+    assert s2["bulk_total"] == n1 and s2["bulk_received"] == n1, s2
+    # Exactly lb1's table.
+    assert done["flows"] == n1, (done["flows"], n1)
+    assert backend_flows(done) == backend_flows(st1), "lb2's flows per backend differ from lb1's"
+    assert_clean_end(pair, r, done, st1)
+
+
+def test_table_changed_under_a_stalled_bulk_leaves_no_holes(lab, make_pair):
+    """The reason the bulk starts over. lb2's bulk of lb1's ~150k flows is stalled part way
+    (interrupt_bulk); there lb1's table changes below the point the transfer had reached: backend be3
+    is removed (config + `lbctl reload` on both nodes; its ~1/3 of the flows, spread over the whole
+    table, go) and NEW_FLOWS new flows arrive, which lb1 puts into the freed slots, many of them below
+    the stall point. Their updates die with the killed connection (the test checks that none reached
+    lb2), so only a whole new pass brings them: lb2 must converge to exactly lb1's flows (count, and
+    count per backend of every service) within a bounded wait, with the whole table on the new
+    connection and nothing rejected."""
+    pair = make_pair(sync=True, extra={"udp_timeout": "10m"})
+    new_prefix = NEW_NET.rsplit(".", 1)[0] + "."
+    ch = {}
+
+    def change(held):
+        # lb2's table is the part of lb1's it received, in lb1's order: its last entry (of at most
+        # 100 000 listed) marks a point the transfer had passed.
+        part = [e for e in table_order(lab, "lb2") if e[1] != BACKENDS[2]]
+        assert part, "lb2 lists no flow of be1/be2"
+        mark = part[-1][0]
+        st1, st2 = pair.lbd("lb1"), pair.lbd("lb2")
+        set_backends(pair, BACKENDS[:2])
+        ch["removed1"] = st1["flows"] - pair.lbd("lb1")["flows"]
+        ch["removed2"] = st2["flows"] - pair.lbd("lb2")["flows"]
+        base = settled_flows(pair, "lb1")
+        tg = trafgen_start(lab, "lb1", count=NEW_FLOWS, rate=60_000, name="new", net=NEW_NET)
+        try:
+            wait_for(lambda: tg.poll() is not None, 10, 0.1, f"trafgen sending {NEW_FLOWS:,} new flows")
+        finally:
+            lab.stop(tg, sig=signal.SIGINT, timeout=3)
+        ch["n1"] = settled_flows(pair, "lb1")
+        ch["new"] = ch["n1"] - base
+        order = [c for c, _b in table_order(lab, "lb1")]
+        assert mark in order, f"{mark}, the last flow of lb2's part, is not among lb1's first {len(order):,}"
+        ch["mark_at"] = order.index(mark)
+        ch["new_below"] = sum(c.startswith(new_prefix) for c in order[:ch["mark_at"]])
+
+    r = interrupt_bulk(lab, pair, HOLE_FLOWS, during_stall=change)
+    cut, cs = r["cut"], r["cut"]["sync"]
+    n1 = ch["n1"]
+    seen = {}
+
+    def converged():
+        st2, st1 = pair.lbd("lb2"), pair.lbd("lb1")
+        seen.update(st2=st2, st1=st1)
+        ok = (st2["sync"]["bulk_state"] == "done" and st2["flows"] == st1["flows"]
+              and backend_flows(st2) == backend_flows(st1))
+        return (st2, st1) if ok else None
+
+    try:
+        done, st1 = wait_for(converged, 10, 0.05, "lb2 holding exactly lb1's flows")
+    except AssertionError as e:
+        st2, st1 = seen["st2"], seen["st1"]
+        b1, b2 = backend_flows(st1), backend_flows(st2)
+        diff = {k: (b1.get(k), b2.get(k)) for k in sorted(set(b1) | set(b2)) if b1.get(k) != b2.get(k)}
+        raise AssertionError(
+            f"{e}\nlb2 {st2['flows']:,} flows, lb1 {st1['flows']:,}: lb2 lacks {st1['flows'] - st2['flows']:,}; "
+            f"lb2's bulk {st2['sync']['bulk_state']}, received {st2['sync']['bulk_received']:,} of "
+            f"{st2['sync']['bulk_total']:,}; (service, backend): (lb1, lb2) flows where they differ: {diff}; "
+            f"{cut_summary(r)}; changes under the stall: {ch}") from None
+    took = time.monotonic() - r["t_free"]
+    s2, s1 = done["sync"], st1["sync"]
+    again = s2["received_flows"] - cs["received_flows"]
+    print(f"\n{cut_summary(r)}; under the stall: be3 removed (lb1 -{ch['removed1']:,} flows, lb2 -{ch['removed2']:,} "
+          f"of the part it held), {ch['new']:,} new flows on lb1, {ch['new_below']:,} of them in slots before "
+          f"lb2's last flow (#{ch['mark_at']:,} in lb1's table order), lb1 then {n1:,} flows; the new connection "
+          f"carried {again:,} flows, lb2 equal to lb1 {took:.3f}s after the quota went "
+          f"(bulk_duration_ms {s2['bulk_duration_ms']}); lb2 {done['flows']:,} flows, per backend {backend_flows(done)}")
+
+    assert_cut_mid_bulk(r)
+    # The table changed below the stall point, and no update of it reached lb2 before the kill.
+    assert ch["removed2"] > 0 and ch["removed1"] > ch["removed2"], ch
+    assert ch["new"] >= NEW_FLOWS * 0.9, f"only {ch['new']:,} of {NEW_FLOWS:,} new flows entered lb1's table"
+    assert ch["new_below"] > 0, f"no new flow took a slot the stalled transfer had passed: {ch}"
+    assert cs["received_flows"] == r["held"]["sync"]["received_flows"], (cs, r["held"]["sync"])
+    # The whole table again on the new connection, and lb2 exactly lb1's table.
+    assert st1["flows"] == n1 and done["flows"] == n1, (done["flows"], st1["flows"], n1)
+    assert s2["bulk_total"] == n1 and s2["bulk_received"] == n1 and again == n1, (again, s2)
+    assert_clean_end(pair, r, done, st1)
 
 
 def test_preempts_after_sync_timeout_without_bulk(lab, make_pair):
