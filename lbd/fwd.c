@@ -294,7 +294,7 @@ static int fwd_wait(struct lbd_worker *w, struct ring_frame *rf, uint64_t deadli
 	do {
 		if (ring_rx_next(w->ring, rf) == 0)
 			return 0;
-		__builtin_ia32_pause();
+		cpu_relax();
 	} while (clock_ns() < until);
 	for (int i = 0; i < FWD_NAPS; i++) {
 		ring_tx_kick(w->ring);
@@ -313,8 +313,7 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 	uint64_t now = t / 1000000;
 	unsigned n = 0;
 
-	pthread_rwlock_rdlock(&w->lbd->dp_lock);
-	worker_lock(w);
+	worker_enter(w);
 	while (n < FWD_MAX_PER_WAKEUP) {
 		if (ring_rx_next(w->ring, &rf) < 0) {
 			/* A single frame (a quiet ring) leaves at once; a busy ring keeps the worker here. */
@@ -333,6 +332,5 @@ void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	ring_rx_done(w->ring);
 	ring_tx_kick(w->ring);
-	worker_unlock(w);
-	pthread_rwlock_unlock(&w->lbd->dp_lock);
+	worker_leave(w);
 }

@@ -6,8 +6,10 @@
  * checks, sync, timers) and is the only writer of the shared data-plane state (services, slots, VIPs,
  * mode); it writes under `dp_lock` held for writing. Each worker thread owns a ring pair and its part
  * of the connection table; it processes a batch of frames holding `dp_lock` for reading and its own
- * `lock`. The main thread takes a worker's `lock` (after `dp_lock`, never before) to read or change that
- * worker's table and counters. So there is one uncontended lock pair per batch and none per frame. */
+ * `lock` (worker_enter/worker_leave). The main thread takes a worker's `lock` (after `dp_lock`, never
+ * before) to read or change that worker's table and counters (worker_lock), and a busy worker lets it in
+ * first rather than take the lock straight back. So there is one uncontended lock pair per batch and
+ * none per frame. */
 #ifndef DSR_LBD_H
 #define DSR_LBD_H
 
@@ -93,6 +95,7 @@ struct lbd_worker {
 	ev_timer expire_timer, refresh_timer;
 	ev_async stop;
 	pthread_mutex_t lock;
+	int lock_waiters;               /* the main thread waits for `lock` (worker_lock, worker_leave) */
 	struct ring *ring;
 	struct flow_table *flows;
 	uint32_t refresh_cursor;
@@ -170,13 +173,26 @@ void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_
 void dp_write_lock(struct lbd *l);
 void dp_write_unlock(struct lbd *l);
 
+/* A spin-wait hint to the CPU. */
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() do { } while (0)
+#endif
+
 /* worker.c: forwarding threads */
 int worker_create_all(struct lbd *l, const struct ring_params *rp);
 int worker_start_all(struct lbd *l);
 void worker_stop_all(struct lbd *l);      /* joins the threads; their tables stay */
 void worker_destroy_all(struct lbd *l);
+/* The main thread's access to a worker's table and counters (after dp_lock, if it takes that). */
 void worker_lock(struct lbd_worker *w);
 void worker_unlock(struct lbd_worker *w);
+/* The worker thread's own: dp_lock for reading and its lock, for one batch of work. */
+void worker_enter(struct lbd_worker *w);
+void worker_leave(struct lbd_worker *w);
 /* The worker that receives (and so owns) the flow of this client->VIP tuple (network order). */
 struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
 /* Sum of the workers' counters and the main thread's. */

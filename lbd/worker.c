@@ -12,14 +12,39 @@
 #include "lbd.h"
 #include "log.h"
 
+#define WORKER_HANDOFF_NS 2000000   /* how long a worker waits for the main thread to take its lock */
+
 void worker_lock(struct lbd_worker *w)
 {
+	__atomic_add_fetch(&w->lock_waiters, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&w->lock);
+	__atomic_sub_fetch(&w->lock_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 void worker_unlock(struct lbd_worker *w)
 {
 	pthread_mutex_unlock(&w->lock);
+}
+
+void worker_enter(struct lbd_worker *w)
+{
+	pthread_rwlock_rdlock(&w->lbd->dp_lock);
+	pthread_mutex_lock(&w->lock);
+}
+
+/* A mutex is not handed to its waiter on unlock: under load the worker comes back for its lock within
+ * microseconds, before the main thread (woken on another CPU) gets there, and could keep it from the
+ * control plane for as long as the load lasts (vrrpd's refreshes would go unread and the fence trip).
+ * So when the main thread waits, the worker lets it in first. */
+void worker_leave(struct lbd_worker *w)
+{
+	pthread_mutex_unlock(&w->lock);
+	pthread_rwlock_unlock(&w->lbd->dp_lock);
+	if (__atomic_load_n(&w->lock_waiters, __ATOMIC_SEQ_CST)) {
+		uint64_t until = clock_ns() + WORKER_HANDOFF_NS;
+		while (__atomic_load_n(&w->lock_waiters, __ATOMIC_SEQ_CST) && clock_ns() < until)
+			cpu_relax();
+	}
 }
 
 struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
@@ -36,11 +61,9 @@ static void worker_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct lbd *l = w->lbd;
 	size_t scan = flow_max(w->flows) / 50 + 64;
 
-	pthread_rwlock_rdlock(&l->dp_lock);
-	worker_lock(w);
+	worker_enter(w);
 	flow_expire(w->flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, w);
-	worker_unlock(w);
-	pthread_rwlock_unlock(&l->dp_lock);
+	worker_leave(w);
 }
 
 static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -52,8 +75,7 @@ static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	if (!l->sync || !__atomic_load_n(&l->active, __ATOMIC_RELAXED))
 		return;
-	pthread_rwlock_rdlock(&l->dp_lock);
-	worker_lock(w);
+	worker_enter(w);
 	if (l->timeouts.udp_ms < shortest)
 		shortest = l->timeouts.udp_ms;
 	uint32_t pass_ms = shortest / 3 < 1000 ? 1000 : shortest / 3 > 60000 ? 60000 : shortest / 3;
@@ -69,8 +91,7 @@ static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			sync_flow_refresh(w, f);
 		}
 	}
-	worker_unlock(w);
-	pthread_rwlock_unlock(&l->dp_lock);
+	worker_leave(w);
 }
 
 static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
