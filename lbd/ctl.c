@@ -122,8 +122,11 @@ static void ctl_backend_free(Dsrlb__Backend *pb)
 	free(pb);
 }
 
-/* Builds the status message; ctl_status_free releases what this allocated. */
-static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters *c, Dsrlb__SyncStatus *ss)
+/* Builds the status message; ctl_status_free releases what this allocated. A brief status (the answer
+ * to vrrpd's SET_MODE, every advert interval) leaves out the services and counters: those take each
+ * worker's lock many times, and the answer needs only the mode, the flow count and the sync state. */
+static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters *c, Dsrlb__SyncStatus *ss,
+			    int brief)
 {
 	uint64_t now = clock_ms();
 
@@ -137,7 +140,7 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 		st->vips[i] = ctl_addr(l->vips[i]);
 	if (!st->vips)
 		st->n_vips = 0;
-	st->services = calloc(l->n_services ? l->n_services : 1, sizeof(*st->services));
+	st->services = brief ? NULL : calloc(l->n_services ? l->n_services : 1, sizeof(*st->services));
 	for (size_t i = 0; st->services && i < l->n_services; i++) {
 		struct lbd_service *s = &l->services[i];
 		Dsrlb__Service *ps = calloc(1, sizeof(*ps));
@@ -167,8 +170,10 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 	st->flows = worker_flow_count(l);
 	st->flow_max = (uint64_t)flow_max(l->workers[0].flows) * l->n_workers;
 	st->flow_bytes = flow_bytes_per_flow(l->workers[0].flows);
-	ctl_fill_counters(l, c);
-	st->counters = c;
+	if (!brief) {
+		ctl_fill_counters(l, c);
+		st->counters = c;
+	}
 	st->config_digest.data = l->cfg->digest;
 	st->config_digest.len = sizeof(l->cfg->digest);
 	st->interface = ctl_strdup(l->cfg->interface);
@@ -299,7 +304,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	Dsrlb__Counters c = DSRLB__COUNTERS__INIT;
 	Dsrlb__SyncStatus ss = DSRLB__SYNC_STATUS__INIT;
 	char err[300] = "";
-	int with_status = 0;
+	int with_status = 0, brief = 0;
 
 	if (!q)
 		return -1;
@@ -318,7 +323,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 			break;
 		}
 		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp);
-		with_status = 1;
+		with_status = brief = 1;
 		r.ok = 1;
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_DRAIN:
@@ -342,7 +347,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	}
 	dsrlb__lbd_request__free_unpacked(q, NULL);
 	if (with_status) {
-		ctl_status_fill(l, &st, &c, &ss);
+		ctl_status_fill(l, &st, &c, &ss, brief);
 		r.status = &st;
 	}
 	r.error = err;

@@ -46,10 +46,12 @@ void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms,
 {
 	int was = l->active;
 
-	dp_write_lock(l);
-	l->active = active;
-	l->reason = why;
-	dp_write_unlock(l);
+	if (active != was || why != l->reason) {     /* vrrpd's refreshes, every advert, change nothing */
+		dp_write_lock(l);
+		l->active = active;
+		l->reason = why;
+		dp_write_unlock(l);
+	}
 	if (active && fence_ms) {
 		l->fence_deadline_ms = clock_ms() + fence_ms;
 		l->fence_timer.repeat = fence_ms / 1000.0 + 0.001;
