@@ -189,9 +189,14 @@ table netdev loadctl {{
         cmd = ["taskset", "-c", str(GEN_CPU), "trafgen", "-o", "eth0", "-P", "1", "--no-sock-mem", "-Q", "-i", path]
         cmd = ["nice", "-n", str(GEN_NICE)] + cmd
         self.trafgen = lab.popen(GEN, cmd, log=f"{GEN}-trafgen")
-        time.sleep(0.3)
-        assert self.trafgen.poll() is None, \
-            f"trafgen exited with {self.trafgen.returncode}:\n{lab.log_tail(GEN + '-trafgen')}"
+        before = self.delivered()
+
+        def flowing():
+            assert self.trafgen.poll() is None, \
+                f"trafgen exited with {self.trafgen.returncode}:\n{lab.log_tail(GEN + '-trafgen')}"
+            return self.delivered() > before
+
+        wait_for(flowing, 5, interval=0.05, what="the load reaching the backends")
 
     def alive(self):
         return self.trafgen is not None and self.trafgen.poll() is None
@@ -291,7 +296,6 @@ def test_control_plane_keeps_up_under_full_load(lab, pair, load):
     wait_for(settled, 10, interval=0.1, what="the pair settled (roles, backend MACs)",
              ignore=(CommandError, ValueError, KeyError, TypeError))
     pins = pin_lbd(pair, MASTER) if PIN else "nowhere (DSRLB_LOAD_PIN=0)"
-    time.sleep(0.5)
     base = {n: full_status(lab, n)[0] for n in (MASTER, BACKUP)}
     fenced0 = lab.log_tail(f"{MASTER}-lbd", 100000).count(FENCED)
 
@@ -333,7 +337,7 @@ def test_control_plane_keeps_up_under_full_load(lab, pair, load):
     finally:
         load.stop()
         probe.kill()
-    time.sleep(0.5)  # then both nodes once more, the load over
+    # then both nodes once more, the load over
     end, end_err = {}, []
     for n in (MASTER, BACKUP):
         end[n], err = try_status(lab, n)

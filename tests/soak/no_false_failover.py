@@ -332,6 +332,15 @@ table netdev soak {{
         elif hb["max_gap_ms"] >= res["master_down_ms"]:
             self.violations.append((round(soak_s, 3), f"heartbeat gap {hb['max_gap_ms']} ms >= master-down "
                                                       f"{res['master_down_ms']} ms"))
+        # A fence between two polls leaves no trace in status; lbd's log has every one.
+        for node in (MASTER, BACKUP):
+            try:
+                with open(self.lab.log_path(f"{node}-lbd"), errors="replace") as f:
+                    fenced = [line.strip() for line in f if "(fenced)" in line and "going standby" in line]
+            except OSError:
+                fenced = []
+            for line in fenced:
+                self.violations.append((round(soak_s, 3), f"{node}: lbd log: {line}"))
         res["pass"] = not self.violations
         return res
 
