@@ -37,19 +37,14 @@ import time
 
 import pytest
 
+from lib.flood import GEN, GEN_ADDR, PORT, trafgen_cmd
 from lib.lab import CommandError, topology, wait_for
 from lib.pair import Pair
 
-GEN = "gen"
-GEN_ADDR = "192.0.2.50"
 TOPOLOGY = topology(backends=3, spares=0, lbs=2, client_addrs=1, lan_hosts={GEN: GEN_ADDR})
 
 MASTER, BACKUP = "lb1", "lb2"
 ADVERT = "20ms"                   # lbd's fence: 4 x 20 = 80 ms
-PORT = 9000                       # lib/pair.py's udp service "probe"
-SPORTS = (10000, 10005)           # 6 source ports: 6 flows over the backends
-FRAME_LEN = 64                    # 14 Ethernet + 20 IPv4 + 8 UDP + 22 payload
-PAYLOAD = FRAME_LEN - 14 - 20 - 8
 GEN_CPU = 0                       # trafgen, and lb1's lbd main thread
 GEN_NICE = 19                     # the generator gets what the pair leaves of CPU 0
 LOAD_SECONDS = float(os.environ.get("DSRLB_LOAD_SECONDS", "8"))
@@ -180,14 +175,7 @@ table netdev loadctl {{
 
     def start(self):
         lab = self.lab
-        ip = f"ipv4(sa={GEN_ADDR}, da={lab.vip}, ttl=64)"
-        udp = f"udp(sp=dinc({SPORTS[0]}, {SPORTS[1]}), dp={PORT})"
-        text = f"{{ eth(da={lab.mac(MASTER)}, sa={lab.mac(GEN)}), {ip}, {udp}, fill(0x00, {PAYLOAD}) }}\n"
-        path = os.path.join(lab.tmpdir, "conf", "trafgen-loadctl.cfg")
-        with open(path, "w") as f:
-            f.write(text)
-        cmd = ["taskset", "-c", str(GEN_CPU), "trafgen", "-o", "eth0", "-P", "1", "--no-sock-mem", "-Q", "-i", path]
-        cmd = ["nice", "-n", str(GEN_NICE)] + cmd
+        cmd = trafgen_cmd(lab, MASTER, "loadctl", cpu=GEN_CPU, nice=GEN_NICE)
         self.trafgen = lab.popen(GEN, cmd, log=f"{GEN}-trafgen")
         before = self.delivered()
 

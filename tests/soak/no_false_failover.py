@@ -42,15 +42,10 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 from lib.capture import Capture  # noqa: E402
+from lib.flood import FRAME_LEN, GEN, GEN_ADDR, PORT, trafgen_cmd  # noqa: E402
 from lib.lab import CommandError, Lab, LabError, WaitTimeout, reap_stale, topology, wait_for  # noqa: E402
 from lib.pair import NODES, Pair  # noqa: E402
 
-GEN = "gen"
-GEN_ADDR = "192.0.2.50"
-PORT = 9000                      # lib/pair.py's udp service "probe"
-SPORTS = (10000, 10005)          # 6 source ports: 6 flows spread over the backends
-FRAME_LEN = 64                   # 14 Ethernet + 20 IPv4 + 8 UDP + 22 payload
-PAYLOAD = FRAME_LEN - 14 - 20 - 8
 HB_PORT = 8112                   # heartbeat_port default
 MASTER, BACKUP = "lb1", "lb2"
 REJECT_KEYS = ("malformed", "bad_mac", "replay", "unknown_node", "wrong_cluster", "unknown_key", "stale_epoch")
@@ -160,15 +155,7 @@ table netdev soak {{
     # --- traffic
     def trafgen_start(self):
         lab = self.lab
-        ip = f"ipv4(sa={GEN_ADDR}, da={lab.vip}, ttl=64)"
-        udp = f"udp(sp=dinc({SPORTS[0]}, {SPORTS[1]}), dp={PORT})"
-        text = f"{{ eth(da={lab.mac(MASTER)}, sa={lab.mac(GEN)}), {ip}, {udp}, fill(0x00, {PAYLOAD}) }}\n"
-        path = os.path.join(lab.tmpdir, "conf", "trafgen-soak.cfg")
-        with open(path, "w") as f:
-            f.write(text)
-        cmd = ["trafgen", "-o", "eth0", "-P", "1", "--no-sock-mem", "-Q", "-i", path]
-        if self.args.gen_cpu >= 0:
-            cmd = ["taskset", "-c", str(self.args.gen_cpu)] + cmd
+        cmd = trafgen_cmd(lab, MASTER, "soak", cpu=self.args.gen_cpu if self.args.gen_cpu >= 0 else None)
         self.trafgen = lab.popen(GEN, cmd, log=f"{GEN}-trafgen")
         time.sleep(0.3)
         if self.trafgen.poll() is not None:
