@@ -432,6 +432,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "sync",                    kw_bool,      C(sync),               0, 0, 0 },
 	{ "kernel_drop",             kw_bool,      C(kernel_drop),        0, 0, 0 },
 	{ "sync_timeout",            kw_duration,  C(sync_timeout_ms),    SEC(1), HOURS(1), 0 },
+	{ "sync_peer_timeout",       kw_duration,  C(sync_peer_timeout_ms), SEC(1), MINS(10), 0 },
 	{ "flow_max",                kw_uint,      C(flow_max),           1024, 16777216, 0 },
 	{ "workers",                 kw_uint,      C(workers),            1, 16, 0 },
 	{ "rx_ring_version",         kw_uint,      C(rx_ring_version),    2, 3, 0 },
@@ -499,6 +500,7 @@ static void cfg_defaults(struct cfg *cfg)
 	cfg->sync = 1;
 	cfg->kernel_drop = 1;
 	cfg->sync_timeout_ms = 30000;
+	cfg->sync_peer_timeout_ms = SEC(3);
 	cfg->rx_ring_version = 2;
 	cfg->tcp_established_ms = SEC(900);
 	cfg->tcp_syn_ms = SEC(60);

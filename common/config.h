@@ -71,6 +71,7 @@ struct cfg {
 	uint16_t sync_port;
 	int sync;                       /* connection-state sync with the peer */
 	uint32_t sync_timeout_ms;       /* longest wait for the bulk sync before preempting anyway */
+	uint32_t sync_peer_timeout_ms;  /* unacknowledged sync data this long: the peer is gone */
 	struct in_addr multicast;       /* INADDR_ANY = unicast only */
 	int realtime;
 	int kernel_drop;                /* nftables rule keeping the local stack off VIP frames */

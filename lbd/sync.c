@@ -44,7 +44,6 @@
 #define SYNC_FLUSH_S      0.005
 #define SYNC_RETRY_S      0.2
 #define SYNC_CONNECT_S    1.0
-#define SYNC_USER_TIMEOUT_MS 3000          /* unacknowledged data this long: the peer is gone */
 #define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
 #define SYNC_LAGS         4096
 
@@ -582,10 +581,10 @@ static void sync_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void sync_setup_fd(struct sync_ctx *s, int fd)
 {
-	int one = 1, idle = 2, intvl = 1, cnt = 2, uto = SYNC_USER_TIMEOUT_MS;
+	int one = 1, idle = 2, intvl = 1, cnt = 2, uto = (int)s->l->cfg->sync_peer_timeout_ms;
 
-	/* Notice a dead or silently vanished peer within seconds, so the next connection (and its bulk
-	 * transfer) starts soon. */
+	/* Notice a dead or silently vanished peer within seconds (sync_peer_timeout: data left unacknowledged
+	 * that long, or keepalives unanswered), so the next connection (and its bulk transfer) starts soon. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));

@@ -458,6 +458,10 @@ NEW_FLOWS = 60_000                # new flows lb1 takes while lb2's bulk is stal
 NEW_NET = "198.51.100.0"          # their source addresses: the fill's keys would only repeat old flows
 SYNC_BYTES_PER_FLOW = 32          # bulk bytes on the wire per flow, TCP/IP headers included (~31 measured)
 STALL_SHARE = 0.6                 # of the bulk let through before the quota holds it
+# The stall holds lb1's segments back; lb1 would give the connection up after sync_peer_timeout
+# (3 s by default) and the stall would end by itself on a slow machine. A stall lasts as long as
+# the test needs: the connection ends only when the test kills it.
+STALL_CONFIG = {"udp_timeout": "10m", "sync_peer_timeout": "10m"}
 
 
 def nft_counters(lab, node, table="syncblock"):
@@ -585,7 +589,7 @@ def test_interrupted_bulk_sync_starts_over_and_leaves_no_holes(lab, make_pair):
     lb1 reconnects and lb2 asks for the whole table again, from the start: the new connection
     carries all of lb1's flows (not just those lb2 lacked), counted as one bulk of bulk_total flows,
     and lb2 ends with exactly lb1's flows, per backend too; nothing is rejected."""
-    pair = make_pair(sync=True, extra={"udp_timeout": "10m"})
+    pair = make_pair(sync=True, extra=STALL_CONFIG)
     r = interrupt_bulk(lab, pair, INTERRUPT_FLOWS)
     n1, cut, cs = r["n1"], r["cut"], r["cut"]["sync"]
     done = wait_sync(pair, "lb2", lambda s, st: s["bulk_state"] == "done", 10, "lb2's new bulk done")
@@ -622,7 +626,7 @@ def test_table_changed_under_a_stalled_bulk_leaves_no_holes(lab, make_pair):
     lb2), so only a whole new pass brings them: lb2 must converge to exactly lb1's flows (count, and
     count per backend of every service) within a bounded wait, with the whole table on the new
     connection and nothing rejected."""
-    pair = make_pair(sync=True, extra={"udp_timeout": "10m"})
+    pair = make_pair(sync=True, extra=STALL_CONFIG)
     new_prefix = NEW_NET.rsplit(".", 1)[0] + "."
     ch = {}
 

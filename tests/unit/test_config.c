@@ -123,6 +123,7 @@ static void test_example(void **state)
 	assert_int_equal(cfg->stop_timeout_ms, 3000);
 	assert_int_equal(cfg->heartbeat_port, 8112);
 	assert_int_equal(cfg->sync_port, 8113);
+	assert_int_equal(cfg->sync_peer_timeout_ms, 3000);
 	assert_int_equal(cfg->multicast.s_addr, INADDR_ANY);
 	assert_int_equal(cfg->realtime, 1);
 	assert_int_equal(cfg->flow_max, 1048576);
@@ -200,6 +201,7 @@ static void test_every_key(void **state)
 		"stop_timeout = 0\n"
 		"heartbeat_port = 9000\n"
 		"sync_port = 9001\n"
+		"sync_peer_timeout = 10m\n"
 		"multicast = 239.1.2.3\n"
 		"realtime = no\n"
 		"flow_max = 16777216\n"
@@ -262,6 +264,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg->stop_timeout_ms, 0);
 	assert_int_equal(cfg->heartbeat_port, 9000);
 	assert_int_equal(cfg->sync_port, 9001);
+	assert_int_equal(cfg->sync_peer_timeout_ms, 600000);
 	assert_int_equal(cfg->multicast.s_addr, ip("239.1.2.3"));
 	assert_int_equal(cfg->realtime, 0);
 	assert_int_equal(cfg->flow_max, 16777216);
