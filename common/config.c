@@ -416,7 +416,7 @@ static int kw_backend(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "interface",               kw_ifname,    C(interface),          0, 0, KW_REQUIRED },
 	{ "key_file",                kw_key_file,  C(key_files),          0, 0, KW_REQUIRED | KW_REPEAT },
-	{ "advert_interval",         kw_duration,  C(advert_interval_ms), MS(10), SEC(40), 0 },
+	{ "advert_interval",         kw_duration,  C(advert_interval_ms), MS(5), SEC(40), 0 },
 	{ "preempt",                 kw_bool,      C(preempt),            0, 0, 0 },
 	{ "preempt_delay",           kw_duration,  C(preempt_delay_ms),   0, HOURS(1), 0 },
 	{ "garp_count",              kw_uint,      C(garp_count),         1, 100, 0 },
@@ -1064,4 +1064,12 @@ const struct cfg_node *cfg_peer(const struct cfg *cfg, const struct cfg_node *se
 		if (&cfg->nodes[k] != self && strcmp(cfg->nodes[k].name, self->name) != 0)
 			return &cfg->nodes[k];
 	return NULL;
+}
+
+/* The new owner's gratuitous ARP goes out as it claims MASTER, in the same moment as the advert that
+ * tells us; two more intervals and 50 ms cover the LAN taking it in. Both nodes forwarding meanwhile is
+ * harmless in DSR: they choose the same backends. */
+uint32_t cfg_release_ms(const struct cfg *cfg)
+{
+	return 2 * cfg->advert_interval_ms + 50;
 }

@@ -102,6 +102,8 @@ void cfg_free(struct cfg *cfg);
 const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, char *err, size_t errlen);
 /* The other node of the pair, or NULL for a single-node cluster. */
 const struct cfg_node *cfg_peer(const struct cfg *cfg, const struct cfg_node *self);
+/* How long a node that gives the VIPs up keeps forwarding (docs/ARCHITECTURE.md, Stopping). */
+uint32_t cfg_release_ms(const struct cfg *cfg);
 
 /* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
 int cfg_parse_duration_ms(const char *s, uint32_t *out);

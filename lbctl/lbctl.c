@@ -159,15 +159,16 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 
 	printf("node %s  (%s %s)\n", st ? st->node : vs->node, st ? st->interface : "", st ? st->mac : "");
 	if (vs) {
-		printf("  vrrpd   %-7s priority %u (advertising %u)  advert %u ms  master-down %u ms%s%s\n",
+		printf("  vrrpd   %-7s priority %u (advertising %u)  advert %u ms  master-down %u ms%s%s%s\n",
 		       vs->state, vs->priority, vs->effective_priority, vs->advert_interval_ms, vs->master_down_ms,
+		       vs->stopping ? "  STOPPING: handing over, then leaving" : "",
 		       vs->fault_reason[0] ? "  fault: " : "", vs->fault_reason);
 		if (vs->peer && vs->peer->name[0]) {
 			const Dsrlb__PeerStatus *p = vs->peer;
-			printf("  peer    %s %s  %-7s priority %u  heard %s  config %s  lbd %s  flows %" PRIu64 "\n",
+			printf("  peer    %s %s  %-7s priority %u  heard %s  config %s  lbd %s  flows %" PRIu64 "%s\n",
 			       p->name, p->address, p->state, p->priority,
 			       lbctl_ago(p->last_heard_ms, ago, sizeof(ago)), p->digest_match ? "same" : "DIFFERS",
-			       p->lbd_healthy ? "ok" : "DOWN", p->flows);
+			       p->lbd_healthy ? "ok" : "DOWN", p->flows, p->stopping ? "  STOPPING" : "");
 		}
 		if (vs->master[0])
 			printf("  master  %s\n", vs->master);
@@ -186,9 +187,12 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 	}
 	if (!st)
 		return;
-	printf("  lbd     %s (%s)  flows %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes each)  up %" PRIu64 " s\n",
-	       st->active ? "ACTIVE" : "standby", st->mode_reason, st->flows, st->flow_max, st->flow_bytes,
-	       st->uptime_ms / 1000);
+	printf("  lbd     %s (%s)  flows %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes each)  up %" PRIu64 " s",
+	       st->release_remaining_ms ? "RELEASING" : st->active ? "ACTIVE" : "standby", st->mode_reason, st->flows,
+	       st->flow_max, st->flow_bytes, st->uptime_ms / 1000);
+	if (st->release_remaining_ms)
+		printf("  forwarding %u ms more, no ARP answers", st->release_remaining_ms);
+	printf("%s\n", st->stopping ? "  STOPPING: leaving once the peer has the VIPs" : "");
 	printf("  vips   ");
 	for (size_t i = 0; i < st->n_vips; i++)
 		printf(" %s", st->vips[i]);

@@ -112,11 +112,17 @@ static void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t
 	}
 }
 
-static void arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
+/* A backend claiming a VIP is misconfigured; returns 0 if the claim came from no backend (the peer). */
+static int arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
 {
+	int from_backend = 0;
+
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		struct lbd_backend *b = &l->slots[i];
-		if (b->addr && b->mac_known && memcmp(b->mac, mac, 6) == 0 && !b->answers_vip_arp) {
+		if (!b->addr || !b->mac_known || memcmp(b->mac, mac, 6) != 0)
+			continue;
+		from_backend = 1;
+		if (!b->answers_vip_arp) {
 			b->answers_vip_arp = 1;
 			l->ctr.backend_arp_for_vip++;
 			log_warn("backend %s answers ARP for VIP %s: it is not configured for DSR "
@@ -124,6 +130,7 @@ static void arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
 				 inet_ntoa((struct in_addr){ b->addr }), inet_ntoa((struct in_addr){ vip }));
 		}
 	}
+	return from_backend;
 }
 
 /* Main thread: applies what the workers saw in ARP frames. */
@@ -131,6 +138,7 @@ void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct lbd *l = a->data;
 	uint64_t now = clock_ms();
+	int peer_claims = 0;
 
 	dp_write_lock(l);
 	for (unsigned i = 0; i < l->n_workers; i++) {
@@ -140,13 +148,16 @@ void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
 		for (; tail != head; tail++) {
 			const struct lbd_arp_event *e = &w->arpq[tail % LBD_ARPQ];
 			if (e->claims_vip)
-				arp_flag_vip_claim(l, e->mac, e->addr);
+				peer_claims |= !arp_flag_vip_claim(l, e->mac, e->addr);
 			else
 				arp_learn(l, e->addr, e->mac, now);
 		}
 		__atomic_store_n(&w->arpq_tail, tail, __ATOMIC_RELEASE);
 	}
 	dp_write_unlock(l);
+	/* A stopping lbd leaves once the new owner announces the VIPs, also when vrrpd is gone. */
+	if (peer_claims && l->stopping)
+		mode_peer_has_vips(l, "the peer announced the VIPs (gratuitous ARP)");
 }
 
 /* Worker: answers ARP requests for the VIPs while active; passes what it learns to the main thread. */
@@ -161,10 +172,11 @@ void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pktp)
 		return;
 	if (p->arp_spa && dp_is_backend(l, p->arp_spa))
 		worker_arp_event(w, p->arp_spa, p->arp_sha, 0);
-	if (dp_is_vip(l, p->arp_spa) && p->arp_op == 2)
+	/* A reply from a VIP, or a gratuitous request (sender = target = VIP): someone claims it. */
+	if (dp_is_vip(l, p->arp_spa) && (p->arp_op == 2 || p->arp_spa == p->arp_tpa))
 		worker_arp_event(w, p->arp_spa, p->arp_sha, 1);
 	if (p->arp_op == 1 && dp_is_vip(l, p->arp_tpa) && p->arp_spa != p->arp_tpa) {
-		if (!l->active) {
+		if (!l->owner) {
 			w->ctr.drop_standby++;
 			return;
 		}

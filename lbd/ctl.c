@@ -180,6 +180,8 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 	st->mac = ctl_mac(l->mac);
 	st->workers = l->n_workers;
 	st->fence_remaining_ms = l->fence_deadline_ms > now ? (uint32_t)(l->fence_deadline_ms - now) : 0;
+	st->stopping = l->stopping;
+	st->release_remaining_ms = l->release_until_ms > now ? (uint32_t)(l->release_until_ms - now) : 0;
 	st->config_file = ctl_strdup(l->cfg_path);
 	st->reloads = l->reloads;
 	st->last_reload_error = ctl_strdup(l->last_reload_error);
@@ -322,7 +324,8 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 			snprintf(err, sizeof(err), "lbd runs --standalone: its mode is fixed");
 			break;
 		}
-		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp);
+		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp,
+			 q->release_ms);
 		with_status = brief = 1;
 		r.ok = 1;
 		break;
@@ -334,7 +337,7 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 		r.ok = lbd_reload(l, err, sizeof(err)) == 0;
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_GARP:
-		if (l->active) {
+		if (l->owner) {
 			arp_send_garp_burst(l);
 			r.ok = 1;
 		} else {

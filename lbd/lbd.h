@@ -124,9 +124,12 @@ struct lbd {
 	int standalone;
 	uint64_t start_ms;
 
-	int active;
+	int active;                     /* forwards */
+	int owner;                      /* answers ARP for the VIPs, sends gratuitous ARP: active, not releasing */
 	enum lbd_reason reason;
 	uint64_t fence_deadline_ms;     /* 0 = no fence */
+	uint64_t release_until_ms;      /* releasing the VIPs: forwarding until then (0 = not releasing) */
+	int stopping;                   /* SIGTERM/SIGINT while active: leaving once the peer has the VIPs */
 
 	struct lbd_service services[CFG_MAX_SERVICES];
 	size_t n_services;
@@ -152,7 +155,7 @@ struct lbd {
 	uint64_t reloads;
 	char last_reload_error[256];
 
-	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer;
+	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer, release_timer, stop_timer;
 	ev_signal sig_int, sig_term, sig_hup;
 };
 
@@ -217,10 +220,15 @@ int arp_send_request(struct lbd *l, uint32_t target);
 void arp_send_garp_burst(struct lbd *l);
 void arp_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* mode.c: active/standby, fencing and gratuitous ARP scheduling */
-void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms, int force_garp);
+/* mode.c: active/standby, releasing the VIPs, fencing, gratuitous ARP scheduling and the graceful stop */
+void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms, int force_garp,
+	      uint32_t release_ms);
 const char *mode_reason_str(enum lbd_reason r);
 void mode_init(struct lbd *l);
+/* SIGTERM/SIGINT: a standby lbd leaves at once, an active one once the peer has the VIPs. */
+void mode_stop(struct lbd *l, int signum);
+/* While stopping: the peer has taken the VIPs (how: for the log); release them and leave. */
+void mode_peer_has_vips(struct lbd *l, const char *how);
 
 /* main.c */
 int lbd_reload(struct lbd *l, char *err, size_t errlen);

@@ -117,8 +117,7 @@ static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		lbd_reload(l, err, sizeof(err));
 		return;
 	}
-	log_info("signal %d: stopping", w->signum);
-	ev_break(loop, EVBREAK_ALL);
+	mode_stop(l, w->signum);
 }
 
 static void lbd_warn_forwarding(const struct lbd *l)
@@ -192,8 +191,11 @@ static int lbd_start(struct lbd *l)
 
 static void lbd_stop(struct lbd *l)
 {
+	l->stopping = 0;
 	if (l->active)
-		mode_set(l, 0, l->reason, 0, 0);
+		mode_set(l, 0, l->reason, 0, 0, 0);
+	ev_timer_stop(l->loop, &l->release_timer);
+	ev_timer_stop(l->loop, &l->stop_timer);
 	ctl_close(l);
 	if (l->cfg->kernel_drop)
 		kdrop_remove();
@@ -309,7 +311,7 @@ int main(int argc, char **argv)
 		 l.cfg->interface, l.n_services, l.n_vips, l.n_workers, flow_max(l.workers[0].flows) * l.n_workers,
 		 flow_bytes_per_flow(l.workers[0].flows));
 	if (l.standalone)
-		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0);
+		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0, 0);
 	ev_run(l.loop, 0);
 	lbd_stop(&l);
 	log_info("stopped");

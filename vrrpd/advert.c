@@ -61,6 +61,7 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 		log_warn("peer %s runs a different config than ours (digest mismatch)", v->peer.name);
 	p->digest_match = match;
 	p->lbd_healthy = hb->lbd_healthy;
+	p->stopping = hb->stopping;
 	p->flows = hb->flow_count;
 	p->n_vips = hb->n_vips < CFG_MAX_SERVICES ? hb->n_vips : CFG_MAX_SERVICES;
 	memcpy(p->vips, hb->vips, p->n_vips * sizeof(uint32_t));
@@ -162,6 +163,7 @@ void advert_send(struct vrrpd *v)
 	hb.flow_count = v->lbd_flows;
 	hb.sync_state = v->sync_state;
 	hb.address = v->self.addr.s_addr;
+	hb.stopping = v->stopping || v->lbd_stopping;
 	plen = dsrlb__heartbeat__get_packed_size(&hb);
 	if (plen > sizeof(payload))
 		return;

@@ -20,6 +20,10 @@
  *
  *   shutdown in INIT, BACKUP or FAULT: SEND_ADVERT (prio 0)|STOP_DONE at once, state unchanged, stopped.
  *
+ *   release (lbd is stopping; the daemon stays): MASTER goes stopping as for shutdown, but once the peer
+ *   claims MASTER (or stop_timeout_ms passes) it enters FAULT instead of leaving: priority 0 until lbd is
+ *   back (fault(false) -> BACKUP). In INIT or BACKUP, release enters FAULT at once.
+ *
  * Differences from the RFC, all deliberate:
  * - Rank is one total order, priority then address, in BACKUP as in MASTER: a preempting backup also takes
  *   over from an equal-priority master with a lower address (the RFC only preempts on a higher priority).
@@ -70,7 +74,7 @@ int vrrp_fsm_config_check(const struct vrrp_fsm_config *cfg, const char **why)
 	if (cfg->priority < VRRP_PRIO_MIN || cfg->priority > VRRP_PRIO_MAX)
 		w = "priority must be 1..254";
 	else if (cfg->advert_ms < VRRP_ADVERT_MIN_MS || cfg->advert_ms > VRRP_ADVERT_MAX_MS)
-		w = "advert interval must be 10..40000 ms";
+		w = "advert interval must be 5..40000 ms";
 	else if (cfg->addr == 0)
 		w = "node address must be set";
 	if (why)
@@ -118,9 +122,23 @@ static unsigned become_master(struct vrrp_fsm *f, uint64_t now)
 	return VRRP_ACT_SEND_ADVERT | VRRP_ACT_BECOME_MASTER;
 }
 
-/* The graceful stop is over: hand the VIPs over (or give up waiting) and let the daemon exit. */
-static unsigned finish_stop(struct vrrp_fsm *f)
+static unsigned enter_fault(struct vrrp_fsm *f, uint64_t now)
 {
+	f->state = VRRP_FAULT;
+	f->advert_at = now + f->cfg.advert_ms;
+	f->cnt.entered_fault++;
+	return VRRP_ACT_ENTER_FAULT | VRRP_ACT_SEND_ADVERT;
+}
+
+/* The graceful stop is over: hand the VIPs over (or give up waiting) and let the daemon exit; after a
+ * release, hold priority 0 in FAULT until lbd is back. */
+static unsigned finish_stop(struct vrrp_fsm *f, uint64_t now)
+{
+	if (f->releasing) {
+		f->stopping = false;
+		f->releasing = false;
+		return enter_fault(f, now);
+	}
 	f->state = VRRP_BACKUP;
 	f->stopping = false;
 	f->stopped = true;
@@ -160,7 +178,7 @@ static unsigned master_advert(struct vrrp_fsm *f, const struct vrrp_advert *a, u
 	if (f->stopping) {
 		/* Only the new master releases us; until then we keep forwarding. */
 		if (a->master && a->priority > 0)
-			return finish_stop(f);
+			return finish_stop(f, now);
 		return 0;
 	}
 	if (a->priority == 0) {
@@ -219,7 +237,7 @@ unsigned vrrp_fsm_timer(struct vrrp_fsm *f, uint64_t now_ms)
 		return become_master(f, now_ms);
 	case VRRP_MASTER:
 		if (f->stopping && now_ms >= f->stop_at)
-			return finish_stop(f);
+			return finish_stop(f, now_ms);
 		next_advert(f, now_ms);
 		return VRRP_ACT_SEND_ADVERT;
 	case VRRP_FAULT:
@@ -260,21 +278,42 @@ unsigned vrrp_fsm_fault(struct vrrp_fsm *f, bool fault, uint64_t now_ms)
 		return f->state == VRRP_FAULT ? enter_backup_fresh(f, now_ms) : 0;
 	if (f->state == VRRP_FAULT)
 		return 0;
-	act = VRRP_ACT_ENTER_FAULT | VRRP_ACT_SEND_ADVERT;
+	act = 0;
 	if (f->stopping) {
-		/* We cannot forward any more, so there is nothing left to hand over. */
+		/* We cannot forward any more, so there is nothing left to hand over. A release ends in FAULT
+		 * anyway; a stop of the daemon is done. */
+		if (!f->releasing) {
+			f->stopped = true;
+			act = VRRP_ACT_STOP_DONE;
+		}
 		f->stopping = false;
-		f->stopped = true;
-		act |= VRRP_ACT_STOP_DONE;
+		f->releasing = false;
 	}
-	f->state = VRRP_FAULT;
+	return act | enter_fault(f, now_ms);
+}
+
+unsigned vrrp_fsm_release(struct vrrp_fsm *f, uint64_t now_ms)
+{
+	if (f->stopped || f->stopping || f->state == VRRP_FAULT)
+		return 0;
+	if (f->state != VRRP_MASTER)
+		return enter_fault(f, now_ms);
+	if (f->cfg.stop_timeout_ms == 0)
+		return enter_fault(f, now_ms);
+	f->stopping = true;
+	f->releasing = true;
+	f->stop_at = now_ms + f->cfg.stop_timeout_ms;
 	f->advert_at = now_ms + f->cfg.advert_ms;
-	f->cnt.entered_fault++;
-	return act;
+	return VRRP_ACT_SEND_ADVERT;
 }
 
 unsigned vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now_ms)
 {
+	if (f->stopping && f->releasing) {
+		/* Already handing over for lbd: the same handover now ends the daemon too. */
+		f->releasing = false;
+		return 0;
+	}
 	if (f->stopped || f->stopping)
 		return 0;
 	if (f->state != VRRP_MASTER) {
@@ -282,7 +321,7 @@ unsigned vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now_ms)
 		return VRRP_ACT_SEND_ADVERT | VRRP_ACT_STOP_DONE;
 	}
 	if (f->cfg.stop_timeout_ms == 0)
-		return VRRP_ACT_SEND_ADVERT | finish_stop(f);
+		return VRRP_ACT_SEND_ADVERT | finish_stop(f, now_ms);
 	f->stopping = true;
 	f->stop_at = now_ms + f->cfg.stop_timeout_ms;
 	f->advert_at = now_ms + f->cfg.advert_ms;
@@ -355,6 +394,11 @@ enum vrrp_state vrrp_fsm_state(const struct vrrp_fsm *f)
 bool vrrp_fsm_stopping(const struct vrrp_fsm *f)
 {
 	return f->stopping;
+}
+
+bool vrrp_fsm_releasing(const struct vrrp_fsm *f)
+{
+	return f->releasing;
 }
 
 const char *vrrp_state_name(enum vrrp_state s)

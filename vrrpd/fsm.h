@@ -10,7 +10,7 @@
 
 #define VRRP_PRIO_MIN       1
 #define VRRP_PRIO_MAX       254         /* 255 (address owner) does not exist in a pair */
-#define VRRP_ADVERT_MIN_MS  10
+#define VRRP_ADVERT_MIN_MS  5           /* below RFC 5798's 10 ms: docs/ARCHITECTURE.md, Scheduling */
 #define VRRP_ADVERT_MAX_MS  40000
 #define VRRP_NEVER          UINT64_MAX  /* vrrp_fsm_deadline() when no timer runs */
 
@@ -59,6 +59,7 @@ struct vrrp_fsm {
 	struct vrrp_fsm_config cfg;
 	enum vrrp_state state;
 	bool stopping;                  /* MASTER that advertises 0 and waits for the new master */
+	bool releasing;                 /* ... because lbd stops (vrrp_fsm_release), not the daemon */
 	bool stopped;                   /* STOP_DONE was returned: every entry point is a no-op */
 	bool can_preempt;
 	uint32_t master_adver_ms;       /* interval learnt from the master's adverts; 0 = not learnt */
@@ -96,6 +97,12 @@ unsigned vrrp_fsm_fault(struct vrrp_fsm *f, bool fault, uint64_t now_ms);
  * stop_timeout_ms passes, then BECOME_BACKUP|STOP_DONE. Any other state: SEND_ADVERT|STOP_DONE at once. */
 unsigned vrrp_fsm_shutdown(struct vrrp_fsm *f, uint64_t now_ms);
 
+/* lbd is stopping: hand the VIPs over without loss, but keep the daemon running. MASTER advertises 0 and
+ * keeps forwarding until the peer claims MASTER or stop_timeout_ms passes, then ENTER_FAULT (lbd may go);
+ * any other state enters FAULT at once. FAULT holds priority 0 until vrrp_fsm_fault(false) (lbd is back).
+ * A fault or shutdown during the handover takes over as those functions say. */
+unsigned vrrp_fsm_release(struct vrrp_fsm *f, uint64_t now_ms);
+
 /* Live reload with a config that passed vrrp_fsm_config_check(); otherwise nothing changes and 0 is
  * returned. A MASTER whose priority, address or interval changed advertises at once. */
 unsigned vrrp_fsm_set_config(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg, uint64_t now_ms);
@@ -110,6 +117,7 @@ void vrrp_fsm_advert_fill(const struct vrrp_fsm *f, struct vrrp_advert *out);
 
 enum vrrp_state vrrp_fsm_state(const struct vrrp_fsm *f);
 bool vrrp_fsm_stopping(const struct vrrp_fsm *f);
+bool vrrp_fsm_releasing(const struct vrrp_fsm *f);
 const char *vrrp_state_name(enum vrrp_state s);
 
 /* RFC 5798 timers in whole milliseconds, rounded down:

@@ -43,6 +43,14 @@ static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
 			snprintf(v->sync_state, sizeof(v->sync_state), "%s/%s", r->status->sync->state,
 				 r->status->sync->bulk_state);
 		}
+		if (r->status->stopping != v->lbd_stopping) {
+			v->lbd_stopping = r->status->stopping;
+			if (v->lbd_stopping)
+				log_info("lbd is stopping: handing the VIPs over");
+			/* Act now, not at the next tick. */
+			if (!v->stopping)
+				lbdlink_judge(v);
+		}
 		/* lbd confirmed the mode we asked for. */
 		if (r->status->active == v->lbd_want_active)
 			v->lbd_garp_pending = 0;
@@ -81,6 +89,7 @@ void lbdlink_push(struct vrrpd *v)
 	q.active = v->lbd_want_active;
 	q.fence_ms = v->cfg->fence_ms;
 	q.garp = v->lbd_garp_pending;
+	q.release_ms = v->lbd_want_active ? 0 : v->lbd_release_ms;
 	len = dsrlb__lbd_request__pack(&q, buf);
 	ipc_client_send(v->lbd, buf, len, (int)v->cfg->lbd_timeout_ms);
 }
@@ -97,11 +106,14 @@ static int lbdlink_link_up(struct vrrpd *v)
 	return up;
 }
 
-void lbdlink_tick(struct vrrpd *v)
+/* Feeds the state machine what we know of lbd and the link. A stopping lbd that still answers is
+ * a release (hand the VIPs over, keep forwarding meanwhile), not a fault. */
+void lbdlink_judge(struct vrrpd *v)
 {
 	uint64_t now = clock_ms();
 	const char *why = NULL;
 	int fault;
+	unsigned act;
 
 	v->link_up = lbdlink_link_up(v);
 	/* Refused connections count only once lbd has answered: at start-up it may still be coming up. */
@@ -110,6 +122,8 @@ void lbdlink_tick(struct vrrpd *v)
 		why = "LAN link down";
 	else if (!v->lbd_healthy)
 		why = "lbd not answering";
+	else if (v->lbd_stopping)
+		why = "lbd stopping";
 	fault = why != NULL;
 	if (fault != (v->fault_reason[0] != 0)) {
 		if (fault)
@@ -118,6 +132,15 @@ void lbdlink_tick(struct vrrpd *v)
 			log_info("fault cleared");
 	}
 	snprintf(v->fault_reason, sizeof(v->fault_reason), "%s", why ? why : "");
-	vrrpd_actions(v, vrrp_fsm_fault(&v->fsm, fault, now));
+	if (fault && v->link_up && v->lbd_healthy)
+		act = vrrp_fsm_release(&v->fsm, now);
+	else
+		act = vrrp_fsm_fault(&v->fsm, fault, now);
+	vrrpd_actions(v, act);
+}
+
+void lbdlink_tick(struct vrrpd *v)
+{
+	lbdlink_judge(v);
 	lbdlink_push(v);
 }

@@ -85,6 +85,7 @@ void vrrpd_actions(struct vrrpd *v, unsigned act)
 		v->transitions++;
 		v->lbd_want_active = 1;
 		v->lbd_garp_pending = 1;
+		v->lbd_release_ms = 0;
 		lbdlink_push(v);
 		notify_run(v, v->cfg->notify_master, "MASTER");
 	}
@@ -96,12 +97,12 @@ void vrrpd_actions(struct vrrpd *v, unsigned act)
 		int stop = act & VRRP_ACT_STOP_DONE;
 		if (v->lbd_want_active)
 			v->transitions++;
-		/* On a graceful stop lbd keeps forwarding a moment longer, until the LAN has taken in the
-		 * new master's gratuitous ARP; both forwarding at once is harmless in DSR. */
-		if (!stop) {
-			v->lbd_want_active = 0;
-			lbdlink_push(v);
-		}
+		/* Yielding to the peer, or handing over on a stop, lbd keeps forwarding a moment longer
+		 * (without answering ARP), until the LAN has taken in the new master's gratuitous ARP; both
+		 * forwarding at once is harmless in DSR. A fault means lbd or the link cannot: at once. */
+		v->lbd_release_ms = (act & VRRP_ACT_ENTER_FAULT) && !v->lbd_stopping ? 0 : cfg_release_ms(v->cfg);
+		v->lbd_want_active = 0;
+		lbdlink_push(v);
 		if (act & VRRP_ACT_ENTER_FAULT) {
 			log_warn("FAULT: releasing the VIPs");
 			notify_run(v, v->cfg->notify_fault, "FAULT");
@@ -113,7 +114,8 @@ void vrrpd_actions(struct vrrpd *v, unsigned act)
 		}
 	}
 	if (act & VRRP_ACT_STOP_DONE) {
-		double grace = v->lbd_want_active ? (2.0 * v->cfg->advert_interval_ms + 50) / 1000.0 : 0.05;
+		/* Leave once lbd has been told (its release runs on without us). */
+		double grace = v->lbd_release_ms ? cfg_release_ms(v->cfg) / 1000.0 : 0.05;
 		log_info("stop: handing over done, leaving in %.0f ms", grace * 1000);
 		ev_timer_init(&v->stop_grace, vrrpd_exit_cb, grace, 0.);
 		ev_timer_start(v->loop, &v->stop_grace);
@@ -313,6 +315,9 @@ int main(int argc, char **argv)
 
 	ev_init(&v.fsm_timer, vrrpd_fsm_timer_cb);
 	v.fsm_timer.data = &v;
+	/* After a stall, a heartbeat waiting on the socket is taken in before an expired master-down timer
+	 * is judged (libev would otherwise run the timer first): the timer goes last. */
+	ev_set_priority(&v.fsm_timer, EV_MINPRI);
 	ev_init(&v.tick, vrrpd_tick_cb);
 	v.tick.repeat = v.cfg->advert_interval_ms / 1000.0;
 	v.tick.data = &v;
@@ -336,13 +341,14 @@ int main(int argc, char **argv)
 	ev_run(v.loop, 0);
 
 	/* Leaving: lbd goes standby now (it would also fence itself when we fall silent). */
-	if (v.lbd_want_active) {
+	if (v.lbd_want_active || v.lbd_release_ms) {
 		Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
 		uint8_t buf[64], *resp;
 		size_t len, rlen;
 		char path[PATH_MAX + 16];
 		q.cmd = DSRLB__LBD_CMD__LBD_CMD_SET_MODE;
 		q.active = 0;
+		q.release_ms = v.lbd_release_ms;
 		len = dsrlb__lbd_request__pack(&q, buf);
 		snprintf(path, sizeof(path), "%s/lbd.sock", v.run_dir);
 		if (ipc_call(path, buf, len, &resp, &rlen, 500, err, sizeof(err)) == 0)

@@ -65,6 +65,8 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 		st.config_digest.data = v->cfg->digest;
 		st.config_digest.len = CFG_DIGEST_LEN;
 		st.uptime_ms = now - v->start_ms;
+		st.stopping = v->stopping;
+		st.lbd_stopping = v->lbd_stopping;
 		rc.malformed = v->rej.malformed;
 		rc.bad_mac = v->rej.bad_mac;
 		rc.replay = v->rej.replay;
@@ -84,6 +86,7 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 			ps.lbd_healthy = p->lbd_healthy;
 			ps.flows = p->flows;
 			ps.advert_interval_ms = p->advert_ms;
+			ps.stopping = peer_fresh && p->stopping;
 			for (size_t i = 0; i < p->n_vips; i++) {
 				inet_ntop(AF_INET, &p->vips[i], vipbuf[i], sizeof(vipbuf[i]));
 				vips[i] = vipbuf[i];

@@ -27,6 +27,7 @@ struct vrrpd_peer {
 	uint32_t vips[CFG_MAX_SERVICES];
 	size_t n_vips;
 	char sync_state[32];
+	int stopping;                   /* its vrrpd or lbd is stopping */
 };
 
 struct vrrpd {
@@ -55,6 +56,8 @@ struct vrrpd {
 	struct ipc_client *lbd;
 	int lbd_want_active;
 	int lbd_garp_pending;
+	uint32_t lbd_release_ms;        /* with a standby push: keep forwarding this long (a yield) */
+	int lbd_stopping;               /* lbd says it is stopping: hand the VIPs over, stay */
 	uint64_t lbd_last_ok_ms;
 	unsigned lbd_failures;
 	int lbd_ever_ok;
@@ -80,6 +83,7 @@ void advert_send(struct vrrpd *v);
 void lbdlink_init(struct vrrpd *v);
 void lbdlink_push(struct vrrpd *v);
 void lbdlink_tick(struct vrrpd *v);
+void lbdlink_judge(struct vrrpd *v);
 
 /* status.c: vrrpd's control socket */
 int status_open(struct vrrpd *v);

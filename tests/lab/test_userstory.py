@@ -253,7 +253,7 @@ def test_keygen_and_config_check(lab, step):
             assert r.returncode == 0 and r.stdout.strip() == f"{conf}: ok", \
                 f"{prog} -t on {node}: exit {r.returncode}\n{r.stdout}{r.stderr}"
     # A broken copy is refused with file:line (what ExecStartPre relies on).
-    broken = lab.write_config(text.replace("advert_interval = 100ms", "advert_interval = 5ms"), name="broken.conf")
+    broken = lab.write_config(text.replace("advert_interval = 100ms", "advert_interval = 4ms"), name="broken.conf")
     line = text.splitlines().index("advert_interval = 100ms") + 1
     for prog in ("lbd", "vrrpd"):
         r = lab.run("lb1", [lab.bin(prog), "-t", "-c", broken], check=False)

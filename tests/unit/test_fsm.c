@@ -129,7 +129,7 @@ static void test_config_check(void **state)
 	assert_int_equal(vrrp_fsm_config_check(&c, &why), 0);
 	assert_null(why);
 	const struct { uint8_t prio; uint32_t adv; uint32_t addr; } bad[] = {
-		{ 0, 100, ADDR(1) }, { 255, 100, ADDR(1) }, { 100, 9, ADDR(1) }, { 100, 40001, ADDR(1) },
+		{ 0, 100, ADDR(1) }, { 255, 100, ADDR(1) }, { 100, 4, ADDR(1) }, { 100, 40001, ADDR(1) },
 		{ 100, 0, ADDR(1) }, { 100, UINT32_MAX, ADDR(1) }, { 100, 100, 0 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -400,7 +400,7 @@ static void test_dropped_adverts(void **state)
 	struct vrrp_fsm_config c = mkcfg(100, 5, 100, true);
 	struct vrrp_fsm f, before;
 	uint64_t t_m = start_master(&f, &c, T0);
-	static const uint32_t bad_adv[] = { 0, 9, 40001, UINT32_MAX };
+	static const uint32_t bad_adv[] = { 0, 4, 40001, UINT32_MAX };
 
 	for (size_t i = 0; i < sizeof(bad_adv) / sizeof(bad_adv[0]); i++) {
 		memcpy(&before, &f, sizeof(f));
@@ -418,7 +418,7 @@ static void test_dropped_adverts(void **state)
 	/* Same in BACKUP: no reset of the master-down timer. */
 	start_backup(&f, &c, T0);
 	assert_int_equal(advert_at(&f, mkadv(200, 5, 100, true), T0 + 100), 0);
-	assert_int_equal(advert_at(&f, mkadv(200, 9, 5, true), T0 + 100), 0);
+	assert_int_equal(advert_at(&f, mkadv(200, 9, 4, true), T0 + 100), 0);
 	assert_true(vrrp_fsm_deadline(&f) == T0 + 360);
 }
 
@@ -640,6 +640,107 @@ static void test_shutdown_not_master(void **state)
 	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
 }
 
+/* ---- release: lbd stops, vrrpd stays ---- */
+
+static void test_release_master_handover(void **state)
+{
+	struct vrrp_fsm_config c = mkcfg(200, 5, 100, true);
+	struct vrrp_fsm f;
+	struct vrrp_advert a;
+	uint64_t t, t_m = start_master(&f, &c, T0), t_r = t_m + 30;
+
+	assert_int_equal(vrrp_fsm_release(&f, t_r), ADV);
+	check_invariants(&f, t_r);
+	assert_true(vrrp_fsm_stopping(&f));
+	assert_true(vrrp_fsm_releasing(&f));
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_MASTER);          /* lbd still forwards */
+	vrrp_fsm_advert_fill(&f, &a);
+	assert_int_equal(a.priority, 0);
+	assert_true(a.master);
+	assert_int_equal(vrrp_fsm_release(&f, t_r + 1), 0);         /* level: repeating changes nothing */
+	assert_int_equal(fire(&f, &t), ADV);
+	assert_true(t == t_r + 100);
+	/* The peer's priority-0 echo does not end it; the new master does. */
+	assert_int_equal(advert_at(&f, mkadv(0, 9, 100, false), t + 1), 0);
+	assert_int_equal(advert_at(&f, mkadv(50, 9, 100, true), t + 2), FLT | ADV);
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+	assert_false(vrrp_fsm_stopping(&f));
+	assert_false(vrrp_fsm_releasing(&f));
+	assert_false(f.stopped);                                    /* the daemon stays */
+	assert_int_equal(f.cnt.entered_fault, 1);
+	/* FAULT advertises 0 every interval and ignores adverts until lbd is back. */
+	assert_int_equal(fire(&f, &t), ADV);
+	assert_int_equal(advert_at(&f, mkadv(50, 9, 100, true), t + 1), 0);
+	assert_int_equal(vrrp_fsm_release(&f, t + 2), 0);
+	assert_int_equal(vrrp_fsm_fault(&f, true, t + 3), 0);      /* the old lbd is gone: still FAULT */
+	assert_int_equal(vrrp_fsm_fault(&f, false, t + 4), BAK);   /* a new lbd answers */
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_BACKUP);
+	assert_true(vrrp_fsm_deadline(&f) == t + 4 + vrrp_master_down_ms(200, 100));
+}
+
+static void test_release_master_timeout(void **state)
+{
+	struct vrrp_fsm_config c = mkcfg(200, 5, 100, true);
+	struct vrrp_fsm f;
+	uint64_t t = 0, t_r;
+	unsigned act;
+
+	c.stop_timeout_ms = 350;
+	t_r = start_master(&f, &c, T0) + 1;
+	assert_int_equal(vrrp_fsm_release(&f, t_r), ADV);
+	while ((act = fire(&f, &t)) == ADV)
+		assert_int_equal(vrrp_fsm_state(&f), VRRP_MASTER);
+	assert_int_equal(act, FLT | ADV);
+	assert_true(t == t_r + 350);
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+	assert_false(f.stopped);
+
+	/* stop_timeout 0: nothing to wait for. */
+	c.stop_timeout_ms = 0;
+	t_r = start_master(&f, &c, T0) + 1;
+	assert_int_equal(vrrp_fsm_release(&f, t_r), FLT | ADV);
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+}
+
+static void test_release_not_master(void **state)
+{
+	struct vrrp_fsm_config c = mkcfg(200, 5, 100, true);
+	struct vrrp_fsm f;
+
+	start_backup(&f, &c, T0);
+	assert_int_equal(vrrp_fsm_release(&f, T0 + 5), FLT | ADV);
+	check_invariants(&f, T0 + 5);
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+	assert_int_equal(vrrp_fsm_init(&f, &c), 0);
+	assert_int_equal(vrrp_fsm_release(&f, T0), FLT | ADV);     /* INIT too */
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+}
+
+/* A stop signal during a release turns it into the daemon's own stop; a fault ends it in FAULT. */
+static void test_release_then_shutdown_or_fault(void **state)
+{
+	struct vrrp_fsm_config c = mkcfg(200, 5, 100, true);
+	struct vrrp_fsm f;
+	uint64_t t = start_master(&f, &c, T0) + 1;
+
+	assert_int_equal(vrrp_fsm_release(&f, t), ADV);
+	assert_int_equal(vrrp_fsm_shutdown(&f, t + 1), 0);
+	assert_true(vrrp_fsm_stopping(&f));
+	assert_false(vrrp_fsm_releasing(&f));
+	assert_int_equal(advert_at(&f, mkadv(50, 9, 100, true), t + 2), BAK | DONE);
+	assert_true(f.stopped);
+
+	t = start_master(&f, &c, T0) + 1;
+	assert_int_equal(vrrp_fsm_release(&f, t), ADV);
+	assert_int_equal(vrrp_fsm_fault(&f, true, t + 1), FLT | ADV);   /* lbd died mid-way: no STOP_DONE */
+	check_invariants(&f, t + 1);
+	assert_false(f.stopped);
+	assert_int_equal(vrrp_fsm_state(&f), VRRP_FAULT);
+
+	/* Shutdown in the FAULT a release left: the daemon leaves at once. */
+	assert_int_equal(vrrp_fsm_shutdown(&f, t + 2), ADV | DONE);
+}
+
 /* ---- FAULT ---- */
 
 /* Puts a fresh FSM in state `which` (with `stopping` for a stopping master); returns the time. */
@@ -841,7 +942,7 @@ static void test_set_config_invalid(void **state)
 	bad.priority = 0;
 	assert_int_equal(vrrp_fsm_set_config(&f, &bad, T0 + 500), 0);
 	bad = c;
-	bad.advert_ms = 5;
+	bad.advert_ms = 4;
 	assert_int_equal(vrrp_fsm_set_config(&f, &bad, T0 + 500), 0);
 	assert_memory_equal(&before, &f, sizeof(f));
 }
@@ -880,6 +981,8 @@ static void test_random_events(void **state)
 		case 1:
 			if (rnd(50) == 0)
 				vrrp_fsm_shutdown(&f, now);
+			else if (rnd(20) == 0)
+				vrrp_fsm_release(&f, now);
 			break;
 		case 2:
 			vrrp_fsm_set_can_preempt(&f, rnd(2));
@@ -1257,6 +1360,31 @@ static void test_sim_stop_alone(void **state)
 	assert_true(s.now == t_s + 2500);
 }
 
+/* lbd of the master stops, its vrrpd stays (release): the peer takes over without a gap; when lbd is
+ * back the node returns as BACKUP and, with preemption, takes the VIPs back, again without a gap. */
+static void test_sim_release(void **state)
+{
+	for (int preempt = 0; preempt < 2; preempt++) {
+		struct sim s;
+		uint32_t skew = vrrp_skew_ms(100, 20);
+
+		sim_init(&s, mkcfg(200, 1, 20, preempt), mkcfg(100, 2, 20, preempt));
+		sim_run(&s, 200, false);
+		sim_run_one_master(&s, 100, 0);
+		uint64_t t_r = s.now;
+		sim_apply(&s, 0, vrrp_fsm_release(&s.n[0].f, s.now));
+		sim_run(&s, WIRE_DELAY + skew + WIRE_DELAY, true);
+		assert_true(s.n[1].became_master_at == t_r + WIRE_DELAY + skew);
+		assert_int_equal(vrrp_fsm_state(&s.n[0].f), VRRP_FAULT);
+		sim_run_one_master(&s, 1000, 1);
+		/* lbd back */
+		sim_apply(&s, 0, vrrp_fsm_fault(&s.n[0].f, false, s.now));
+		assert_int_equal(vrrp_fsm_state(&s.n[0].f), VRRP_BACKUP);
+		sim_run(&s, 1000, true);
+		sim_run_one_master(&s, 1000, preempt ? 0 : 1);
+	}
+}
+
 /* 5% loss both ways and random crashes, faults and reloads: whenever things calm down the pair
  * settles on the higher-ranked live node, and a graceful stop never leaves a gap. */
 static void test_sim_chaos(void **state)
@@ -1337,6 +1465,10 @@ int main(void)
 		cmocka_unit_test(test_stop_master_no_wait),
 		cmocka_unit_test(test_stop_master_ignores_others),
 		cmocka_unit_test(test_shutdown_not_master),
+		cmocka_unit_test(test_release_master_handover),
+		cmocka_unit_test(test_release_master_timeout),
+		cmocka_unit_test(test_release_not_master),
+		cmocka_unit_test(test_release_then_shutdown_or_fault),
 		cmocka_unit_test(test_fault_from_each_state),
 		cmocka_unit_test(test_fault_ignores_adverts),
 		cmocka_unit_test(test_set_config_master),
@@ -1352,6 +1484,7 @@ int main(void)
 		cmocka_unit_test(test_sim_graceful_stop),
 		cmocka_unit_test(test_sim_stop_backup),
 		cmocka_unit_test(test_sim_stop_alone),
+		cmocka_unit_test(test_sim_release),
 		cmocka_unit_test(test_sim_chaos),
 	};
 
