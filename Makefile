@@ -98,8 +98,10 @@ bench: deps all
 	/usr/bin/python3 tests/bench/bench.py
 	/usr/bin/python3 tests/bench/bench_sync.py
 
+# 60 s of full load at 20 ms adverts, then at 5 ms (the shortest interval): no transition, no fence.
 soak: deps all
-	/usr/bin/python3 tests/soak/no_false_failover.py
+	/usr/bin/python3 tests/soak/no_false_failover.py --advert 20ms --json build/soak-20ms.json
+	/usr/bin/python3 tests/soak/no_false_failover.py --advert 5ms --json build/soak-5ms.json
 
 demo: deps all
 	/usr/bin/python3 tests/demo.py

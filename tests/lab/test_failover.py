@@ -287,7 +287,8 @@ def measure_outage(lab, pair, advert_ms, phase_ms):
     return r["longest_outage_ms"], phase, md
 
 
-@pytest.mark.parametrize("advert_ms,bar_ms", [(20, 80), (100, 320)], ids=["20ms", "100ms"])
+@pytest.mark.parametrize("advert_ms,bar_ms", [(5, 20), (10, 35), (20, 80), (100, 320)],
+                         ids=["5ms", "10ms", "20ms", "100ms"])
 def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
     """Median outage over RUNS crashes (kill -9 + cable cut) of the master, bars from the keepalived
     reference (/work/shared/anchors): 20 ms adverts -> 80 ms, 100 ms -> 320 ms.

@@ -395,8 +395,8 @@ def main(argv=None):
         args.advert_ms = parse_duration_ms(args.advert)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
-    if not (1 <= args.seconds <= 3600 and 0.05 <= args.poll <= 5 and 10 <= args.advert_ms <= 40000):
-        ap.error("seconds 1..3600, poll 0.05..5, advert 10ms..40s")
+    if not (1 <= args.seconds <= 3600 and 0.05 <= args.poll <= 5 and 5 <= args.advert_ms <= 40000):
+        ap.error("seconds 1..3600, poll 0.05..5, advert 5ms..40s")
     topo = topology(backends=3, spares=0, lbs=2, client_addrs=1, lan_hosts={GEN: GEN_ADDR})
     try:
         preflight(args)
