@@ -283,7 +283,9 @@ def test_daemon_helpers_with_fake_binaries(lab, tmp_path):
         lbd = lab.start_lbd("lb1", conf, ["-v"])
         vrrpd = lab.start_vrrpd("lb1", conf)
         rundir = lab.run_dir("lb1")
+        # Both fakes run on their own: vrrpd's line may come after lbd's (seen on a busy machine).
         wait_for(lambda: "fake" in lab.log_tail("lb1-lbd"), 3, what="fake lbd log")
+        wait_for(lambda: "fake" in lab.log_tail("lb1-vrrpd"), 3, what="fake vrrpd log")
         assert f"-c {conf} -n lb1 --run-dir {rundir} -f -v" in lab.log_tail("lb1-lbd")
         assert f"-c {conf} -n lb1 --run-dir {rundir} -f" in lab.log_tail("lb1-vrrpd")
         st = lab.status("lb1")
