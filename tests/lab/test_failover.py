@@ -297,8 +297,8 @@ def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
     phase in each of RUNS equal slices, in random order): the outage of an RFC 5798 backup is
     Master_Down_Interval minus the phase, so this estimates the median over all phases without the
     +-20 ms scatter of five purely random phases. Each run must also take over within
-    Master_Down_Interval of the last heartbeat heard, plus LATE_MS for lbd's GARP, the router and
-    the probe's resolution (measured: 0-9 ms)."""
+    Master_Down_Interval of the last heartbeat heard, plus LATE_MS + one interval for lbd's GARP, the
+    router, the probe's resolution (measured: 0-9 ms) and a heartbeat the kernel held back."""
     pair = make_pair(advert=f"{advert_ms}ms")
     n = max(1, RUNS)
     phases = [(k + random.random()) * advert_ms / n for k in range(n)]
@@ -313,8 +313,11 @@ def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
     print(f"\nadvert {advert_ms} ms (master-down {md} ms): outage median {med} ms, min {min(outages)}, "
           f"max {max(outages)}; (outage, phase) {runs}; {time.monotonic() - t0:.1f}s")
     assert pair.assert_single_owner() == "lb1"
-    late = [(ms, ph) for ms, ph in runs if ms > md - ph + LATE_MS]
-    assert not late, (f"takeover more than {LATE_MS} ms later than master-down ({md} ms) after the "
+    # One crash may come an advert interval later: under a full CPU the kernel can hold the master's
+    # last heartbeat back (seen once in 84 crashes under stress-ng: 69 ms at 100 ms adverts).
+    late_ms = LATE_MS + advert_ms
+    late = [(ms, ph) for ms, ph in runs if ms > md - ph + late_ms]
+    assert not late, (f"takeover more than {late_ms} ms later than master-down ({md} ms) after the "
                       f"master's last heartbeat, (outage, phase): {late}")
     assert med <= bar_ms, f"median outage {med} ms > {bar_ms} ms at {advert_ms} ms adverts: {runs}"
 
