@@ -47,13 +47,15 @@ uint32_t flow_hash_addrs(uint32_t saddr, uint32_t daddr, uint8_t proto);
 struct flow_table *flow_create(uint32_t flow_max);
 void flow_destroy(struct flow_table *t);
 
-/* hash is the caller's hash of k, normally flow_hash(k), computed once per packet and also used for Maglev.
- * Any function works as long as the same key always comes with the same hash (the table stores it). */
-struct flow *flow_lookup(struct flow_table *t, const struct flow_key *k, uint32_t hash);
+/* The table finds k's chain with a keyed hash (SipHash-2-4 under a random key of this table), never with
+ * flow_hash: outsiders choose the tuples, and with a public hash they could put every flow in one chain. */
+struct flow *flow_lookup(struct flow_table *t, const struct flow_key *k);
 /* Adds a flow seen at now_ms with flags 0. If the key is present, sets its backend and state, touches it and
  * returns it (flags kept). NULL with errno = ENOSPC when the table already holds flow_max flows. */
-struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint32_t hash, uint16_t backend,
-		uint8_t state, uint64_t now_ms);
+struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint16_t backend, uint8_t state,
+		uint64_t now_ms);
+/* The chain k belongs to in this table (for tests: another table, another key, another chain). */
+uint32_t flow_chain(const struct flow_table *t, const struct flow_key *k);
 void flow_touch(struct flow_table *t, struct flow *f, uint64_t now_ms);
 /* Marks f as last seen idle_ms before now_ms, e.g. for a flow learnt from the peer. */
 void flow_set_idle(struct flow_table *t, struct flow *f, uint64_t now_ms, uint32_t idle_ms);

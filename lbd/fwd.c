@@ -58,7 +58,7 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 	k.dport = p->dport;
 	k.proto = p->proto;
 	h = flow_hash(&k);
-	f = flow_lookup(w->flows, &k, h);
+	f = flow_lookup(w->flows, &k);
 	if (f) {
 		uint8_t old_state = f->state;
 		uint16_t old_slot = f->backend;
@@ -94,10 +94,14 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 		return slot;
 	uint8_t st = FLOW_UDP;
 	if (p->proto == IPPROTO_TCP) {
-		int newconn = 0;
-		st = (uint8_t)flow_tcp_next(FLOW_TCP_SYN, p->tcp_flags, &newconn);
+		/* A first segment without SYN (a flow that began before us, or a spoofed ACK) starts in SYN and
+		 * with its short timeout: the next ACK makes it established. One packet per tuple, as a spoofed
+		 * flood sends, never buys an entry for tcp_established_timeout. */
+		st = (uint8_t)flow_tcp_next(FLOW_TCP_SYN, p->tcp_flags, NULL);
+		if (st == FLOW_TCP_EST)
+			st = FLOW_TCP_SYN;
 	}
-	f = flow_insert(w->flows, &k, h, slot, st, now);
+	f = flow_insert(w->flows, &k, slot, st, now);
 	if (!f) {
 		w->ctr.flow_table_full++;
 	} else {
@@ -130,7 +134,7 @@ static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
 	k.dport = p->in_sport;
 	k.proto = p->in_proto;
 	h = flow_hash(&k);
-	f = flow_lookup(w->flows, &k, h);
+	f = flow_lookup(w->flows, &k);
 	if (f && f->backend < LBD_MAX_SLOTS && l->slots[f->backend].mac_known)
 		return f->backend;
 	return fwd_pick(l, s, h);

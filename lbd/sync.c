@@ -300,7 +300,6 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	struct lbd_backend *b;
 	struct flow_key k;
 	struct flow *f;
-	uint32_t h;
 	uint64_t now = clock_ms();
 
 	if (sf->sport > 65535 || sf->dport > 65535 || sf->proto > 255 || sf->state > FLOW_OTHER)
@@ -311,14 +310,13 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	k.sport = htons((uint16_t)sf->sport);
 	k.dport = htons((uint16_t)sf->dport);
 	k.proto = (uint8_t)sf->proto;
-	h = flow_hash(&k);
 	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport, 0);
 	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
 	/* The flow belongs in the table of the worker its packets will reach. */
 	w = worker_of(l, k.saddr, k.daddr, k.sport, k.dport);
 	t = w->flows;
 	worker_lock(w);
-	f = flow_lookup(t, &k, h);
+	f = flow_lookup(t, &k);
 	if (sf->deleted) {
 		if (f && !l->active) {
 			if (f->backend < LBD_MAX_SLOTS)
@@ -337,7 +335,7 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 		flow_set_idle(t, f, now, sf->idle_ms);
 	} else {
 		uint16_t slot = (uint16_t)(b - l->slots);
-		f = flow_insert(t, &k, h, slot, (uint8_t)sf->state, now);
+		f = flow_insert(t, &k, slot, (uint8_t)sf->state, now);
 		if (f) {
 			dp_flow_assign(w, f, slot, 1);
 			flow_set_idle(t, f, now, sf->idle_ms);

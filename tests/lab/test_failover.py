@@ -10,6 +10,7 @@ outage measurement (default 7)."""
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -256,7 +257,9 @@ def crash_at_phase(lab, pair, phase_ms, node="lb1", watch="lb2"):
     """Kill -9 both daemons of node and cut its cable phase_ms after one of its heartbeats to
     `watch` passed the bridge; returns the actual phase (time since its last heartbeat)."""
     pids = [str(pair.proc(node, prog).pid) for prog in ("vrrpd", "lbd")]
-    p = lab.popen("br", [sys.executable, "-c", CRASHER, lab.bridge_port(watch), lab.addr(node),
+    # Real-time, like the probe: the crash phase is taken from the crasher's own clock.
+    rt = ["chrt", "-f", "2"] if shutil.which("chrt") else []
+    p = lab.popen("br", rt + [sys.executable, "-c", CRASHER, lab.bridge_port(watch), lab.addr(node),
                          str(phase_ms), lab.bridge_port(node), "3"] + pids,
                   stdout=subprocess.PIPE, text=True)
     try:

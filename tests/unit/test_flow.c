@@ -35,14 +35,14 @@ static struct flow *insert_n(struct flow_table *t, uint32_t i, uint8_t state, ui
 {
 	struct flow_key k = key_n(i);
 
-	return flow_insert(t, &k, flow_hash(&k), (uint16_t)i, state, now);
+	return flow_insert(t, &k, (uint16_t)i, state, now);
 }
 
 static struct flow *lookup_n(struct flow_table *t, uint32_t i)
 {
 	struct flow_key k = key_n(i);
 
-	return flow_lookup(t, &k, flow_hash(&k));
+	return flow_lookup(t, &k);
 }
 
 static void test_create_bad(void **state)
@@ -64,12 +64,12 @@ static void test_insert_lookup_delete(void **state)
 
 	assert_int_equal(flow_count(t), 0);
 	assert_int_equal(flow_max(t), 100);
-	assert_null(flow_lookup(t, &k, flow_hash(&k)));
+	assert_null(flow_lookup(t, &k));
 
-	f = flow_insert(t, &k, flow_hash(&k), 7, FLOW_TCP_SYN, 1000);
+	f = flow_insert(t, &k, 7, FLOW_TCP_SYN, 1000);
 	assert_non_null(f);
 	assert_int_equal(flow_count(t), 1);
-	assert_ptr_equal(flow_lookup(t, &k, flow_hash(&k)), f);
+	assert_ptr_equal(flow_lookup(t, &k), f);
 	assert_int_equal(f->backend, 7);
 	assert_int_equal(f->state, FLOW_TCP_SYN);
 	assert_int_equal(f->flags, 0);
@@ -79,13 +79,13 @@ static void test_insert_lookup_delete(void **state)
 	/* Each field is part of the key. */
 	other = k;
 	other.proto = 17;
-	assert_null(flow_lookup(t, &other, flow_hash(&other)));
+	assert_null(flow_lookup(t, &other));
 	other = k;
 	other.dport = htons(444);
-	assert_null(flow_lookup(t, &other, flow_hash(&other)));
+	assert_null(flow_lookup(t, &other));
 	other = k;
 	other.daddr ^= 1;
-	assert_null(flow_lookup(t, &other, flow_hash(&other)));
+	assert_null(flow_lookup(t, &other));
 
 	/* Padding bytes of the caller's key do not matter. */
 	memset(&other, 0xa5, sizeof(other));
@@ -94,11 +94,11 @@ static void test_insert_lookup_delete(void **state)
 	other.sport = k.sport;
 	other.dport = k.dport;
 	other.proto = k.proto;
-	assert_ptr_equal(flow_lookup(t, &other, flow_hash(&other)), f);
+	assert_ptr_equal(flow_lookup(t, &other), f);
 
 	/* Inserting a present key updates it in place and keeps the caller's flags. */
 	f->flags = 0x3;
-	g = flow_insert(t, &k, flow_hash(&k), 9, FLOW_TCP_EST, 5000);
+	g = flow_insert(t, &k, 9, FLOW_TCP_EST, 5000);
 	assert_ptr_equal(g, f);
 	assert_int_equal(flow_count(t), 1);
 	assert_int_equal(f->backend, 9);
@@ -108,7 +108,7 @@ static void test_insert_lookup_delete(void **state)
 
 	flow_delete(t, f);
 	assert_int_equal(flow_count(t), 0);
-	assert_null(flow_lookup(t, &k, flow_hash(&k)));
+	assert_null(flow_lookup(t, &k));
 	flow_delete(t, f);              /* already free: nothing happens */
 	assert_int_equal(flow_count(t), 0);
 	flow_delete(t, &foreign);       /* not from this table: nothing happens */
@@ -116,25 +116,29 @@ static void test_insert_lookup_delete(void **state)
 	flow_destroy(t);
 }
 
-/* Every flow on one chain: unlinking from its head, middle and tail must keep the others reachable. */
+/* Every flow on one chain: unlinking from its head, middle and tail must keep the others reachable. The
+ * chains are keyed, so the test asks the table which keys share one. */
 static void test_one_chain(void **state)
 {
 	struct flow_table *t = flow_create(64);
-	const uint32_t h = 0x12345678;
+	struct flow_key keys[64];
+	uint32_t n = 0, chain;
 
-	for (uint32_t i = 0; i < 64; i++) {
+	keys[0] = key_n(0);
+	chain = flow_chain(t, &keys[0]);
+	for (uint32_t i = 0; n < 64 && i < 1000000; i++) {
 		struct flow_key k = key_n(i);
 
-		assert_non_null(flow_insert(t, &k, h, (uint16_t)i, FLOW_UDP, 0));
+		if (flow_chain(t, &k) == chain)
+			keys[n++] = k;
 	}
-	for (uint32_t i = 0; i < 64; i += 3) {
-		struct flow_key k = key_n(i);
-
-		flow_delete(t, flow_lookup(t, &k, h));
-	}
+	assert_int_equal(n, 64);
+	for (uint32_t i = 0; i < 64; i++)
+		assert_non_null(flow_insert(t, &keys[i], (uint16_t)i, FLOW_UDP, 0));
+	for (uint32_t i = 0; i < 64; i += 3)
+		flow_delete(t, flow_lookup(t, &keys[i]));
 	for (uint32_t i = 0; i < 64; i++) {
-		struct flow_key k = key_n(i);
-		struct flow *f = flow_lookup(t, &k, h);
+		struct flow *f = flow_lookup(t, &keys[i]);
 
 		if (i % 3 == 0) {
 			assert_null(f);
@@ -145,6 +149,41 @@ static void test_one_chain(void **state)
 	}
 	assert_int_equal(flow_count(t), 64 - 22);
 	flow_destroy(t);
+}
+
+/* Hash flooding (issue 12): keys that all share a chain under the public flow_hash (what an attacker can
+ * compute offline) spread over the chains of a table, and two tables (two lbd processes) put the same
+ * key into different chains. */
+static void test_chains_are_keyed(void **state)
+{
+	enum { HEADS = 1024, WANT = 256 };
+	struct flow_table *a = flow_create(HEADS), *b = flow_create(HEADS);
+	static uint32_t per_chain[HEADS];
+	struct flow_key k0 = key_n(0), keys[WANT];
+	uint32_t n = 0, same = 0, max = 0;
+
+	for (uint32_t i = 1; n < WANT && i < 50000000; i++) {
+		struct flow_key k = key_n(i);
+
+		if ((flow_hash(&k) & (HEADS - 1)) == (flow_hash(&k0) & (HEADS - 1)))
+			keys[n++] = k;
+	}
+	assert_int_equal(n, WANT);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t c = flow_chain(a, &keys[i]);
+
+		if (++per_chain[c] > max)
+			max = per_chain[c];
+		same += c == flow_chain(b, &keys[i]);
+		assert_non_null(flow_insert(a, &keys[i], 1, FLOW_TCP_SYN, 0));
+		assert_non_null(flow_lookup(a, &keys[i]));
+	}
+	/* 256 keys over 1024 chains: a chain of 6 has odds below 1e-4; agreeing on over 8 of 256 chains
+	 * (expected 0.25) below 1e-9. */
+	assert_true(max <= 6);
+	assert_true(same <= 8);
+	flow_destroy(a);
+	flow_destroy(b);
 }
 
 static void test_full_table(void **state)
@@ -471,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_create_bad),
 		cmocka_unit_test(test_insert_lookup_delete),
 		cmocka_unit_test(test_one_chain),
+		cmocka_unit_test(test_chains_are_keyed),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_expire_per_state),
 		cmocka_unit_test(test_expire_incremental),

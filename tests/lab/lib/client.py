@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import selectors
+import shutil
 import socket
 import struct
 import subprocess
@@ -451,7 +452,7 @@ def main(argv=None):
 class ClientJob:
     """A client.py run in a namespace: read its events while it runs, then its result."""
 
-    def __init__(self, lab, host, args, limit, name):
+    def __init__(self, lab, host, args, limit, name, realtime=False):
         import queue
         self.lab = lab
         self.limit = limit  # seconds the job may take in total
@@ -460,8 +461,11 @@ class ClientJob:
         self._q = queue.Queue()
         self._result = None
         self._stderr_path = os.path.join(lab.logdir, f"{name}.log")
+        # A timing probe runs real-time (below vrrpd's priority 10): on a busy machine a descheduled
+        # probe would stop sending and count its own pause as an outage of the VIP.
+        rt = ["chrt", "-f", "1"] if realtime and shutil.which("chrt") else []
         with open(self._stderr_path, "ab") as err:
-            self.proc = lab.popen(host, [sys.executable, os.path.join(HERE, "client.py")] + args,
+            self.proc = lab.popen(host, rt + [sys.executable, os.path.join(HERE, "client.py")] + args,
                                   stdout=subprocess.PIPE, stderr=err, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -539,8 +543,8 @@ class ClientJob:
             return ""
 
 
-def _job(lab, host, args, limit, name):
-    return ClientJob(lab, host, [str(x) for x in args], limit, name)
+def _job(lab, host, args, limit, name, realtime=False):
+    return ClientJob(lab, host, [str(x) for x in args], limit, name, realtime)
 
 
 def ping(lab, dst, count=1, interval=0.2, timeout=1.0, host="client", src=None):
@@ -585,7 +589,7 @@ def start_udp_probe(lab, duration, interval=0.001, dst=None, port=9000, host="cl
             "--interval", interval, "--grace", grace]
     if src:
         args += ["--src", src]
-    return _job(lab, host, args, duration + grace + 5, "client-udp")
+    return _job(lab, host, args, duration + grace + 5, "client-udp", realtime=True)
 
 
 def udp_probe(lab, duration, **kw):
