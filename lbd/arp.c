@@ -3,6 +3,7 @@
  * sends). A backend seen claiming a VIP is flagged: it is not set up for DSR. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <linux/if_packet.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -94,25 +95,89 @@ void arp_send_garp_burst(struct lbd *l)
 	}
 }
 
-/* Main thread, under the write lock. */
-static void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
+enum arp_mac_verdict arp_mac_judge(const struct lbd_backend *b, const uint8_t *mac, uint64_t now)
 {
+	if (!b->mac_known)
+		return ARP_MAC_FIRST;
+	if (memcmp(b->mac, mac, 6) == 0)
+		return ARP_MAC_SAME;
+	/* The known MAC holds while it is heard: a different one replaces it only once the known one has
+	 * been silent for ARP_MAC_LOCK_MS (see docs/ARCHITECTURE.md, "Backend MACs"). */
+	if (now - b->mac_seen_ms >= ARP_MAC_LOCK_MS)
+		return ARP_MAC_CHANGE;
+	return ARP_MAC_REFUSE;
+}
+
+static const char *arp_mac_str(const uint8_t *m, char *buf)
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return buf;
+}
+
+/* A refused change is logged at most once per ARP_REFUSED_LOG_MS (with the count since the last line):
+ * whoever floods the LAN with such replies must not flood the log too. The counter has every one. */
+static void arp_report_refused(struct lbd *l, const struct lbd_backend *b, const uint8_t *mac, uint64_t now)
+{
+	char got[18], known[18];
+
+	l->ctr.arp_mac_refused++;
+	l->arp_refused_unlogged++;
+	if (l->arp_refused_log_ms && now - l->arp_refused_log_ms < ARP_REFUSED_LOG_MS)
+		return;
+	log_warn("backend %s: ARP says %s, but %s answered %llu ms ago: refused (%llu such refusals since the "
+		 "last report; the next report in %u s at the earliest)",
+		 inet_ntoa((struct in_addr){ b->addr }), arp_mac_str(mac, got), arp_mac_str(b->mac, known),
+		 (unsigned long long)(now - b->mac_seen_ms), (unsigned long long)l->arp_refused_unlogged,
+		 ARP_REFUSED_LOG_MS / 1000);
+	l->arp_refused_log_ms = now;
+	l->arp_refused_unlogged = 0;
+}
+
+/* Main thread. Applies one ARP observation of a backend address. Only a backend becoming resolvable
+ * changes the usable set and rebuilds Maglev; a MAC change is a 6-byte write that workers read at send
+ * time, made under dp_lock held for writing just for that slot (a worker reads b->mac under the read
+ * side, per batch, so it never sees half of an old MAC and half of a new one). A confirmation touches
+ * only mac_seen_ms, which no worker reads: no lock. */
+void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
+{
+	char buf[18];
+
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		struct lbd_backend *b = &l->slots[i];
 		if (b->addr != addr)
 			continue;
-		b->mac_seen_ms = now;
-		if (b->mac_known && memcmp(b->mac, mac, 6) == 0)
-			continue;
-		memcpy(b->mac, mac, 6);
-		b->mac_known = 1;
-		log_info("backend %s is at %02x:%02x:%02x:%02x:%02x:%02x", inet_ntoa((struct in_addr){ addr }),
-			 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-		dp_rebuild_service(l, &l->services[b->service]);
+		switch (arp_mac_judge(b, mac, now)) {
+		case ARP_MAC_SAME:
+			b->mac_seen_ms = now;
+			break;
+		case ARP_MAC_FIRST:
+			dp_write_lock(l);
+			memcpy(b->mac, mac, 6);
+			b->mac_known = 1;
+			dp_rebuild_service(l, &l->services[b->service]);
+			dp_write_unlock(l);
+			b->mac_seen_ms = now;
+			log_rl(LOG_LVL_INFO, "backend %s is at %s", inet_ntoa((struct in_addr){ addr }),
+			       arp_mac_str(mac, buf));
+			break;
+		case ARP_MAC_CHANGE:
+			dp_write_lock(l);
+			memcpy(b->mac, mac, 6);
+			dp_write_unlock(l);
+			b->mac_seen_ms = now;
+			l->ctr.arp_mac_changes++;
+			log_rl(LOG_LVL_WARN, "backend %s moved to %s (its old MAC was silent for %u ms or more)",
+			       inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf), ARP_MAC_LOCK_MS);
+			break;
+		case ARP_MAC_REFUSE:
+			arp_report_refused(l, b, mac, now);
+			break;
+		}
 	}
 }
 
-/* A backend claiming a VIP is misconfigured; returns 0 if the claim came from no backend (the peer). */
+/* A backend claiming a VIP is misconfigured; returns 0 if the claim came from no backend (the peer).
+ * Main thread, no lock: answers_vip_arp is read only by the main thread (status). */
 static int arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
 {
 	int from_backend = 0;
@@ -133,14 +198,15 @@ static int arp_flag_vip_claim(struct lbd *l, const uint8_t *mac, uint32_t vip)
 	return from_backend;
 }
 
-/* Main thread: applies what the workers saw in ARP frames. */
+/* Main thread: applies what the workers saw in ARP frames. The queues are drained without dp_lock:
+ * the main thread is the only writer of the slots, and arp_learn takes the write side only for a slot
+ * that changes, so a burst of ARP frames never holds the workers off for the whole queue. */
 void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	struct lbd *l = a->data;
 	uint64_t now = clock_ms();
 	int peer_claims = 0;
 
-	dp_write_lock(l);
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		struct lbd_worker *w = &l->workers[i];
 		uint32_t head = __atomic_load_n(&w->arpq_head, __ATOMIC_ACQUIRE);
@@ -154,7 +220,6 @@ void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
 		}
 		__atomic_store_n(&w->arpq_tail, tail, __ATOMIC_RELEASE);
 	}
-	dp_write_unlock(l);
 	/* A stopping lbd leaves once the new owner announces the VIPs, also when vrrpd is gone. */
 	if (peer_claims && l->stopping)
 		mode_peer_has_vips(l, "the peer announced the VIPs (gratuitous ARP)");

@@ -79,6 +79,9 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->ctl_bad_requests = ipc_server_bad_requests(l->ctl);
 	c->backend_arp_for_vip = ctr.backend_arp_for_vip;
 	c->flows_rescheduled = ctr.flows_rescheduled;
+	c->arp_mac_changes = ctr.arp_mac_changes;
+	c->arp_mac_refused = ctr.arp_mac_refused;
+	c->maglev_rebuilds = ctr.maglev_rebuilds;
 }
 
 static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)

@@ -114,6 +114,7 @@ void dp_rebuild_service(struct lbd *l, struct lbd_service *s)
 	}
 	memcpy(s->mg_slots, slots, n * sizeof(slots[0]));
 	s->n_usable = n;
+	l->ctr.maglev_rebuilds++;
 }
 
 void dp_rebuild_all(struct lbd *l)

@@ -37,6 +37,9 @@ struct lbd_counters {
 	uint64_t arp_replies, garp_sent, icmp_echo_replies, icmp_errors_forwarded, fragments;
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
 	uint64_t backend_arp_for_vip, arp_requests_sent;
+	uint64_t arp_mac_changes;        /* a known backend's MAC replaced (arp_mac_judge) */
+	uint64_t arp_mac_refused;        /* ARP claiming another MAC for a backend whose MAC is still heard */
+	uint64_t maglev_rebuilds;        /* lookup tables built (dp_rebuild_service) */
 	uint64_t sync_dropped;           /* updates a worker could not queue */
 };
 
@@ -49,7 +52,7 @@ struct lbd_backend {
 	uint8_t draining;               /* by lbctl drain; weight 0 drains by config */
 	uint8_t answers_vip_arp;        /* seen answering ARP for a VIP: not set up for DSR */
 	uint32_t weight;
-	uint64_t mac_seen_ms;
+	uint64_t mac_seen_ms;           /* the MAC last heard (main thread only) */
 };
 
 struct lbd_service {
@@ -139,6 +142,8 @@ struct lbd {
 	uint16_t next_slot;
 	uint64_t arp_last_full_ms;
 	uint64_t arp_fast_until_ms;       /* resolve new backends quickly until then */
+	uint64_t arp_refused_log_ms;      /* last log line about refused MAC changes */
+	uint64_t arp_refused_unlogged;    /* refused since that line */
 	struct flow_timeouts timeouts;
 
 	pthread_rwlock_t dp_lock;
@@ -219,6 +224,15 @@ void arp_close(struct lbd *l);
 int arp_send_request(struct lbd *l, uint32_t target);
 void arp_send_garp_burst(struct lbd *l);
 void arp_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* What an ARP frame saying `mac` for a backend means for its slot (pure): the first MAC makes it usable
+ * (Maglev is rebuilt); the same MAC confirms it; a different MAC replaces it only when the known MAC has
+ * not been heard for ARP_MAC_LOCK_MS, otherwise it is refused and counted. */
+#define ARP_MAC_LOCK_MS 1000u
+#define ARP_REFUSED_LOG_MS 10000u
+enum arp_mac_verdict { ARP_MAC_SAME, ARP_MAC_FIRST, ARP_MAC_CHANGE, ARP_MAC_REFUSE };
+enum arp_mac_verdict arp_mac_judge(const struct lbd_backend *b, const uint8_t *mac, uint64_t now);
+/* Main thread: applies an ARP frame from a backend address (`now` passed in for the unit tests). */
+void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now);
 
 /* mode.c: active/standby, releasing the VIPs, fencing, gratuitous ARP scheduling and the graceful stop */
 void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms, int force_garp,
