@@ -124,8 +124,8 @@ static void arp_report_refused(struct lbd *l, const struct lbd_backend *b, const
 	l->arp_refused_unlogged++;
 	if (l->arp_refused_log_ms && now - l->arp_refused_log_ms < ARP_REFUSED_LOG_MS)
 		return;
-	log_warn("backend %s: ARP says %s, but %s answered %llu ms ago: refused (%llu such refusals since the "
-		 "last report; the next report in %u s at the earliest)",
+	log_warn("backend %s: ARP says %s, but %s answered %llu ms ago: refused (%llu refused since the last "
+		 "report; next report in %u s at the earliest)",
 		 inet_ntoa((struct in_addr){ b->addr }), arp_mac_str(mac, got), arp_mac_str(b->mac, known),
 		 (unsigned long long)(now - b->mac_seen_ms), (unsigned long long)l->arp_refused_unlogged,
 		 ARP_REFUSED_LOG_MS / 1000);
@@ -133,13 +133,16 @@ static void arp_report_refused(struct lbd *l, const struct lbd_backend *b, const
 	l->arp_refused_unlogged = 0;
 }
 
-/* Main thread. Applies one ARP observation of a backend address. Only a backend becoming resolvable
- * changes the usable set and rebuilds Maglev; a MAC change is a 6-byte write that workers read at send
- * time, made under dp_lock held for writing just for that slot (a worker reads b->mac under the read
- * side, per batch, so it never sees half of an old MAC and half of a new one). A confirmation touches
- * only mac_seen_ms, which no worker reads: no lock. */
+/* Main thread. Applies one ARP frame from a backend address to every slot of that address (one per
+ * service it serves). Only a backend becoming resolvable changes the usable set and rebuilds Maglev; a
+ * MAC change is a 6-byte write that workers read at send time, made under dp_lock held for writing
+ * just for that slot: a worker reads b->mac under the read side, held for its whole batch, so it never
+ * sees half of an old MAC and half of a new one. A confirmation touches only mac_seen_ms, which no
+ * worker reads: no lock. Counters and log lines count frames, not slots. */
 void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
 {
+	const struct lbd_backend *refused = NULL;
+	int first = 0, changed = 0;
 	char buf[18];
 
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
@@ -157,23 +160,29 @@ void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
 			dp_rebuild_service(l, &l->services[b->service]);
 			dp_write_unlock(l);
 			b->mac_seen_ms = now;
-			log_rl(LOG_LVL_INFO, "backend %s is at %s", inet_ntoa((struct in_addr){ addr }),
-			       arp_mac_str(mac, buf));
+			first = 1;
 			break;
 		case ARP_MAC_CHANGE:
 			dp_write_lock(l);
 			memcpy(b->mac, mac, 6);
 			dp_write_unlock(l);
 			b->mac_seen_ms = now;
-			l->ctr.arp_mac_changes++;
-			log_rl(LOG_LVL_WARN, "backend %s moved to %s (its old MAC was silent for %u ms or more)",
-			       inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf), ARP_MAC_LOCK_MS);
+			changed = 1;
 			break;
 		case ARP_MAC_REFUSE:
-			arp_report_refused(l, b, mac, now);
+			refused = b;
 			break;
 		}
 	}
+	if (first)
+		log_rl(LOG_LVL_INFO, "backend %s is at %s", inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf));
+	if (changed) {
+		l->ctr.arp_mac_changes++;
+		log_rl(LOG_LVL_WARN, "backend %s moved to %s (its old MAC was silent for %u ms or more)",
+		       inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf), ARP_MAC_LOCK_MS);
+	}
+	if (refused)
+		arp_report_refused(l, refused, mac, now);
 }
 
 /* A backend claiming a VIP is misconfigured; returns 0 if the claim came from no backend (the peer).
