@@ -3,8 +3,8 @@
  * sends). A backend seen claiming a VIP is flagged: it is not set up for DSR. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdio.h>
 #include <linux/if_packet.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -174,8 +174,9 @@ void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now)
 			break;
 		}
 	}
+	/* Not rate-limited: a backend becomes resolvable once per start, reload or four silent rounds. */
 	if (first)
-		log_rl(LOG_LVL_INFO, "backend %s is at %s", inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf));
+		log_info("backend %s is at %s", inet_ntoa((struct in_addr){ addr }), arp_mac_str(mac, buf));
 	if (changed) {
 		l->ctr.arp_mac_changes++;
 		log_rl(LOG_LVL_WARN, "backend %s moved to %s (its old MAC was silent for %u ms or more)",
