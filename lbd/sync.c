@@ -15,6 +15,24 @@
  *
  *   connect ──HELLO──► ◄──HELLO── (stale: learn challenge) ──HELLO(pa)──► established ◄──HELLO(pa)──
  *
+ * Who may take the session. The accepting side keeps its connection until a newer one from the
+ * peer's address has *authenticated* (sent its first authentic message): a connection from the peer's
+ * address is only pending until then, one at a time (a newer pending connection replaces an older
+ * one, never the session), and is closed at the handshake deadline. Connections from any other
+ * address are closed at once. Without this, any process on the peer node (or a host spoofing its
+ * address) could cut the session with an empty connection. The connecting side closes its own
+ * connection when the far end has not authenticated by the same deadline, and tries again.
+ *
+ *   accept ─► other address: closed, counted
+ *          └► peer address ─► pending ──first authentic message──► the session (the old one closed)
+ *                                  └──deadline, a newer pending one, oversized frame, EOF──► closed, counted
+ *
+ * Memory one connection can cost: an input buffer of one frame (SYNC_FRAME_MAX); a length prefix
+ * above the largest frame closes the connection at once. The pending connection has its own buffer,
+ * allocated once, and sends only HELLOs, straight to the socket; the output buffer belongs to the
+ * authenticated session alone. So the sync port costs at most two connections and two input buffers,
+ * plus the kernel's listen backlog, whatever a non-member sends or however many connections it opens.
+ *
  * Flow updates (creations, state and backend changes, deletions, periodic refreshes of live flows)
  * are queued by the forwarding path into a bounded ring and flushed every few milliseconds in batches.
  * The output buffer is bounded too: when the peer is slow or gone, updates are dropped and counted, and
@@ -29,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -45,10 +64,21 @@
 #define SYNC_RETRY_S      0.2
 #define SYNC_CONNECT_S    1.0
 #define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
+#define SYNC_HANDSHAKE_S  2.0               /* a connection's first authentic message is due within */
+#define SYNC_BACKLOG      4
 #define SYNC_LAGS         4096
 
 enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
 
+/* A connection from the peer's address that has not yet sent an authentic message (accepting side). */
+struct sync_pending {
+	int fd;
+	ev_io rio;
+	ev_timer deadline;
+	uint8_t *in;
+	size_t in_len;
+	int hellos;
+};
 
 struct sync_ctx {
 	struct lbd *l;
@@ -65,6 +95,7 @@ struct sync_ctx {
 	ev_timer retry, flush;
 	ev_async wake;
 	int connecting, established, rx_ok, hellos;
+	struct sync_pending pend;
 
 	uint8_t *in;
 	size_t in_len;
@@ -91,6 +122,7 @@ struct sync_ctx {
 	uint32_t n_lags, last_lag;
 	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
 		bulk_sent;
+	uint64_t refused_not_peer, unauthenticated, handshake_timeouts, oversized;
 	char peer_str[INET_ADDRSTRLEN];
 };
 
@@ -105,18 +137,26 @@ static void sync_put_len(uint8_t *p, uint32_t n)
 	p[3] = n;
 }
 
+/* Packs and seals one message into s->ebuf; -1 if it does not fit. */
+static int sync_seal(struct sync_ctx *s, Dsrlb__SyncMessage *m, int peer_accepted, size_t *elen)
+{
+	size_t plen;
+
+	m->peer_accepted = peer_accepted;
+	m->active = s->l->active;
+	plen = dsrlb__sync_message__get_packed_size(m);
+	if (plen > AUTH_MAX_MSG)
+		return -1;
+	dsrlb__sync_message__pack(m, s->pbuf);
+	return auth_seal(s->sess, s->pbuf, plen, s->ebuf, AUTH_MAX_ENVELOPE, elen);
+}
+
 /* Seals and queues one message; -1 (counted) when the output buffer is full. */
 static int sync_send(struct sync_ctx *s, Dsrlb__SyncMessage *m)
 {
-	size_t plen, elen;
+	size_t elen;
 
-	m->peer_accepted = s->rx_ok;
-	m->active = s->l->active;
-	plen = dsrlb__sync_message__get_packed_size(m);
-	if (s->fd < 0 || plen > AUTH_MAX_MSG)
-		return -1;
-	dsrlb__sync_message__pack(m, s->pbuf);
-	if (auth_seal(s->sess, s->pbuf, plen, s->ebuf, AUTH_MAX_ENVELOPE, &elen) < 0)
+	if (s->fd < 0 || sync_seal(s, m, s->rx_ok, &elen) < 0)
 		return -1;
 	if (s->out_len + 4 + elen > SYNC_OUT_MAX && s->out_off) {
 		memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
@@ -466,6 +506,72 @@ static void sync_bulk_pump(struct sync_ctx *s)
 	}
 }
 
+static uint32_t sync_get_len(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Handles one opened message of the session's connection. */
+static void sync_dispatch(struct sync_ctx *s, size_t plen)
+{
+	Dsrlb__SyncMessage *m;
+
+	s->rx_ok = 1;
+	m = dsrlb__sync_message__unpack(NULL, plen, s->plain);
+	if (!m) {
+		s->rejected++;
+		log_rl(LOG_LVL_WARN, "sync from %s: authentic message does not parse", s->peer_str);
+		return;
+	}
+	sync_message(s, m);
+	dsrlb__sync_message__free_unpacked(m, NULL);
+}
+
+/* Handles the whole frames in the session's input buffer and keeps the rest; -1 once the connection
+ * is closed. */
+static int sync_frames(struct sync_ctx *s)
+{
+	size_t off = 0;
+
+	while (s->in_len - off >= 4) {
+		const uint8_t *p = s->in + off;
+		uint32_t len = sync_get_len(p);
+		size_t plen;
+		enum auth_result r;
+
+		if (len > AUTH_MAX_ENVELOPE) {
+			s->rejected++;
+			s->oversized++;
+			sync_close(s, "oversized frame");
+			return -1;
+		}
+		if (s->in_len - off < 4 + (size_t)len)
+			break;
+		off += 4 + len;
+		r = auth_open(s->sess, p + 4, len, s->plain, AUTH_MAX_MSG, &plen);
+		if (r == AUTH_STALE_EPOCH) {
+			/* During the handshake: a restarted peer, let it learn our challenge. Once
+			 * established: a recording of an older epoch. */
+			if (s->established)
+				s->rejected++;
+			else if (s->hellos < SYNC_HELLO_MAX)
+				sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
+			continue;
+		}
+		if (r != AUTH_OK) {
+			s->rejected++;
+			log_rl(LOG_LVL_WARN, "sync from %s: frame rejected: %s", s->peer_str, auth_result_str(r));
+			continue;
+		}
+		sync_dispatch(s, plen);
+		if (s->fd < 0)
+			return -1;
+	}
+	memmove(s->in, s->in + off, s->in_len - off);
+	s->in_len -= off;
+	return 0;
+}
+
 static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sync_ctx *s = w->data;
@@ -483,56 +589,20 @@ static void sync_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		s->in_len += (size_t)n;
-		size_t off = 0;
-		while (s->in_len - off >= 4) {
-			const uint8_t *p = s->in + off;
-			uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-			size_t plen;
-			enum auth_result r;
-
-			if (len > AUTH_MAX_ENVELOPE) {
-				s->rejected++;
-				sync_close(s, "oversized frame");
-				return;
-			}
-			if (s->in_len - off < 4 + (size_t)len)
-				break;
-			off += 4 + len;
-			r = auth_open(s->sess, p + 4, len, s->plain, AUTH_MAX_MSG, &plen);
-			if (r == AUTH_STALE_EPOCH) {
-				/* During the handshake: a restarted peer, let it learn our challenge. Once
-				 * established: a recording of an older epoch. */
-				if (s->established)
-					s->rejected++;
-				else if (s->hellos < SYNC_HELLO_MAX)
-					sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
-				continue;
-			}
-			if (r != AUTH_OK) {
-				s->rejected++;
-				log_rl(LOG_LVL_WARN, "sync from %s: frame rejected: %s", s->peer_str, auth_result_str(r));
-				continue;
-			}
-			s->rx_ok = 1;
-			Dsrlb__SyncMessage *m = dsrlb__sync_message__unpack(NULL, plen, s->plain);
-			if (!m) {
-				s->rejected++;
-				log_rl(LOG_LVL_WARN, "sync from %s: authentic message does not parse", s->peer_str);
-				continue;
-			}
-			sync_message(s, m);
-			dsrlb__sync_message__free_unpacked(m, NULL);
-			if (s->fd < 0)
-				return;
-		}
-		memmove(s->in, s->in + off, s->in_len - off);
-		s->in_len -= off;
+		if (sync_frames(s) < 0)
+			return;
 	}
 }
 
-static void sync_connected(struct sync_ctx *s)
+/* The connection in s->fd is the session's from now on. */
+static void sync_connected(struct sync_ctx *s, int hello)
 {
 	ev_timer_stop(s->l->loop, &s->retry);
+	if (s->initiator) {
+		/* The far end must authenticate within the deadline (sync_retry_cb checks). */
+		ev_timer_set(&s->retry, SYNC_HANDSHAKE_S, 0.);
+		ev_timer_start(s->l->loop, &s->retry);
+	}
 	s->connecting = 0;
 	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
 	s->rx_ok = 0;
@@ -542,7 +612,8 @@ static void sync_connected(struct sync_ctx *s)
 	ev_io_init(&s->rio, sync_read_cb, s->fd, EV_READ);
 	s->rio.data = s;
 	ev_io_start(s->l->loop, &s->rio);
-	sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
+	if (hello)
+		sync_send_simple(s, DSRLB__SYNC_TYPE__SYNC_HELLO, 0, 0);
 }
 
 static void sync_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -558,7 +629,7 @@ static void sync_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 			sync_close(s, strerror(err));
 			return;
 		}
-		sync_connected(s);
+		sync_connected(s, 1);
 		return;
 	}
 	while (s->out_off < s->out_len) {
@@ -604,6 +675,13 @@ static void sync_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * kernel's own retries back off to many seconds. Start over instead. */
 	if (s->fd >= 0 && s->connecting) {
 		sync_close(s, "connect timed out");
+		return;
+	}
+	/* Connected, but nothing authentic came back: not our peer (or not yet a working one). */
+	if (s->fd >= 0 && !s->rx_ok) {
+		s->unauthenticated++;
+		s->handshake_timeouts++;
+		sync_close(s, "no authentic message within the handshake deadline");
 		return;
 	}
 	if (s->fd >= 0 || !s->initiator)
@@ -652,15 +730,148 @@ static void sync_close(struct sync_ctx *s, const char *why)
 	s->bulk_tx = 0;
 	sync_discard_queues(s);
 	s->reconnects++;
-	if (s->initiator && !ev_is_active(&s->retry)) {
+	if (s->initiator) {
+		/* Whatever the timer was waiting for (connect, handshake) went with the connection. */
+		ev_timer_stop(loop, &s->retry);
 		ev_timer_set(&s->retry, SYNC_RETRY_S, 0.);
 		ev_timer_start(loop, &s->retry);
 	}
 }
 
+/* Closes the pending connection, which never authenticated; counted. */
+static void sync_pending_close(struct sync_ctx *s, const char *why)
+{
+	struct sync_pending *p = &s->pend;
+
+	if (p->fd < 0)
+		return;
+	log_rl(LOG_LVL_WARN, "sync: unauthenticated connection from %s closed: %s", s->peer_str, why);
+	ev_io_stop(s->l->loop, &p->rio);
+	ev_timer_stop(s->l->loop, &p->deadline);
+	close(p->fd);
+	p->fd = -1;
+	p->in_len = 0;
+	s->unauthenticated++;
+}
+
+static void sync_pending_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sync_ctx *s = t->data;
+
+	s->handshake_timeouts++;
+	sync_pending_close(s, "no authentic message within the handshake deadline");
+}
+
+/* A HELLO on the pending connection, straight to the socket (the output buffer is the session's):
+ * tells a restarted peer our challenge. -1 when the socket does not take it whole. */
+static int sync_pending_hello(struct sync_ctx *s)
+{
+	Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
+	uint8_t hdr[4];
+	size_t elen;
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	m.type = DSRLB__SYNC_TYPE__SYNC_HELLO;
+	if (sync_seal(s, &m, 0, &elen) < 0)
+		return -1;
+	sync_put_len(hdr, (uint32_t)elen);
+	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ s->ebuf, elen };
+	s->pend.hellos++;
+	s->sent_msgs++;
+	return sendmsg(s->pend.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)(4 + elen) ? 0 : -1;
+}
+
+/* The pending connection sent an authentic message (opened into s->plain, plen bytes, the first
+ * `used` bytes of its buffer consumed): it becomes the session, replacing the old connection. */
+static void sync_promote(struct sync_ctx *s, size_t used, size_t plen)
+{
+	struct sync_pending *p = &s->pend;
+	uint8_t *in = s->in;
+	int fd = p->fd, hellos = p->hellos;
+	size_t rest = p->in_len - used;
+
+	ev_io_stop(s->l->loop, &p->rio);
+	ev_timer_stop(s->l->loop, &p->deadline);
+	p->fd = -1;
+	if (s->fd >= 0)
+		sync_close(s, "replaced by an authenticated new connection");
+	log_info("sync: new connection from %s authenticated", s->peer_str);
+	sync_setup_fd(s, fd);
+	sync_connected(s, 0);
+	s->hellos = hellos;
+	/* The rest of what arrived goes with the session: swap the buffers. */
+	memmove(p->in, p->in + used, rest);
+	s->in = p->in;
+	s->in_len = rest;
+	p->in = in;
+	p->in_len = 0;
+	sync_dispatch(s, plen);
+	if (s->fd >= 0)
+		sync_frames(s);
+}
+
+static void sync_pending_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sync_ctx *s = w->data;
+	struct sync_pending *p = &s->pend;
+
+	for (int rounds = 0; rounds < 4; rounds++) {
+		ssize_t n = recv(p->fd, p->in + p->in_len, SYNC_FRAME_MAX - p->in_len, 0);
+		size_t off = 0;
+
+		if (n == 0) {
+			sync_pending_close(s, "closed by the far end");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			sync_pending_close(s, strerror(errno));
+			return;
+		}
+		p->in_len += (size_t)n;
+		while (p->in_len - off >= 4) {
+			uint32_t len = sync_get_len(p->in + off);
+			size_t plen;
+			enum auth_result r;
+
+			if (len > AUTH_MAX_ENVELOPE) {
+				s->rejected++;
+				s->oversized++;
+				sync_pending_close(s, "oversized frame");
+				return;
+			}
+			if (p->in_len - off < 4 + (size_t)len)
+				break;
+			r = auth_open(s->sess, p->in + off + 4, len, s->plain, AUTH_MAX_MSG, &plen);
+			off += 4 + len;
+			if (r == AUTH_OK) {
+				sync_promote(s, off, plen);
+				return;
+			}
+			if (r == AUTH_STALE_EPOCH) {
+				/* A restarted peer: tell it our challenge. */
+				if (p->hellos < SYNC_HELLO_MAX && sync_pending_hello(s) < 0) {
+					sync_pending_close(s, "does not read");
+					return;
+				}
+				continue;
+			}
+			s->rejected++;
+			log_rl(LOG_LVL_WARN, "sync from %s: frame rejected: %s", s->peer_str, auth_result_str(r));
+		}
+		memmove(p->in, p->in + off, p->in_len - off);
+		p->in_len -= off;
+	}
+}
+
+/* Only the peer's address may connect; its connection waits as pending until it authenticates. */
 static void sync_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sync_ctx *s = w->data;
+	struct sync_pending *p = &s->pend;
 	struct sockaddr_in from;
 	socklen_t flen = sizeof(from);
 	int fd = accept4(s->listen_fd, (struct sockaddr *)&from, &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -669,15 +880,21 @@ static void sync_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (from.sin_addr.s_addr != s->peer_addr) {
 		s->rejected++;
+		s->refused_not_peer++;
 		log_rl(LOG_LVL_WARN, "sync: connection from %s refused: not our peer", inet_ntoa(from.sin_addr));
 		close(fd);
 		return;
 	}
-	/* A new connection from the peer replaces the old one (it restarted, or the old one is half-dead). */
-	if (s->fd >= 0)
-		sync_close(s, "replaced by a new connection");
-	sync_setup_fd(s, fd);
-	sync_connected(s);
+	/* At most one pending connection: the newest, so a silent one cannot keep a restarted peer out. */
+	sync_pending_close(s, "replaced by a newer connection");
+	p->fd = fd;
+	p->in_len = 0;
+	p->hellos = 0;
+	ev_io_init(&p->rio, sync_pending_read_cb, fd, EV_READ);
+	p->rio.data = s;
+	ev_io_start(loop, &p->rio);
+	ev_timer_set(&p->deadline, SYNC_HANDSHAKE_S, 0.);
+	ev_timer_start(loop, &p->deadline);
 }
 
 struct sync_ctx *sync_create(struct lbd *l)
@@ -698,6 +915,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 		return NULL;
 	s->l = l;
 	s->fd = -1;
+	s->pend.fd = -1;
 	s->listen_fd = -1;
 	s->self_addr = self->addr.s_addr;
 	s->peer_addr = peer->addr.s_addr;
@@ -713,18 +931,20 @@ struct sync_ctx *sync_create(struct lbd *l)
 	}
 	s->sess = auth_session_create(s->keys, AUTH_KIND_SYNC, self->name, peer->name);
 	s->in = malloc(SYNC_FRAME_MAX);
+	s->pend.in = malloc(SYNC_FRAME_MAX);
 	s->out = malloc(SYNC_OUT_MAX);
 	s->pbuf = malloc(AUTH_MAX_MSG);
 	s->ebuf = malloc(AUTH_MAX_ENVELOPE);
 	s->plain = malloc(AUTH_MAX_MSG);
-	if (!s->sess || !s->in || !s->out || !s->pbuf || !s->ebuf || !s->plain) {
+	if (!s->sess || !s->in || !s->pend.in || !s->out || !s->pbuf || !s->ebuf || !s->plain) {
 		log_err("%s: out of memory", __func__);
 		goto fail;
 	}
 	ev_init(&s->retry, sync_retry_cb);
 	ev_init(&s->flush, sync_flush_cb);
 	ev_async_init(&s->wake, sync_wake_cb);
-	s->retry.data = s->flush.data = s->wake.data = s;
+	ev_init(&s->pend.deadline, sync_pending_deadline_cb);
+	s->retry.data = s->flush.data = s->wake.data = s->pend.deadline.data = s;
 	ev_async_start(l->loop, &s->wake);
 	s->flush.repeat = SYNC_FLUSH_S;
 	ev_timer_set(&s->flush, SYNC_FLUSH_S, 0.);
@@ -737,7 +957,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 		sin.sin_family = AF_INET;
 		sin.sin_addr.s_addr = s->self_addr;
 		sin.sin_port = htons(s->port);
-		if (bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s->listen_fd, 4) < 0) {
+		if (bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s->listen_fd, SYNC_BACKLOG) < 0) {
 			log_err("sync: listen on %s:%u: %s", inet_ntoa(sin.sin_addr), s->port, strerror(errno));
 			goto fail;
 		}
@@ -765,6 +985,7 @@ void sync_destroy(struct sync_ctx *s)
 		if (s->listen_fd >= 0)
 			ev_io_stop(s->l->loop, &s->listen_io);
 	}
+	sync_pending_close(s, "stopping");
 	sync_close(s, "stopping");
 	ev_timer_stop(s->l->loop, &s->retry);
 	if (s->listen_fd >= 0)
@@ -772,6 +993,7 @@ void sync_destroy(struct sync_ctx *s)
 	auth_session_destroy(s->sess);
 	auth_keyring_destroy(s->keys);
 	free(s->in);
+	free(s->pend.in);
 	free(s->out);
 	free(s->pbuf);
 	free(s->ebuf);
@@ -797,6 +1019,8 @@ const char *sync_state_str(const struct sync_ctx *s)
 {
 	if (!s)
 		return "disabled";
+	if (s->fd < 0 && s->pend.fd >= 0)
+		return "handshake";
 	if (s->fd < 0 || s->connecting)
 		return "connecting";
 	return s->established ? "established" : "handshake";
@@ -842,6 +1066,10 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 	st->unknown_backend = s->unknown_backend;
 	st->reconnects = s->reconnects;
 	st->bulk_sent = s->bulk_sent;
+	st->refused_not_peer = s->refused_not_peer;
+	st->unauthenticated = s->unauthenticated;
+	st->handshake_timeouts = s->handshake_timeouts;
+	st->oversized = s->oversized;
 	st->peer_active = s->peer_active;
 	st->ready = sync_ready(s);
 }
