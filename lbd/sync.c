@@ -65,7 +65,7 @@
 #define SYNC_CONNECT_S    1.0
 #define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
 #define SYNC_HANDSHAKE_S  2.0               /* a connection's first authentic message is due within */
-#define SYNC_BACKLOG      4
+#define SYNC_BACKLOG      16                /* a burst of connections waits here, not in lbd */
 #define SYNC_LAGS         4096
 
 enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
