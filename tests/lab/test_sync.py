@@ -21,8 +21,13 @@
   peer's own address (its daemons stopped) random bytes, a truncated frame, oversized and empty
   length prefixes, a reflected stream and a replayed capture of the real sync stream change no
   table entry and raise the `rejected` counter; the real peer then syncs again as before.
+- Who may take the session: silent connections from another process on the peer node, every 100 ms
+  for 10 s, leave the session established in every status poll with `reconnects` unchanged, and are
+  closed and counted; so are an oversized length prefix (at once), a trickle and a burst of 12 (at
+  the 2 s handshake deadline). A restarted peer whose old connection lb2 still holds (its FIN and
+  resets dropped) replaces that session within a round trip.
 
-Every wait is bounded; the module takes about 80 seconds.
+Every wait is bounded; the module takes about 110 seconds.
 """
 
 import json
@@ -752,11 +757,219 @@ print(json.dumps(out))
     after = wait_sync(pair, listener, lambda s, _st: s["rejected"] >= before["rejected"] + 5, 2,
                       f"{listener} counting the refused connections")["sync"]
     assert after["state"] == "established" and after["reconnects"] == before["reconnects"], after
+    assert after["refused_not_peer"] == before["refused_not_peer"] + 5, after
+    assert after["unauthenticated"] == before["unauthenticated"], after
     assert after["received_messages"] >= before["received_messages"]
     # The real connection still works: a new flow reaches the standby.
     n2 = pair.lbd("lb2")["flows"]
     assert client.http_gets(lab, 5)["ok"] == 5
     wait_for(lambda: pair.lbd("lb2")["flows"] >= n2 + 5, 2, 0.05, "new flows synced to lb2")
+
+
+# Opens connections to HOST:PORT from this namespace, one every GAP seconds, N in all, and keeps each
+# open (sending whatever its kind says) until the far end closes it; reports when each closed.
+#   silent:   sends nothing
+#   oversize: a length prefix above the largest frame, then 100 bytes
+#   trickle:  a plausible length prefix (4096), then one byte every 100 ms
+SYNC_CLIENT = r'''
+import json, select, socket, sys, time
+host, port, kind, n, gap, linger = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), \
+    float(sys.argv[5]), float(sys.argv[6])
+first = {"oversize": b"\x7f\xff\xff\xff" + b"x" * 100, "trickle": b"\x00\x00\x10\x00"}.get(kind, b"")
+connecting = set()
+conns = {}                 # socket -> [connected at, last byte sent at]
+out = {"opened": 0, "closed": [], "refused": 0, "got": 0, "open_left": 0}
+t0 = time.monotonic()
+while True:
+    now = time.monotonic()
+    if out["opened"] < n and now >= t0 + out["opened"] * gap:
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex((host, port))  # a burst can overflow the listen backlog: the kernel resends the SYN
+        connecting.add(s)
+        out["opened"] += 1
+        continue
+    if out["opened"] >= n and (not conns and not connecting or now > t0 + n * gap + linger):
+        break
+    if kind == "trickle":
+        for s, (opened, last) in list(conns.items()):
+            if now - last >= 0.1:
+                try:
+                    s.send(b"t")
+                except OSError:
+                    pass
+                conns[s][1] = now
+    r, w, _ = select.select(list(conns), list(connecting), [], 0.01)
+    for s in w:
+        connecting.discard(s)
+        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            out["refused"] += 1
+            s.close()
+            continue
+        if first:
+            s.send(first)
+        conns[s] = [time.monotonic(), time.monotonic()]
+    for s in r:
+        try:
+            d = s.recv(65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            d = b""
+        if d:
+            out["got"] += len(d)
+            continue
+        out["closed"].append(round(time.monotonic() - conns.pop(s)[0], 3))
+        s.close()
+out["open_left"] = len(conns) + len(connecting)
+print(json.dumps(out))
+'''
+
+
+def sync_client(lab, node, target, kind, n, gap, linger=4.0):
+    """Starts SYNC_CLIENT in node's namespace against target's sync port; returns the process."""
+    path = os.path.join(lab.tmpdir, "conf", "sync_client.py")
+    with open(path, "w") as f:
+        f.write(SYNC_CLIENT)
+    return lab.popen(node, [sys.executable, path, lab.addr(target), str(SYNC_PORT), kind, str(n), str(gap),
+                            str(linger)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sync_client_result(proc, timeout):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
+def watch_sync(pair, node, proc, interval=0.2):
+    """node's sync status every `interval` while proc runs: [(state, reconnects), ...]."""
+    polls = []
+    while proc.poll() is None:
+        s = sync_st(pair, node)
+        polls.append((s["state"], s["reconnects"]) if s else (None, None))
+        time.sleep(interval)
+    return polls
+
+
+SYNC_COUNTERS = ("rejected", "refused_not_peer", "unauthenticated", "handshake_timeouts", "oversized",
+                 "reconnects")
+
+
+def counter_delta(before, after):
+    return {k: after[k] - before[k] for k in SYNC_COUNTERS}
+
+
+def test_silent_connections_from_the_peer_node_leave_the_session_up(lab, make_pair):
+    """Another process on lb1 opens a silent connection to lb2's sync port every 100 ms for 10 s
+    while lb1 creates flows. lb2 keeps the authenticated session established in every status poll,
+    `reconnects` stays where it was on both nodes, each silent connection is closed (replaced by the
+    next one, the last at the handshake deadline) and counted, and the flows created meanwhile reach
+    lb2."""
+    pair = make_pair(sync=True)
+    wait_established(pair)
+    b1, b2 = sync_st(pair, "lb1"), sync_st(pair, "lb2")
+    n_conns, gap = 100, 0.1
+    proc = sync_client(lab, "lb1", "lb2", "silent", n_conns, gap)
+    pair.extra_procs = [proc]
+    gen = paced_start(lab, "lb1", 2000, 250)
+    polls = watch_sync(pair, "lb2", proc)
+    res = sync_client_result(proc, 20)
+    paced_wait(lab, gen, 10)
+    a2 = wait_sync(pair, "lb2", lambda s, _st: s["unauthenticated"] >= b2["unauthenticated"] + n_conns, 3,
+                   "lb2 counting the silent connections")["sync"]
+    a1 = sync_st(pair, "lb1")
+    d2 = counter_delta(b2, a2)
+    up = sum(1 for st, _r in polls if st == "established")
+    print(f"\nsilent: {res['opened']} connections, {len(res['closed'])} closed by lb2 (median life "
+          f"{sorted(res['closed'])[len(res['closed']) // 2] if res['closed'] else '-'} s, longest "
+          f"{max(res['closed'], default=0)} s); lb2 established in {up} of {len(polls)} polls; lb2 {d2}; "
+          f"reconnects lb1 {b1['reconnects']} -> {a1['reconnects']}")
+    assert res["opened"] == n_conns and res["refused"] == 0 and res["got"] == 0, res
+    assert len(res["closed"]) == n_conns and res["open_left"] == 0, res
+    # Each was replaced by the next within about the gap; the last lived until the deadline (2 s).
+    assert 1.5 <= max(res["closed"]) <= 3.0, res["closed"]
+    assert len(polls) >= 30 and up == len(polls), polls
+    assert {r for _st, r in polls} == {b2["reconnects"]}, polls
+    assert d2 == {"rejected": 0, "refused_not_peer": 0, "unauthenticated": n_conns, "handshake_timeouts": 1,
+                  "oversized": 0, "reconnects": 0}, d2
+    assert a1["reconnects"] == b1["reconnects"] and a1["state"] == "established", a1
+    assert a2["state"] == "established" and a2["bulk_state"] == "done", a2
+    # The updates of the flows lb1 created meanwhile arrived on the session.
+    assert a2["received_flows"] >= b2["received_flows"] + 1000, (b2["received_flows"], a2["received_flows"])
+    wait_for(lambda: pair.lbd("lb2")["flows"] == pair.lbd("lb1")["flows"], 3, 0.05, "lb2 holding lb1's flows")
+
+
+def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pair):
+    """From lb1's address: a length prefix above the largest frame is closed at once; a connection
+    that trickles a byte every 100 ms is closed at the handshake deadline (2 s); 12 connections
+    opened at once cost one pending slot (each replaced by the next, the last at the deadline).
+    The session stays established throughout."""
+    pair = make_pair(sync=True)
+    wait_established(pair)
+    b2 = sync_st(pair, "lb2")
+    res = {}
+    for kind, n, gap in (("oversize", 3, 0.3), ("trickle", 1, 0.0), ("silent", 12, 0.0)):
+        proc = sync_client(lab, "lb1", "lb2", kind, n, gap, linger=10.0)
+        pair.extra_procs = [proc]
+        polls = watch_sync(pair, "lb2", proc, 0.1)
+        res[kind] = sync_client_result(proc, 15)
+        assert {p for p in polls} == {("established", b2["reconnects"])}, (kind, polls)
+    a2 = wait_sync(pair, "lb2", lambda s, _st: s["unauthenticated"] >= b2["unauthenticated"] + 16, 3,
+                   "lb2 counting the closed connections")["sync"]
+    d2 = counter_delta(b2, a2)
+    print(f"\nhostile connections: oversize closed after {res['oversize']['closed']} s, trickle after "
+          f"{res['trickle']['closed']} s, 12 at once: longest {max(res['silent']['closed'], default=0)} s; "
+          f"lb2 {d2}")
+    for kind, n in (("oversize", 3), ("trickle", 1), ("silent", 12)):
+        r = res[kind]
+        assert r["opened"] == n and r["refused"] == 0 and r["open_left"] == 0 and len(r["closed"]) == n, (kind, r)
+        assert r["got"] == 0, (kind, r)
+    assert max(res["oversize"]["closed"]) < 0.5, res["oversize"]
+    assert 1.5 <= res["trickle"]["closed"][0] <= 3.0, res["trickle"]
+    # The burst fits the listen backlog (16): each is replaced at once by the next, the newest is
+    # closed at the deadline.
+    closed = sorted(res["silent"]["closed"])
+    assert closed[-2] < 0.5 and 1.5 <= closed[-1] <= 3.0, closed
+    assert d2 == {"rejected": 3, "refused_not_peer": 0, "unauthenticated": 16, "handshake_timeouts": 2,
+                  "oversized": 3, "reconnects": 0}, d2
+    assert a2["state"] == "established", a2
+    n2 = pair.lbd("lb2")["flows"]
+    assert client.http_gets(lab, 5)["ok"] == 5
+    wait_for(lambda: pair.lbd("lb2")["flows"] >= n2 + 5, 2, 0.05, "new flows synced to lb2")
+
+
+def test_restarted_peer_replaces_a_half_dead_session_promptly(lab, make_pair):
+    """lb1 (the connecting node) crashes with its FIN and resets dropped, so lb2 still holds the old
+    session as established when the new lb1 connects. The new connection waits as pending, sends
+    authentic messages within a round trip and replaces the old session: both nodes are established
+    again, with lb1's bulk done, well within a second of lb1's lbd answering."""
+    skip_without("nft")
+    pair = make_pair(sync=True, master="lb2", priorities={"lb1": 100, "lb2": 150})
+    wait_established(pair)
+    rules = ("table inet syncblock {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+             f"  tcp dport {SYNC_PORT} tcp flags & (fin | rst) != 0 drop\n }}\n}}\n")
+    lab.run("lb1", ["nft", "-f", "-"], input=rules, timeout=10)
+    b2 = sync_st(pair, "lb2")
+    pair.crash("lb1")
+    time.sleep(0.3)
+    held = sync_st(pair, "lb2")
+    assert held["state"] == "established" and held["reconnects"] == b2["reconnects"], held
+    t0 = time.monotonic()
+    pair.start_lbd("lb1")
+    t_up = time.monotonic()
+    a2 = wait_sync(pair, "lb2", lambda s, _st: s["reconnects"] == b2["reconnects"] + 1
+                   and s["state"] == "established", 3, "lb2 taking the new session")["sync"]
+    t_new = time.monotonic()
+    wait_established(pair, ("lb1",), timeout=3)
+    t_bulk = time.monotonic()
+    lab.run("lb1", ["nft", "delete", "table", "inet", "syncblock"], check=False, timeout=10)
+    pair.start_vrrpd("lb1")
+    d2 = counter_delta(b2, a2)
+    print(f"\nrestart over a half-dead session: lb1's lbd answering after {t_up - t0:.2f} s, lb2 on the new "
+          f"session {t_new - t_up:.3f} s later, lb1's bulk done {t_bulk - t_up:.3f} s later; lb2 {d2}")
+    assert t_new - t_up < 1.0 and t_bulk - t_up < 1.5, (t_new - t_up, t_bulk - t_up)
+    assert d2["unauthenticated"] == 0 and d2["rejected"] == 0, d2
+    assert log_times(lab, "lb2-lbd", "replaced by an authenticated new connection", 0), "not the replacement path"
 
 
 FAKE_PEER = r'''
