@@ -64,6 +64,7 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 	p->stopping = hb->stopping;
 	p->flows = hb->flow_count;
 	p->n_vips = hb->n_vips < CFG_MAX_SERVICES ? hb->n_vips : CFG_MAX_SERVICES;
+	/* A heartbeat without VIPs unpacks with vips NULL: memcpy from NULL is undefined even for 0 bytes. */
 	memcpy(p->vips, hb->vips, p->n_vips * sizeof(uint32_t));
 	snprintf(p->sync_state, sizeof(p->sync_state), "%s", hb->sync_state);
 
@@ -80,10 +81,46 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 	vrrpd_actions(v, vrrp_fsm_advert(&v->fsm, &a, now));
 }
 
+/* One datagram from the peer's address: opened, decoded and, if authentic, applied. Separate from the
+ * socket so the fuzz target (tests/fuzz/fuzz_heartbeat.c) reaches every check a datagram goes through. */
+static void advert_input(struct vrrpd *v, const uint8_t *buf, size_t n, const char *from)
+{
+	uint8_t payload[ADVERT_BUF];
+	size_t plen;
+	enum auth_result r;
+
+	if (n > ADVERT_BUF) {
+		v->rej.malformed++;
+		log_rl(LOG_LVL_WARN, "heartbeat from %s: oversized datagram", from);
+		return;
+	}
+	r = auth_open(v->hb, buf, n, payload, sizeof(payload), &plen);
+	if (r != AUTH_OK) {
+		advert_reject(v, r, from);
+		/* A peer whose new epoch we cannot trust yet needs our challenge to prove itself: answer
+		 * at once (at most twice an interval) rather than at the next tick, so a restarted node
+		 * and its peer trust each other within a round trip, well inside master-down. */
+		uint64_t now = clock_ms();
+		if (r == AUTH_STALE_EPOCH && now - v->prompt_sent_ms >= v->cfg->advert_interval_ms / 2) {
+			v->prompt_sent_ms = now;
+			advert_send(v);
+		}
+		return;
+	}
+	Dsrlb__Heartbeat *hb = dsrlb__heartbeat__unpack(NULL, plen, payload);
+	if (!hb) {
+		v->rej.malformed++;
+		log_rl(LOG_LVL_WARN, "heartbeat from %s: authentic but does not parse", from);
+		return;
+	}
+	advert_accept(v, hb);
+	dsrlb__heartbeat__free_unpacked(hb, NULL);
+}
+
 static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vrrpd *v = w->data;
-	uint8_t buf[ADVERT_BUF + 1], payload[ADVERT_BUF];
+	uint8_t buf[ADVERT_BUF + 1];
 
 	/* Drain what is queued, bounded so a flood cannot starve the timers. */
 	for (int i = 0; i < 64; i++) {
@@ -91,8 +128,6 @@ static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t flen = sizeof(from);
 		ssize_t n = recvfrom(v->sock, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
 		char fromstr[INET_ADDRSTRLEN];
-		size_t plen;
-		enum auth_result r;
 
 		if (n < 0)
 			return;
@@ -102,32 +137,7 @@ static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_rl(LOG_LVL_WARN, "heartbeat from %s: not our peer's address", fromstr);
 			continue;
 		}
-		if ((size_t)n > ADVERT_BUF) {
-			v->rej.malformed++;
-			log_rl(LOG_LVL_WARN, "heartbeat from %s: oversized datagram", fromstr);
-			continue;
-		}
-		r = auth_open(v->hb, buf, (size_t)n, payload, sizeof(payload), &plen);
-		if (r != AUTH_OK) {
-			advert_reject(v, r, fromstr);
-			/* A peer whose new epoch we cannot trust yet needs our challenge to prove itself: answer
-			 * at once (at most twice an interval) rather than at the next tick, so a restarted node
-			 * and its peer trust each other within a round trip, well inside master-down. */
-			uint64_t now = clock_ms();
-			if (r == AUTH_STALE_EPOCH && now - v->prompt_sent_ms >= v->cfg->advert_interval_ms / 2) {
-				v->prompt_sent_ms = now;
-				advert_send(v);
-			}
-			continue;
-		}
-		Dsrlb__Heartbeat *hb = dsrlb__heartbeat__unpack(NULL, plen, payload);
-		if (!hb) {
-			v->rej.malformed++;
-			log_rl(LOG_LVL_WARN, "heartbeat from %s: authentic but does not parse", fromstr);
-			continue;
-		}
-		advert_accept(v, hb);
-		dsrlb__heartbeat__free_unpacked(hb, NULL);
+		advert_input(v, buf, (size_t)n, fromstr);
 	}
 }
 
