@@ -1,6 +1,7 @@
 # dsrlb build. `make` builds lbd, vrrpd and lbctl into build/; protobuf-c code is generated into
 # build/gen from proto/*.proto and never committed. `make check` installs missing Debian packages,
-# builds, runs the unit tests (plain and under ASan+UBSan) and the network-namespace suites.
+# builds, runs the unit tests (plain and under ASan+UBSan), replays the fuzz corpus and runs the
+# network-namespace suites.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -34,7 +35,7 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
 
-.PHONY: all deps check unit unit-san lab bench soak demo demo-up demo-down install clean
+.PHONY: all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
 .SECONDARY:
 
 all: $(BINS)
@@ -79,6 +80,51 @@ unit-san: $(UNIT_SAN)
 	@set -e; for t in $(UNIT_SAN); do echo "== $$t (asan+ubsan)"; \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
+# Fuzzing (tests/fuzz, docs/fuzzing.md). One target per tests/fuzz/fuzz_NAME.c, its seed corpus in
+# tests/fuzz/corpus/NAME. `make fuzz` builds the libFuzzer binaries with clang and fuzzes each target for
+# FUZZ_TIME seconds (new inputs go to build/fuzz/corpus, findings to build/fuzz/artifacts); `make
+# fuzz-replay` builds the same targets with gcc, ASan+UBSan and a plain main() and replays every corpus
+# file once, a regression run of seconds; `make fuzz-corpus` rewrites the generated seeds.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+		-Wno-unknown-warning-option -Wno-error
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BIN     := $(addprefix $(B)/fuzz/fuzz_,$(FUZZ_TARGETS))
+REPLAY_BIN   := $(addprefix $(B)/fuzz-replay/fuzz_,$(FUZZ_TARGETS))
+
+$(B)/fuzzobj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+$(B)/libdsrlb-fuzz.a: $(patsubst $(B)/obj/%,$(B)/fuzzobj/%,$(LIB_OBJ))
+	@rm -f $@; ar rcs $@ $^
+$(B)/fuzz/fuzz_%: $(B)/fuzzobj/tests/fuzz/fuzz_%.o $(B)/fuzzobj/tests/fuzz/fuzz.o $(B)/libdsrlb-fuzz.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+$(B)/fuzz-replay/fuzz_%: $(B)/san/tests/fuzz/fuzz_%.o $(B)/san/tests/fuzz/fuzz.o $(B)/san/tests/fuzz/replay.o \
+			 $(B)/libdsrlb-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+$(B)/fuzz-corpus: $(B)/obj/tests/fuzz/corpus_gen.o $(B)/obj/tests/fuzz/fuzz.o $(B)/libdsrlb.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: deps $(FUZZ_BIN)
+	@set -e; mkdir -p $(B)/fuzz/artifacts; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(B)/fuzz/corpus/$$t; echo "== fuzz_$$t ($(FUZZ_TIME) s)"; \
+		if ! nice -n 10 $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix=$(B)/fuzz/artifacts/$$t- \
+			$(B)/fuzz/corpus/$$t tests/fuzz/corpus/$$t >$(B)/fuzz/$$t.log 2>&1; then \
+			tail -n 40 $(B)/fuzz/$$t.log; echo "fuzz_$$t: finding in $(B)/fuzz/artifacts"; exit 1; fi; \
+		grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' $(B)/fuzz/$$t.log; \
+	done
+fuzz-replay: $(REPLAY_BIN)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+			$(B)/fuzz-replay/fuzz_$$t tests/fuzz/corpus/$$t; done
+fuzz-corpus: $(B)/fuzz-corpus
+	$(B)/fuzz-corpus tests/fuzz/corpus
+
 # The network suites, then every suite whose daemons forward again with two forwarding workers
 # (DSRLB_WORKERS adds `workers = 2` to the configs the suites write; tests of config error line
 # numbers are left out of that pass because the added line shifts them).
@@ -92,6 +138,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-san
+	$(MAKE) fuzz-replay
 	$(MAKE) lab
 
 bench: deps all

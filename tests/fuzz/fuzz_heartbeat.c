@@ -1,0 +1,129 @@
+/* Fuzz target: heartbeats as vrrpd receives them from its peer's address (vrrpd/advert.c advert_input):
+ * the authenticated envelope (common/auth.c auth_open: protobuf Envelope, canonical form, key id, kind,
+ * sender, MAC, replay window and epoch handshake), the Heartbeat message, and what an authentic one
+ * changes (advert_accept: the peer's view, then the election state machine).
+ *
+ * advert.c is included so its static input path is reachable without a socket; the daemon's glue
+ * (vrrpd/main.c vrrpd_actions) is replaced by a stand-in that only sends (to no socket).
+ *
+ * Each input starts with fresh sessions on both sides that have completed the epoch handshake. Input:
+ * one byte of mode, then chunks (2-byte length, bytes). Mode bit 0 clear: each chunk is a Heartbeat
+ * payload the peer seals, as a member holding the key would (bit 1: deliver each sealed datagram twice,
+ * a replay). Bit 0 set: each chunk is a datagram delivered as it is, as from a host without the key. */
+#include "../../vrrpd/advert.c"
+
+#include <stdlib.h>
+
+#include "fuzz.h"
+
+#define FUZZ_PAYLOAD_MAX (ADVERT_BUF + 64)     /* larger than a datagram vrrpd accepts */
+
+static struct vrrpd V;
+static struct auth_keyring *kr;
+static uint8_t sealed[FUZZ_PAYLOAD_MAX + AUTH_OVERHEAD];
+
+void vrrpd_actions(struct vrrpd *v, unsigned act)
+{
+	if (act & VRRP_ACT_SEND_ADVERT)
+		advert_send(v);
+}
+
+void vrrpd_rearm(struct vrrpd *v)
+{
+}
+
+static void fuzz_setup(void)
+{
+	const struct cfg_node *self, *peer;
+	char err[256];
+
+	fuzz_quiet();
+	V.cfg = fuzz_cfg();
+	self = cfg_find_node(V.cfg, "lb1", err, sizeof(err));
+	peer = self ? cfg_peer(V.cfg, self) : NULL;
+	kr = auth_keyring_from_bytes(&fuzz_key, 1);
+	if (!peer || !kr)
+		abort();
+	snprintf(V.node, sizeof(V.node), "%s", self->name);
+	V.self = *self;
+	V.peer = *peer;
+	V.have_peer = 1;
+	V.sock = -1;
+	V.lbd_healthy = 1;
+	snprintf(V.sync_state, sizeof(V.sync_state), "done");
+}
+
+/* A fuzz-time failure of the harness itself, not a finding in the code under test. */
+static void fuzz_check(int ok, const char *what)
+{
+	if (!ok) {
+		dprintf(2, "fuzz_heartbeat: harness: %s\n", what);
+		abort();
+	}
+}
+
+/* Both sessions fresh, and each has accepted the other's epoch (auth.c's handshake diagram). */
+static struct auth_session *fuzz_handshake(void)
+{
+	struct auth_session *peer = auth_session_create(kr, AUTH_KIND_HEARTBEAT, "lb2", "lb1");
+	uint8_t env[256], plain[64];
+	size_t elen, plen;
+
+	V.hb = auth_session_create(kr, AUTH_KIND_HEARTBEAT, "lb1", "lb2");
+	fuzz_check(peer && V.hb, "sessions");
+	fuzz_check(auth_seal(peer, (const uint8_t *)"", 0, env, sizeof(env), &elen) == 0, "seal 1");
+	fuzz_check(auth_open(V.hb, env, elen, plain, sizeof(plain), &plen) == AUTH_STALE_EPOCH, "open 1");
+	fuzz_check(auth_seal(V.hb, (const uint8_t *)"", 0, env, sizeof(env), &elen) == 0, "seal 2");
+	fuzz_check(auth_open(peer, env, elen, plain, sizeof(plain), &plen) == AUTH_OK, "open 2");
+	return peer;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct fuzz_in in = { data, size };
+	struct vrrp_fsm_config fc = { 0 };
+	struct auth_session *peer;
+	uint8_t mode;
+
+	if (!ready) {
+		fuzz_setup();
+		ready = 1;
+	}
+	memset(&V.peer_info, 0, sizeof(V.peer_info));
+	memset(&V.rej, 0, sizeof(V.rej));
+	V.prompt_sent_ms = 0;
+	fc.priority = V.self.priority;
+	fc.addr = V.self.addr.s_addr;
+	fc.advert_ms = V.cfg->advert_interval_ms;
+	fc.preempt = 1;
+	fuzz_check(vrrp_fsm_init(&V.fsm, &fc) == 0, "fsm");
+	vrrpd_actions(&V, vrrp_fsm_startup(&V.fsm, clock_ms()));
+	peer = fuzz_handshake();
+
+	mode = fuzz_u8(&in);
+	while (in.n) {
+		const uint8_t *chunk;
+		size_t len = fuzz_chunk(&in, FUZZ_PAYLOAD_MAX, &chunk), slen;
+
+		if (mode & 1) {
+			/* Exactly len bytes, so a read past the datagram is caught. */
+			uint8_t *dgram = malloc(len ? len : 1);
+			if (!dgram)
+				break;
+			memcpy(dgram, chunk, len);
+			advert_input(&V, dgram, len, "192.0.2.12");
+			free(dgram);
+			continue;
+		}
+		if (auth_seal(peer, chunk, len, sealed, sizeof(sealed), &slen) < 0)
+			continue;
+		advert_input(&V, sealed, slen, "192.0.2.12");
+		if (mode & 2)
+			advert_input(&V, sealed, slen, "192.0.2.12");
+	}
+	auth_session_destroy(peer);
+	auth_session_destroy(V.hb);
+	V.hb = NULL;
+	return 0;
+}
