@@ -65,7 +65,8 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 	p->flows = hb->flow_count;
 	p->n_vips = hb->n_vips < CFG_MAX_SERVICES ? hb->n_vips : CFG_MAX_SERVICES;
 	/* A heartbeat without VIPs unpacks with vips NULL: memcpy from NULL is undefined even for 0 bytes. */
-	memcpy(p->vips, hb->vips, p->n_vips * sizeof(uint32_t));
+	if (p->n_vips)
+		memcpy(p->vips, hb->vips, p->n_vips * sizeof(uint32_t));
 	snprintf(p->sync_state, sizeof(p->sync_state), "%s", hb->sync_state);
 
 	/* Both nodes send heartbeats every interval (the envelope's freshness proof needs both
