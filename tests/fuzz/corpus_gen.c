@@ -351,6 +351,10 @@ static void gen_heartbeats(void)
 	put_msg("heartbeat", "replayed", 2, ms, 2, 1);
 	ms[0] = &stranger.base;
 	put_msg("heartbeat", "names-another-node", 0, ms, 1, 1);
+	/* What the peer says is shown by vrrpd's status: strings that need escaping in JSON. */
+	backup.sync_state = "\"}\n\x01\x1b[31m\xff";
+	ms[0] = &backup.base;
+	put_msg("heartbeat", "hostile-sync-state", 0, ms, 1, 1);
 	/* vrrpd/advert.c copied the VIPs from NULL for a heartbeat without any (UBSan, found by this target). */
 	ms[0] = &novips.base;
 	put_msg("heartbeat", "regress-no-vips-memcpy-null", 0, ms, 1, 1);

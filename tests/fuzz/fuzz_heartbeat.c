@@ -1,20 +1,25 @@
 /* Fuzz target: heartbeats as vrrpd receives them from its peer's address (vrrpd/advert.c advert_input):
  * the authenticated envelope (common/auth.c auth_open: protobuf Envelope, canonical form, key id, kind,
  * sender, MAC, replay window and epoch handshake), the Heartbeat message, and what an authentic one
- * changes (advert_accept: the peer's view, then the election state machine).
+ * changes (advert_accept: the peer's view, then the election state machine). Then vrrpd's control
+ * socket is asked for its status (vrrpd/status.c status_handle), which shows what the peer sent, and the
+ * answer is rendered as `lbctl status --json` does (common/pbjson.c).
  *
- * advert.c is included so its static input path is reachable without a socket; the daemon's glue
- * (vrrpd/main.c vrrpd_actions) is replaced by a stand-in that only sends (to no socket).
+ * advert.c and status.c are included so their static paths are reachable without a socket; the daemon's
+ * glue (vrrpd/main.c vrrpd_actions) is replaced by a stand-in that only sends (to no socket).
  *
  * Each input starts with fresh sessions on both sides that have completed the epoch handshake. Input:
  * one byte of mode, then chunks (2-byte length, bytes). Mode bit 0 clear: each chunk is a Heartbeat
  * payload the peer seals, as a member holding the key would (bit 1: deliver each sealed datagram twice,
  * a replay). Bit 0 set: each chunk is a datagram delivered as it is, as from a host without the key. */
 #include "../../vrrpd/advert.c"
+#include "../../vrrpd/status.c"
 
 #include <stdlib.h>
 
+#include "control.pb-c.h"
 #include "fuzz.h"
+#include "pbjson.h"
 
 #define FUZZ_PAYLOAD_MAX (ADVERT_BUF + 64)     /* larger than a datagram vrrpd accepts */
 
@@ -30,6 +35,12 @@ void vrrpd_actions(struct vrrpd *v, unsigned act)
 
 void vrrpd_rearm(struct vrrpd *v)
 {
+}
+
+int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "no reload in the fuzz target");
+	return -1;
 }
 
 static void fuzz_setup(void)
@@ -60,6 +71,31 @@ static void fuzz_check(int ok, const char *what)
 		dprintf(2, "fuzz_heartbeat: harness: %s\n", what);
 		abort();
 	}
+}
+
+/* vrrpd's status as lbctl gets it, rendered as JSON: no raw control character but the layout's newlines. */
+static void fuzz_status(void)
+{
+	static const uint8_t req[] = { 0x08, DSRLB__VRRP_CMD__VRRP_CMD_STATUS };
+	Dsrlb__VrrpResponse *r;
+	uint8_t *resp = NULL;
+	size_t rlen = 0, jlen = 0;
+	char *json = NULL;
+	FILE *out;
+
+	fuzz_check(status_handle(&V, req, sizeof(req), &resp, &rlen) == 0 && resp, "status");
+	r = dsrlb__vrrp_response__unpack(NULL, rlen, resp);
+	fuzz_check(r != NULL, "status response does not unpack");
+	out = open_memstream(&json, &jlen);
+	fuzz_check(out != NULL, "memstream");
+	pbjson_write(out, &r->base, 0);
+	fclose(out);
+	for (size_t i = 0; i < jlen; i++)
+		if ((unsigned char)json[i] < 0x20 && json[i] != '\n')
+			abort();
+	free(json);
+	dsrlb__vrrp_response__free_unpacked(r, NULL);
+	free(resp);
 }
 
 /* Both sessions fresh, and each has accepted the other's epoch (auth.c's handshake diagram). */
@@ -122,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mode & 2)
 			advert_input(&V, sealed, slen, "192.0.2.12");
 	}
+	fuzz_status();
 	auth_session_destroy(peer);
 	auth_session_destroy(V.hb);
 	V.hb = NULL;
