@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	S->bulk_tx_cursor = 0;
 	S->n_lags = 0;
 	sync_setup_fd(S, sv[0]);
-	sync_connected(S);
+	sync_connected(S, 1);
 	/* Our HELLO is the peer's first message from us: it learns our challenge (and cannot trust us yet). */
 	if (S->out_len < 4 || auth_open(peer, S->out + 4, S->out_len - 4, S->plain, AUTH_MAX_MSG, &plen) !=
 	    AUTH_STALE_EPOCH)
