@@ -82,6 +82,7 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->arp_mac_changes = ctr.arp_mac_changes;
 	c->arp_mac_refused = ctr.arp_mac_refused;
 	c->maglev_rebuilds = ctr.maglev_rebuilds;
+	c->frag_unmatched = ctr.frag_unmatched;
 }
 
 static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)

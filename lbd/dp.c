@@ -34,14 +34,30 @@ int dp_is_backend(const struct lbd *l, uint32_t addr)
 	return 0;
 }
 
-struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port)
+struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port)
 {
 	for (size_t i = 0; i < l->n_services; i++) {
 		struct lbd_service *s = &l->services[i];
-		if (s->vip == vip && s->proto == proto && (any_port || s->port == port))
+		if (s->vip == vip && s->proto == proto && s->port == port)
 			return s;
 	}
 	return NULL;
+}
+
+/* The service of a VIP and protocol when exactly one has them, else NULL. */
+struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto)
+{
+	struct lbd_service *found = NULL;
+
+	for (size_t i = 0; i < l->n_services; i++) {
+		struct lbd_service *s = &l->services[i];
+		if (s->vip == vip && s->proto == proto) {
+			if (found)
+				return NULL;
+			found = s;
+		}
+	}
+	return found;
 }
 
 void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new)

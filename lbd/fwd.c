@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "frag.h"
 #include "lbd.h"
 #include "log.h"
 #include "pkt.h"
@@ -124,7 +125,7 @@ static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
 
 	if (!p->have_inner || p->in_saddr != p->daddr)
 		return LBD_NO_SLOT;
-	s = dp_lookup_service(l, p->in_saddr, p->in_proto, p->in_sport, 0);
+	s = dp_lookup_service(l, p->in_saddr, p->in_proto, p->in_sport);
 	if (!s)
 		return LBD_NO_SLOT;
 	memset(&k, 0, sizeof(k));
@@ -182,6 +183,35 @@ static void fwd_send(struct lbd_worker *w, const struct ring_frame *rf, uint16_t
 	w->ctr.tx_bytes += rf->len;
 }
 
+/* The service of a fragment: the first one names it by its port, and the worker remembers that for the
+ * datagram's later fragments, so two services on one VIP and protocol never split a datagram. A later
+ * fragment whose first one was not seen goes to the only service of its VIP and protocol, or is dropped
+ * (counted) when there are several: it would be lost at whichever backend got it. */
+static const struct lbd_service *fwd_frag_service(struct lbd_worker *w, const struct pkt *p, uint64_t now)
+{
+	struct lbd *l = w->lbd;
+	struct frag_key k = { .saddr = p->saddr, .daddr = p->daddr, .id = p->ip_id, .proto = p->proto };
+	const struct lbd_service *s;
+	uint16_t i;
+
+	w->ctr.fragments++;
+	if (!p->later_frag) {
+		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport) : NULL;
+		if (!s && !p->have_ports)
+			s = dp_only_service(l, p->daddr, p->proto);
+		if (s)
+			frag_remember(&w->frags, &k, (uint16_t)(s - l->services), now);
+		return s;
+	}
+	i = frag_recall(&w->frags, &k, now);
+	if (i != FRAG_NONE && i < l->n_services)
+		return &l->services[i];
+	s = dp_only_service(l, p->daddr, p->proto);
+	if (!s)
+		w->ctr.frag_unmatched++;
+	return s;
+}
+
 static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
 {
 	struct lbd *l = w->lbd;
@@ -216,22 +246,19 @@ static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const st
 		return;
 	}
 	if (p->frag) {
-		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
-		w->ctr.fragments++;
-		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport, 0) : NULL;
-		if (!s)
-			s = dp_lookup_service(l, p->daddr, p->proto, 0, 1);
+		s = fwd_frag_service(w, p, now);
 		if (!s) {
 			w->ctr.drop_no_service++;
 			return;
 		}
+		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
 		slot = fwd_pick(l, s, flow_hash_addrs(p->saddr, p->daddr, p->proto));
 	} else {
 		if (!p->have_ports) {
 			w->ctr.drop_no_service++;
 			return;
 		}
-		s = dp_lookup_service(l, p->daddr, p->proto, p->dport, 0);
+		s = dp_lookup_service(l, p->daddr, p->proto, p->dport);
 		if (!s) {
 			w->ctr.drop_no_service++;
 			return;

@@ -22,6 +22,7 @@
 #include "maglev.h"
 #include "ring.h"
 #include "sync.h"
+#include "frag.h"
 #include "health.h"
 
 #define LBD_MAX_SLOTS 4096          /* backend slots; flows name their backend by slot */
@@ -41,6 +42,7 @@ struct lbd_counters {
 	uint64_t arp_mac_refused;        /* ARP claiming another MAC for a backend whose MAC is still heard */
 	uint64_t maglev_rebuilds;        /* lookup tables built (dp_rebuild_service) */
 	uint64_t sync_dropped;           /* updates a worker could not queue */
+	uint64_t frag_unmatched;         /* later fragments dropped: first one unseen, several services fit */
 };
 
 struct lbd_backend {
@@ -111,6 +113,7 @@ struct lbd_worker {
 	uint32_t syncq_head, syncq_tail;
 	struct lbd_arp_event arpq[LBD_ARPQ];
 	uint32_t arpq_head, arpq_tail;
+	struct frag_table frags;        /* which service each recent datagram's first fragment went to */
 };
 
 enum lbd_reason { LBD_REASON_STARTUP, LBD_REASON_STANDALONE, LBD_REASON_VRRPD, LBD_REASON_OPERATOR,
@@ -174,7 +177,8 @@ struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32
 int dp_is_vip(const struct lbd *l, uint32_t addr);
 int dp_is_backend(const struct lbd *l, uint32_t addr);
 /* The service of a VIP, protocol and port (network order); any_port: the first with that VIP and protocol. */
-struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port, int any_port);
+struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port);
+struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto);
 /* Moves a flow's count from its old backend to slot, in the worker owning the flow. */
 void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new);
 /* The write side of dp_lock, for every main-thread change of services, slots, VIPs or mode. */

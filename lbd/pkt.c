@@ -87,6 +87,7 @@ static enum pkt_err pkt_parse_ipv4(const uint8_t *ip, uint32_t len, struct pkt *
 	p->proto = ip[9];
 	p->saddr = pkt_get32n(ip + 12);
 	p->daddr = pkt_get32n(ip + 16);
+	memcpy(&p->ip_id, ip + 4, 2);
 	fragw = pkt_get16(ip + 6);
 	p->frag = (fragw & 0x2000) || (fragw & 0x1fff);
 	p->later_frag = (fragw & 0x1fff) != 0;

@@ -34,6 +34,7 @@ struct pkt {
 	uint8_t proto;
 	uint16_t ihl;                   /* header bytes */
 	uint16_t ip_len;                /* total length from the header */
+	uint16_t ip_id;                 /* identification, network order: names a datagram's fragments */
 	uint8_t frag;                   /* part of a fragmented datagram */
 	uint8_t later_frag;             /* non-first fragment: no L4 header */
 	uint8_t have_ports;

@@ -350,7 +350,7 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	k.sport = htons((uint16_t)sf->sport);
 	k.dport = htons((uint16_t)sf->dport);
 	k.proto = (uint8_t)sf->proto;
-	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport, 0);
+	svc = dp_lookup_service(l, k.daddr, k.proto, k.dport);
 	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
 	/* The flow belongs in the table of the worker its packets will reach. */
 	w = worker_of(l, k.saddr, k.daddr, k.sport, k.dport);

@@ -123,6 +123,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 	w->flows = flow_create(l->cfg->flow_max / l->n_workers);
 	w->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_fwd));
 	w->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_flows));
+	frag_init(&w->frags);
 	w->syncq = calloc(LBD_SYNCQ, sizeof(*w->syncq));
 	if (!w->flows || !w->slot_fwd || !w->slot_flows || !w->syncq) {
 		log_err("%s: out of memory", __func__);

@@ -515,6 +515,37 @@ def test_fragments_of_a_datagram_reach_one_backend(lab, lb):
     assert c["fragments"] >= 3 * len(sources) and c["drop_no_backend"] == 0, c
 
 
+def test_fragments_stay_with_the_service_of_their_port(lab, lb1, macs):
+    """Two UDP services on one VIP with different backends: every fragment of a datagram to the second
+    service reaches that service's backend (the later fragments carry no port), and a later fragment
+    whose first one was never seen is dropped and counted, since either service would be a guess."""
+    be4 = servers.start_servers(lab, "be4", http_port=0, sink_port=0, udp_port=9001)
+    try:
+        text = make_conf(lab) + (f"\n[service echo2]\nvip = {VIP}\nport = 9001\nprotocol = udp\n"
+                                 f"check = none\nbackend = {lab.addr('be4')}\n")
+        lb = lb1.ensure(text)
+        before = lb.counters()
+        sources = [(a, 46000) for a in lab.addrs("client")]
+        r = udp_query(lab, sources, port=9001, size=4000, timeout=3.0)
+        assert r == {f"{a}:{p}": "be4" for a, p in sources}, r
+        r = udp_query(lab, sources, port=9000, size=4000, timeout=3.0)
+        assert len(r) == len(sources) and set(r.values()) <= set(BACKENDS), r
+        c = delta(before, lb.counters())
+        assert c["fragments"] >= 6 * len(sources) and c["frag_unmatched"] == 0, c
+        sc = scapy()
+        lone = bytes(sc.Ether(src=macs["router"], dst=macs["lb1"])
+                     / sc.IP(src=lab.addr("router"), dst=VIP, proto=17, id=4242, frag=185) / (b"z" * 64))
+        before = lb.counters()
+        send_frames(lab, "router", [lone], repeat=5)
+        wait_for(lambda: delta(before, lb.counters())["frag_unmatched"] >= 5, 5,
+                 what="lbd counting the 5 later fragments without a first one")
+        c = delta(before, lb.counters())
+        assert c["frag_unmatched"] == 5 and c["forwarded"] == 0, c
+        lb.alive()
+    finally:
+        be4.stop()
+
+
 def test_flows_keep_their_backend_when_one_is_added(lab, lb1, lb):
     cip = lab.addr("client")
     old = [(cip, 40000 + i) for i in range(64)]
