@@ -3,6 +3,7 @@
  * counted by reason, logged rate-limited, and changes nothing. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,20 +119,37 @@ static void advert_input(struct vrrpd *v, const uint8_t *buf, size_t n, const ch
 	dsrlb__heartbeat__free_unpacked(hb, NULL);
 }
 
+/* The socket's drop count (SO_RXQ_OVFL) rides along with every datagram: it covers what the filter
+ * dropped and what did not fit in the receive buffer. */
+static void advert_note_drops(struct vrrpd *v, struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(4)) {
+			uint32_t drops;
+			memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+			v->rej.kernel_dropped = drops;
+		}
+	}
+}
+
 static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vrrpd *v = w->data;
 	uint8_t buf[ADVERT_BUF + 1];
+	union { struct cmsghdr align; uint8_t b[CMSG_SPACE(sizeof(uint32_t))]; } ctl;
 
 	/* Drain what is queued, bounded so a flood cannot starve the timers. */
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_in from;
-		socklen_t flen = sizeof(from);
-		ssize_t n = recvfrom(v->sock, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+		ssize_t n = recvmsg(v->sock, &mh, MSG_DONTWAIT);
 		char fromstr[INET_ADDRSTRLEN];
 
 		if (n < 0)
 			return;
+		advert_note_drops(v, &mh);
 		inet_ntop(AF_INET, &from.sin_addr, fromstr, sizeof(fromstr));
 		if (!v->have_peer || from.sin_addr.s_addr != v->peer.addr.s_addr) {
 			v->rej.unknown_node++;
@@ -198,6 +216,27 @@ void advert_send(struct vrrpd *v)
 	v->adverts_sent++;
 }
 
+/* A classic BPF socket filter: the kernel drops a datagram whose IPv4 source is not the peer's before it
+ * is queued, so a flood from other addresses cannot push the peer's heartbeats out of the receive
+ * buffer. (A flood that spoofs the peer's address can: see docs/security.md, heartbeat network.) A UDP
+ * socket's filter sees the datagram from the UDP header; SKF_NET_OFF reaches back to the IP header. */
+void advert_filter(struct vrrpd *v)
+{
+	struct sock_filter prog[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(v->peer.addr.s_addr), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog fp = { .len = sizeof(prog) / sizeof(prog[0]), .filter = prog };
+
+	if (!v->have_peer)
+		return;
+	if (setsockopt(v->sock, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) < 0)
+		log_warn("%s: SO_ATTACH_FILTER: %s: datagrams from any address reach vrrpd and are checked there",
+			 __func__, strerror(errno));
+}
+
 int advert_open(struct vrrpd *v)
 {
 	struct sockaddr_in sin;
@@ -229,6 +268,8 @@ int advert_open(struct vrrpd *v)
 		int zero = 0;
 		setsockopt(v->sock, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero));
 	}
+	setsockopt(v->sock, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+	advert_filter(v);
 	ev_io_init(&v->sock_io, advert_recv_cb, v->sock, EV_READ);
 	v->sock_io.data = v;
 	ev_io_start(v->loop, &v->sock_io);

@@ -213,6 +213,7 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 	v->cfg = cfg;
 	v->self = tmp.self;
 	v->peer = tmp.peer;
+	advert_filter(v);
 	v->tick.repeat = cfg->advert_interval_ms / 1000.0;
 	vrrpd_actions(v, vrrp_fsm_set_config(&v->fsm, &fc, clock_ms()));
 	log_info("config reloaded from %s", v->cfg_path);

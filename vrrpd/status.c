@@ -74,6 +74,7 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 		rc.wrong_cluster = v->rej.wrong_cluster;
 		rc.unknown_key = v->rej.unknown_key;
 		rc.stale_epoch = v->rej.stale_epoch;
+		rc.kernel_dropped = v->rej.kernel_dropped;
 		st.rejected = &rc;
 		if (v->have_peer) {
 			ps.name = v->peer.name;

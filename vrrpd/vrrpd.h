@@ -13,6 +13,7 @@
 
 struct vrrpd_rejects {
 	uint64_t malformed, bad_mac, replay, unknown_node, wrong_cluster, unknown_key, stale_epoch;
+	uint64_t kernel_dropped;        /* the socket's drop count: filtered (not the peer's address), buffer full */
 };
 
 struct vrrpd_peer {
@@ -76,6 +77,8 @@ struct vrrpd {
 
 /* advert.c */
 int advert_open(struct vrrpd *v);
+/* Lets only datagrams from the peer's address into the heartbeat socket (again after a reload). */
+void advert_filter(struct vrrpd *v);
 void advert_close(struct vrrpd *v);
 void advert_send(struct vrrpd *v);
 

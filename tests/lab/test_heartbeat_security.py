@@ -270,16 +270,49 @@ def test_garbage_datagrams(lab, pair):
     assert_undisturbed(pair, before)
 
 
+def kernel_dropped(pair, node):
+    return int(rejected(pair, node).get("kernel_dropped", 0))
+
+
 def test_wrong_source_address(lab, pair):
-    """Genuine heartbeats of lb2 from another address (mallory's own, the router's) -> unknown_node,
-    before any cryptography; a forged one sealed with the right key too."""
+    """Genuine heartbeats of lb2 from another address (mallory's own, the router's), and a forged one
+    sealed with the right key: the socket filter drops each before it is queued (kernel_dropped),
+    so none reaches vrrpd's own checks and no rejected.* counter moves."""
     key = E.Key.load(pair.key)
     grams = capture_heartbeats(lab, "lb1", LB2, 3)
     forged = key.seal(lb2_heartbeat(), "lb2", epoch=random.getrandbits(64) | 1, counter=1, challenge=7)
     before = snapshot(pair)
+    dropped = kernel_dropped(pair, "lb1")
     send(lab, grams + [forged], src=MALLORY, spoof=False)
     send(lab, grams, src="192.0.2.1")
-    expect_rejections(pair, before, "lb1", {"unknown_node": 2 * len(grams) + 1})
+    want = dropped + 2 * len(grams) + 1
+    wait_for(lambda: kernel_dropped(pair, "lb1") >= want, 3, 0.05,
+             f"lb1's kernel_dropped to reach {want}")
+    expect_rejections(pair, before, "lb1", {})
+    assert_undisturbed(pair, before)
+
+
+def test_flood_from_other_addresses_is_dropped_by_the_kernel(lab, pair):
+    """200 000 datagrams to lb2's heartbeat port, as fast as trafgen sends them, from mallory's own
+    address: the backup hears every genuine heartbeat meanwhile (no takeover, no transition), the
+    kernel drops the flood before it is queued (kernel_dropped), and vrrpd never sees it."""
+    count = 200000
+    cfg = os.path.join(lab.tmpdir, "conf", "hb-flood.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"{{ eth(da={lab.mac('lb2')}, sa={lab.mac('mallory')}), "
+                f"ipv4(sa={MALLORY}, da={LB2}, ttl=64), udp(sp=dinc(1000, 60000), dp=8112), "
+                f"fill(0x41, 64) }}\n")
+    before = snapshot(pair)
+    dropped = kernel_dropped(pair, "lb2")
+    heard = pair.vrrp("lb2")["adverts_received"]
+    r = lab.run("mallory", ["trafgen", "-o", "eth0", "-n", str(count), "-P", "1", "--no-sock-mem", "-Q",
+                            "-i", cfg], timeout=60)
+    assert r.returncode == 0, r.stderr
+    # The count rides along with the next genuine heartbeat, so it is read within an advert interval.
+    wait_for(lambda: kernel_dropped(pair, "lb2") - dropped >= count * 0.99, 3, 0.05,
+             f"lb2's kernel_dropped to rise by {count}")
+    expect_rejections(pair, before, "lb2", {})
+    assert pair.vrrp("lb2")["adverts_received"] > heard
     assert_undisturbed(pair, before)
 
 
