@@ -39,7 +39,8 @@ static void advert_reject(struct vrrpd *v, enum auth_result r, const char *from)
 		log_rl(LOG_LVL_WARN, "heartbeat from %s rejected: %s", from, auth_result_str(r));
 }
 
-static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
+/* Takes in an authentic heartbeat; returns what the state machine decided (0 for a backup's heartbeat). */
+static unsigned advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 {
 	struct vrrpd_peer *p = &v->peer_info;
 	struct vrrp_advert a;
@@ -48,7 +49,7 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 	if (strcmp(hb->node, v->peer.name) != 0 || hb->address != v->peer.addr.s_addr) {
 		v->rej.unknown_node++;
 		log_rl(LOG_LVL_WARN, "heartbeat names node %s: not our peer %s", hb->node, v->peer.name);
-		return;
+		return 0;
 	}
 	v->adverts_received++;
 	p->heard = 1;
@@ -74,27 +75,29 @@ static void advert_accept(struct vrrpd *v, const Dsrlb__Heartbeat *hb)
 	 * directions), but only a master's advert or a step-down (priority 0) is an election event;
 	 * a backup's heartbeat only updates what we know of the peer. */
 	if (hb->state != DSRLB__NODE_STATE__STATE_MASTER && p->priority != 0)
-		return;
+		return 0;
 	memset(&a, 0, sizeof(a));
 	a.priority = p->priority;
 	a.addr = v->peer.addr.s_addr;
 	a.advert_ms = hb->advert_interval_ms;
 	a.master = hb->state == DSRLB__NODE_STATE__STATE_MASTER;
-	vrrpd_actions(v, vrrp_fsm_advert(&v->fsm, &a, now));
+	return vrrp_fsm_advert(&v->fsm, &a, now);
 }
 
-/* One datagram from the peer's address: opened, decoded and, if authentic, applied. Separate from the
- * socket so the fuzz target (tests/fuzz/fuzz_heartbeat.c) reaches every check a datagram goes through. */
-static void advert_input(struct vrrpd *v, const uint8_t *buf, size_t n, const char *from)
+/* One datagram from the peer's address: opened, decoded and, if authentic, applied to what we know of
+ * the peer and to the state machine, whose decision it returns. Separate from the socket so the fuzz
+ * target (tests/fuzz/fuzz_heartbeat.c) reaches every check a datagram goes through. */
+static unsigned advert_input(struct vrrpd *v, const uint8_t *buf, size_t n, const char *from)
 {
 	uint8_t payload[ADVERT_BUF];
 	size_t plen;
 	enum auth_result r;
+	unsigned act;
 
 	if (n > ADVERT_BUF) {
 		v->rej.malformed++;
 		log_rl(LOG_LVL_WARN, "heartbeat from %s: oversized datagram", from);
-		return;
+		return 0;
 	}
 	r = auth_open(v->hb, buf, n, payload, sizeof(payload), &plen);
 	if (r != AUTH_OK) {
@@ -107,16 +110,17 @@ static void advert_input(struct vrrpd *v, const uint8_t *buf, size_t n, const ch
 			v->prompt_sent_ms = now;
 			advert_send(v);
 		}
-		return;
+		return 0;
 	}
 	Dsrlb__Heartbeat *hb = dsrlb__heartbeat__unpack(NULL, plen, payload);
 	if (!hb) {
 		v->rej.malformed++;
 		log_rl(LOG_LVL_WARN, "heartbeat from %s: authentic but does not parse", from);
-		return;
+		return 0;
 	}
-	advert_accept(v, hb);
+	act = advert_accept(v, hb);
 	dsrlb__heartbeat__free_unpacked(hb, NULL);
+	return act;
 }
 
 /* The socket's drop count (SO_RXQ_OVFL) rides along with every datagram: it covers what the filter
@@ -132,32 +136,29 @@ static void advert_note_drops(struct vrrpd *v, struct msghdr *mh)
 	}
 }
 
-static void advert_recv_cb(struct ev_loop *loop, ev_io *w, int revents)
+int advert_receive(struct vrrpd *v, unsigned *act)
 {
-	struct vrrpd *v = w->data;
 	uint8_t buf[ADVERT_BUF + 1];
 	union { struct cmsghdr align; uint8_t b[CMSG_SPACE(sizeof(uint32_t))]; } ctl;
+	struct sockaddr_in from;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+	ssize_t n = recvmsg(v->sock, &mh, MSG_DONTWAIT);
+	char fromstr[INET_ADDRSTRLEN];
 
-	/* Drain what is queued, bounded so a flood cannot starve the timers. */
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_in from;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
-		ssize_t n = recvmsg(v->sock, &mh, MSG_DONTWAIT);
-		char fromstr[INET_ADDRSTRLEN];
-
-		if (n < 0)
-			return;
-		advert_note_drops(v, &mh);
-		inet_ntop(AF_INET, &from.sin_addr, fromstr, sizeof(fromstr));
-		if (!v->have_peer || from.sin_addr.s_addr != v->peer.addr.s_addr) {
-			v->rej.unknown_node++;
-			log_rl(LOG_LVL_WARN, "heartbeat from %s: not our peer's address", fromstr);
-			continue;
-		}
-		advert_input(v, buf, (size_t)n, fromstr);
+	*act = 0;
+	if (n < 0)
+		return -1;
+	advert_note_drops(v, &mh);
+	inet_ntop(AF_INET, &from.sin_addr, fromstr, sizeof(fromstr));
+	if (!v->have_peer || from.sin_addr.s_addr != v->peer.addr.s_addr) {
+		v->rej.unknown_node++;
+		log_rl(LOG_LVL_WARN, "heartbeat from %s: not our peer's address", fromstr);
+		return 0;
 	}
+	*act = advert_input(v, buf, (size_t)n, fromstr);
+	return 0;
 }
 
 void advert_send(struct vrrpd *v)
@@ -270,9 +271,6 @@ int advert_open(struct vrrpd *v)
 	}
 	setsockopt(v->sock, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
 	advert_filter(v);
-	ev_io_init(&v->sock_io, advert_recv_cb, v->sock, EV_READ);
-	v->sock_io.data = v;
-	ev_io_start(v->loop, &v->sock_io);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* The link from vrrpd to its lbd: pushes the mode the election decided (with a fence time, so lbd
  * goes standby by itself if vrrpd dies) every advert interval, and judges lbd's health from the
  * answers. A dead or silent lbd, or the LAN link down, puts the election into FAULT (trap 9). */
+#include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,19 +15,19 @@
 #include "log.h"
 #include "vrrpd.h"
 
-static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
+unsigned lbdlink_reply(struct vrrpd *v, const uint8_t *resp, size_t len)
 {
-	struct vrrpd *v = arg;
 	Dsrlb__LbdResponse *r;
+	int stopping_changed = 0;
 
 	if (!resp) {
 		v->lbd_failures++;
-		return;
+		return 0;
 	}
 	r = dsrlb__lbd_response__unpack(NULL, len, resp);
 	if (!r) {
 		v->lbd_failures++;
-		return;
+		return 0;
 	}
 	if (r->ok && r->status) {
 		v->lbd_failures = 0;
@@ -47,9 +48,7 @@ static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
 			v->lbd_stopping = r->status->stopping;
 			if (v->lbd_stopping)
 				log_info("lbd is stopping: handing the VIPs over");
-			/* Act now, not at the next tick. */
-			if (!v->stopping)
-				lbdlink_judge(v);
+			stopping_changed = 1;
 		}
 		/* lbd confirmed the mode we asked for. */
 		if (r->status->active == v->lbd_want_active)
@@ -60,20 +59,31 @@ static void lbdlink_reply(void *arg, const uint8_t *resp, size_t len)
 	}
 	int again = r->ok && r->status && (r->status->active != v->lbd_want_active || v->lbd_garp_pending);
 	dsrlb__lbd_response__free_unpacked(r, NULL);
-	/* The election changed while this request was in flight: tell lbd now, not at the next tick. */
-	if (again)
-		lbdlink_push(v);
+	return (stopping_changed ? LBDLINK_JUDGE : 0) | (again ? LBDLINK_PUSH : 0);
 }
 
-void lbdlink_init(struct vrrpd *v)
+void lbdlink_init(struct vrrpd *v, ipc_reply_cb on_reply)
 {
 	char path[PATH_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/lbd.sock", v->run_dir);
-	v->lbd = ipc_client_create(v->loop, path, lbdlink_reply, v);
+	v->lbd = ipc_client_create(v->loop, path, on_reply, v);
 	if (!v->lbd)
 		fatal("out of memory");
+	/* Its own socket for SIOCGIFFLAGS, independent of the heartbeat socket and its filter. */
+	v->ioctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (v->ioctl_fd < 0)
+		fatal("socket: %s", strerror(errno));
 	v->lbd_last_ok_ms = clock_ms();
+}
+
+void lbdlink_close(struct vrrpd *v)
+{
+	ipc_client_destroy(v->lbd);
+	v->lbd = NULL;
+	if (v->ioctl_fd >= 0)
+		close(v->ioctl_fd);
+	v->ioctl_fd = -1;
 }
 
 /* Sends the wanted mode now unless a request is still in flight (the tick will send it then). */
@@ -101,19 +111,18 @@ static int lbdlink_link_up(struct vrrpd *v)
 
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", v->cfg->interface);
-	if (ioctl(v->sock, SIOCGIFFLAGS, &ifr) == 0)
+	if (ioctl(v->ioctl_fd, SIOCGIFFLAGS, &ifr) == 0)
 		up = (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
 	return up;
 }
 
-/* Feeds the state machine what we know of lbd and the link. A stopping lbd that still answers is
- * a release (hand the VIPs over, keep forwarding meanwhile), not a fault. */
-void lbdlink_judge(struct vrrpd *v)
+/* Feeds the state machine what we know of lbd and the link, and returns its decision. A stopping lbd
+ * that still answers is a release (hand the VIPs over, keep forwarding meanwhile), not a fault. */
+unsigned lbdlink_judge(struct vrrpd *v)
 {
 	uint64_t now = clock_ms();
 	const char *why = NULL;
 	int fault;
-	unsigned act;
 
 	v->link_up = lbdlink_link_up(v);
 	/* Refused connections count only once lbd has answered: at start-up it may still be coming up. */
@@ -133,14 +142,6 @@ void lbdlink_judge(struct vrrpd *v)
 	}
 	snprintf(v->fault_reason, sizeof(v->fault_reason), "%s", why ? why : "");
 	if (fault && v->link_up && v->lbd_healthy)
-		act = vrrp_fsm_release(&v->fsm, now);
-	else
-		act = vrrp_fsm_fault(&v->fsm, fault, now);
-	vrrpd_actions(v, act);
-}
-
-void lbdlink_tick(struct vrrpd *v)
-{
-	lbdlink_judge(v);
-	lbdlink_push(v);
+		return vrrp_fsm_release(&v->fsm, now);
+	return vrrp_fsm_fault(&v->fsm, fault, now);
 }

@@ -10,14 +10,6 @@
 #include "log.h"
 #include "vrrpd.h"
 
-int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen);
-
-static const char *status_state_name(int s)
-{
-	static const char *n[] = { "INIT", "BACKUP", "MASTER", "FAULT" };
-	return s >= 0 && s < 4 ? n[s] : "?";
-}
-
 static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
 {
 	struct vrrpd *v = arg;
@@ -71,7 +63,6 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 		rc.bad_mac = v->rej.bad_mac;
 		rc.replay = v->rej.replay;
 		rc.unknown_node = v->rej.unknown_node;
-		rc.wrong_cluster = v->rej.wrong_cluster;
 		rc.unknown_key = v->rej.unknown_key;
 		rc.stale_epoch = v->rej.stale_epoch;
 		rc.kernel_dropped = v->rej.kernel_dropped;
@@ -80,7 +71,7 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 			ps.name = v->peer.name;
 			inet_ntop(AF_INET, &v->peer.addr, paddr, sizeof(paddr));
 			ps.address = paddr;
-			ps.state = (char *)(!p->heard ? "UNKNOWN" : peer_fresh ? status_state_name(p->state) : "SILENT");
+			ps.state = (char *)(!p->heard ? "UNKNOWN" : peer_fresh ? vrrp_state_name((enum vrrp_state)p->state) : "SILENT");
 			ps.priority = p->priority;
 			ps.last_heard_ms = p->heard ? (int64_t)(now - p->last_heard_ms) : -1;
 			ps.digest_match = p->digest_match;

@@ -12,7 +12,7 @@
 #include "ipc.h"
 
 struct vrrpd_rejects {
-	uint64_t malformed, bad_mac, replay, unknown_node, wrong_cluster, unknown_key, stale_epoch;
+	uint64_t malformed, bad_mac, replay, unknown_node, unknown_key, stale_epoch;
 	uint64_t kernel_dropped;        /* the socket's drop count: filtered (not the peer's address), buffer full */
 };
 
@@ -44,7 +44,8 @@ struct vrrpd {
 	struct vrrp_fsm fsm;
 	struct auth_keyring *keys;
 	struct auth_session *hb;
-	int sock;
+	int sock;                       /* heartbeats */
+	int ioctl_fd;                   /* lbdlink's link checks */
 	ev_io sock_io;
 	ev_timer fsm_timer;
 	ev_timer tick;                  /* lbd keepalive and link check, every advert interval */
@@ -75,18 +76,27 @@ struct vrrpd {
 	ev_signal sig_int, sig_term, sig_hup;
 };
 
-/* advert.c */
+/* advert.c: the heartbeat socket */
 int advert_open(struct vrrpd *v);
 /* Lets only datagrams from the peer's address into the heartbeat socket (again after a reload). */
 void advert_filter(struct vrrpd *v);
 void advert_close(struct vrrpd *v);
 void advert_send(struct vrrpd *v);
+/* Takes in one queued datagram; *act is what the state machine decided (to apply). -1: none queued. */
+int advert_receive(struct vrrpd *v, unsigned *act);
 
 /* lbdlink.c: keeps lbd's mode in step with the election and watches lbd's health */
-void lbdlink_init(struct vrrpd *v);
+void lbdlink_init(struct vrrpd *v, ipc_reply_cb on_reply);
+void lbdlink_close(struct vrrpd *v);
 void lbdlink_push(struct vrrpd *v);
-void lbdlink_tick(struct vrrpd *v);
-void lbdlink_judge(struct vrrpd *v);
+/* Takes in lbd's answer (resp NULL: none). Returns LBDLINK_JUDGE when lbd's stopping changed (judge
+ * now, not at the next tick) and LBDLINK_PUSH when the election changed while the request was in flight
+ * (tell lbd now). */
+#define LBDLINK_JUDGE 1u
+#define LBDLINK_PUSH 2u
+unsigned lbdlink_reply(struct vrrpd *v, const uint8_t *resp, size_t len);
+/* Judges lbd and the LAN link; returns what the state machine decided (to apply). */
+unsigned lbdlink_judge(struct vrrpd *v);
 
 /* status.c: vrrpd's control socket */
 int status_open(struct vrrpd *v);
@@ -95,8 +105,12 @@ void status_close(struct vrrpd *v);
 /* notify.c */
 void notify_run(struct vrrpd *v, const char *cmd, const char *state);
 
-/* main.c: applies a bitmask of FSM actions */
+/* node.c: the loop's events, and what the state machine decides applied to the world */
+int vrrpd_set_node(struct vrrpd *v, struct cfg *cfg, char *err, size_t errlen);
+void vrrpd_fsm_config(const struct vrrpd *v, struct vrrp_fsm_config *fc);
+void vrrpd_start(struct vrrpd *v, const struct vrrp_fsm_config *fc);
 void vrrpd_actions(struct vrrpd *v, unsigned act);
 void vrrpd_rearm(struct vrrpd *v);
+int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen);
 
 #endif

@@ -6,7 +6,7 @@
  * answer is rendered as `lbctl status --json` does (common/pbjson.c).
  *
  * advert.c and status.c are included so their static paths are reachable without a socket; the daemon's
- * glue (vrrpd/main.c vrrpd_actions) is replaced by a stand-in that only sends (to no socket).
+ * glue (vrrpd/node.c vrrpd_actions) is replaced by a stand-in that only sends (to no socket).
  *
  * Each input starts with fresh sessions on both sides that have completed the epoch handshake. Input:
  * one byte of mode, then chunks (2-byte length, bytes). Mode bit 0 clear: each chunk is a Heartbeat
@@ -148,15 +148,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!dgram)
 				break;
 			memcpy(dgram, chunk, len);
-			advert_input(&V, dgram, len, "192.0.2.12");
+			vrrpd_actions(&V, advert_input(&V, dgram, len, "192.0.2.12"));
 			free(dgram);
 			continue;
 		}
 		if (auth_seal(peer, chunk, len, sealed, sizeof(sealed), &slen) < 0)
 			continue;
-		advert_input(&V, sealed, slen, "192.0.2.12");
+		vrrpd_actions(&V, advert_input(&V, sealed, slen, "192.0.2.12"));
 		if (mode & 2)
-			advert_input(&V, sealed, slen, "192.0.2.12");
+			vrrpd_actions(&V, advert_input(&V, sealed, slen, "192.0.2.12"));
 	}
 	fuzz_status();
 	auth_session_destroy(peer);

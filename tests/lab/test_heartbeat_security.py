@@ -25,7 +25,7 @@ from lib.pair import Pair
 TOPOLOGY = topology(lan_hosts={"mallory": "192.0.2.30"})
 ADVERT_MS = 50
 LB1, LB2, MALLORY = "192.0.2.11", "192.0.2.12", "192.0.2.30"
-COUNTERS = ("malformed", "bad_mac", "replay", "unknown_node", "wrong_cluster", "unknown_key", "stale_epoch")
+COUNTERS = ("malformed", "bad_mac", "replay", "unknown_node", "unknown_key", "stale_epoch")
 
 
 @pytest.fixture

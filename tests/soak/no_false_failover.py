@@ -48,7 +48,7 @@ from lib.pair import NODES, Pair  # noqa: E402
 
 HB_PORT = 8112                   # heartbeat_port default
 MASTER, BACKUP = "lb1", "lb2"
-REJECT_KEYS = ("malformed", "bad_mac", "replay", "unknown_node", "wrong_cluster", "unknown_key", "stale_epoch")
+REJECT_KEYS = ("malformed", "bad_mac", "replay", "unknown_node", "unknown_key", "stale_epoch")
 
 
 class SoakError(Exception):
