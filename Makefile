@@ -35,7 +35,11 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
 
-.PHONY: all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
+# No circle of calls among the files of each daemon (docs/ARCHITECTURE.md); part of make check.
+calls:
+	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl
+
+.PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
 .SECONDARY:
 
 all: $(BINS)
