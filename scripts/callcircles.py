@@ -60,15 +60,15 @@ def main(folders):
     found = 0
     for folder in folders:
         files, edges = graph(folder)
-        for group in circles(files, edges):
-            found += 1
+        here = circles(files, edges)
+        found += len(here)
+        for group in here:
             print(f"circle of {len(group)} files: {', '.join(group)}")
             for a in group:
                 for b in sorted(edges[a]):
                     if b in group:
                         print(f"  {a} -> {b}: {', '.join(sorted(edges[a][b]))}")
-        print(f"{folder}: {len(files)} files, "
-              + ("no circle of calls" if not found else f"{found} circle(s) so far"))
+        print(f"{folder}: {len(files)} files, " + (f"{len(here)} circle(s)" if here else "no circle of calls"))
     return 1 if found else 0
 
 
