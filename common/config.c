@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ifaddrs.h>
 #include <ini.h>
 #include <sodium.h>
@@ -17,7 +18,7 @@
 #include "config.h"
 
 #define CFG_FILE_MAX  (1024 * 1024)   /* far above any real config; stops a wrong path early */
-#define CFG_KW_MAX    32              /* keys per section table */
+#define CFG_KW_MAX    48              /* keys per section table */
 
 #define MS(x)    ((uint32_t)(x))
 #define SEC(x)   ((uint32_t)(x) * 1000u)
@@ -406,6 +407,34 @@ static int kw_backend(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 	return 0;
 }
 
+/* A group by name (looked up in the group database now, so a typo is an error with its line, not a
+ * refusal later) or by numeric gid, which needs no entry in /etc/group. */
+static int kw_group(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	struct cfg_group *g = dst;
+	struct group gr, *res = NULL;
+	char buf[4096];
+	uint64_t v;
+	int e;
+
+	if (strlen(val) >= sizeof(g->name))
+		return kw_err(p, kw, "'%s' is longer than %zu characters", val, sizeof(g->name) - 1);
+	if (val[0] && !val[strspn(val, "0123456789")]) {
+		if (cfg_parse_u64(val, UINT32_MAX - 1, &v) < 0)
+			return kw_err(p, kw, "'%s' is not a gid in 0..%u", val, UINT32_MAX - 1);
+		g->gid = (gid_t)v;
+	} else {
+		e = getgrnam_r(val, &gr, buf, sizeof(buf), &res);
+		if (!res)
+			return kw_err(p, kw, "unknown group '%s'%s%s (a numeric gid is accepted too)", val,
+				      e ? ": " : "", e ? strerror(e) : "");
+		g->gid = gr.gr_gid;
+	}
+	snprintf(g->name, sizeof(g->name), "%s", val);
+	g->set = 1;
+	return 0;
+}
+
 /* ---- keyword tables ------------------------------------------------------------------------ */
 
 #define FIELD(type, f) offsetof(type, f), sizeof(((type *)0)->f)
@@ -445,6 +474,8 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "notify_backup",           kw_command,   C(notify_backup),      0, 0, 0 },
 	{ "notify_fault",            kw_command,   C(notify_fault),       0, 0, 0 },
 	{ "notify_timeout",          kw_duration,  C(notify_timeout_ms),  MS(100), MINS(10), 0 },
+	{ "operator_group",          kw_group,     C(operator_group),     0, 0, 0 },
+	{ "status_group",            kw_group,     C(status_group),       0, 0, 0 },
 };
 
 static const struct cfg_kw cfg_node_kws[] = {

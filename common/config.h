@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CFG_NAME_MAX      32
 #define CFG_MAX_NODES     2
@@ -17,9 +18,17 @@
 #define CFG_MAX_KEYS      2
 #define CFG_DIGEST_LEN    32
 #define CFG_CMD_MAX       512
+#define CFG_GROUP_NAME_MAX 64
 
 enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
 enum cfg_on_down { CFG_DOWN_RESCHEDULE, CFG_DOWN_KEEP };
+
+/* A group named in the config (operator_group, status_group): by name or as a numeric gid. */
+struct cfg_group {
+	char name[CFG_GROUP_NAME_MAX];  /* as written, for messages */
+	gid_t gid;
+	int set;                        /* 0: not configured */
+};
 
 struct cfg_node {
 	char name[CFG_NAME_MAX];
@@ -87,6 +96,8 @@ struct cfg {
 	char notify_backup[CFG_CMD_MAX];
 	char notify_fault[CFG_CMD_MAX];
 	uint32_t notify_timeout_ms;
+	struct cfg_group operator_group; /* may change state over the control sockets */
+	struct cfg_group status_group;   /* may read status over the control sockets */
 	struct cfg_node nodes[CFG_MAX_NODES];
 	size_t n_nodes;
 	struct cfg_service services[CFG_MAX_SERVICES];

@@ -1,6 +1,9 @@
 /* Control sockets: length-prefixed protobuf over Unix stream sockets, server and clients.
- * The server is non-blocking on a libev loop; each client has its own input buffer, bounded by
- * IPC_MAX_MSG, and is closed on a malformed frame, a refused request or a stalled peer. */
+ * The server is non-blocking on a libev loop. It learns each client's credentials when it connects and
+ * hands them to the handler with every request; it bounds what a client may cost: a request of at most
+ * IPC_MAX_REQ, IPC_PARTIAL_MS to finish a message either way, IPC_IDLE_MS of silence between requests,
+ * IPC_MAX_CLIENTS slots (a newcomer evicts the client silent longest) and IPC_OUT_BUDGET of queued
+ * responses. docs/security.md states these bounds for operators. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,11 +19,19 @@
 #include "ipc.h"
 #include "log.h"
 
+/* What a connection is doing, which sets its deadline. */
+enum ipc_phase { IPC_PHASE_IDLE, IPC_PHASE_RECV, IPC_PHASE_SEND };
+
 struct ipc_conn {
 	struct ipc_server *srv;
 	int fd;
 	ev_io rio, wio;
-	ev_timer idle;
+	ev_timer timer;
+	struct ipc_peer peer;
+	enum ipc_phase phase;
+	uint64_t deadline_ms;   /* of the current phase */
+	uint64_t heard_ns;      /* last byte received, or the connect: who is evicted first */
+	int close_after;        /* no rights at all: closed once its refusal is out */
 	uint8_t *in;            /* header + body being received */
 	size_t in_len, in_cap;
 	uint8_t *out;           /* response being sent */
@@ -32,10 +43,13 @@ struct ipc_server {
 	int fd;
 	ev_io accept_io;
 	char path[108];
+	ipc_access_fn access;
 	ipc_handler handler;
 	void *arg;
+	uint32_t partial_ms, idle_ms;
+	size_t out_queued;      /* bytes of responses not yet sent, all clients */
 	struct ipc_conn *conns[IPC_MAX_CLIENTS];
-	uint64_t bad_requests;
+	struct ipc_server_stats st;
 };
 
 static int ipc_sockaddr(const char *path, struct sockaddr_un *sun)
@@ -53,20 +67,64 @@ static int ipc_sockaddr(const char *path, struct sockaddr_un *sun)
 static uint32_t ipc_get_len(const uint8_t *p);
 static int ipc_conn_dispatch(struct ipc_conn *c, size_t body_len);
 
+static void ipc_conn_free_out(struct ipc_conn *c)
+{
+	c->srv->out_queued -= c->out_len;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+}
+
 static void ipc_conn_close(struct ipc_conn *c)
 {
 	struct ipc_server *s = c->srv;
 
 	ev_io_stop(s->loop, &c->rio);
 	ev_io_stop(s->loop, &c->wio);
-	ev_timer_stop(s->loop, &c->idle);
+	ev_timer_stop(s->loop, &c->timer);
 	close(c->fd);
 	for (size_t i = 0; i < IPC_MAX_CLIENTS; i++)
 		if (s->conns[i] == c)
 			s->conns[i] = NULL;
+	ipc_conn_free_out(c);
 	free(c->in);
-	free(c->out);
 	free(c);
+}
+
+/* Starts the deadline of a new phase; a phase that goes on keeps its deadline, so a client that
+ * trickles a request a byte at a time still has IPC_PARTIAL_MS for all of it. */
+static void ipc_conn_phase(struct ipc_conn *c)
+{
+	struct ipc_server *s = c->srv;
+	enum ipc_phase ph = c->out ? IPC_PHASE_SEND : c->in_len ? IPC_PHASE_RECV : IPC_PHASE_IDLE;
+	uint32_t ms = ph == IPC_PHASE_IDLE ? s->idle_ms : s->partial_ms;
+
+	if (ph == c->phase && ev_is_active(&c->timer))
+		return;
+	c->phase = ph;
+	c->deadline_ms = clock_ms() + ms;
+	ev_timer_stop(s->loop, &c->timer);
+	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_start(s->loop, &c->timer);
+}
+
+static void ipc_conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ipc_conn *c = w->data;
+	uint64_t now = clock_ms();
+
+	/* libev's clock may run a little ahead of ours: wait out the rest. */
+	if (now < c->deadline_ms) {
+		ev_timer_set(w, (c->deadline_ms - now) / 1000.0, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	c->srv->st.idle_closed++;
+	log_rl(LOG_LVL_WARN, "control socket %s: client pid %d uid %u %s, dropped", c->srv->path, (int)c->peer.pid,
+	       (unsigned)c->peer.uid,
+	       c->phase == IPC_PHASE_IDLE ? "silent too long" :
+	       c->phase == IPC_PHASE_RECV ? "stalled mid-request" : "not reading its response");
+	ipc_conn_close(c);
 }
 
 static void ipc_conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -83,15 +141,18 @@ static void ipc_conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->out_off += (size_t)n;
 	}
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_off = 0;
+	ipc_conn_free_out(c);
+	if (c->close_after) {
+		ipc_conn_close(c);
+		return;
+	}
 	ev_io_stop(loop, &c->wio);
 	ev_io_start(loop, &c->rio);
+	ipc_conn_phase(c);
 	/* A pipelined request may already be buffered. */
 	if (c->in_len >= 4) {
 		uint32_t want = ipc_get_len(c->in);
-		if (want <= IPC_MAX_MSG && c->in_len >= 4 + (size_t)want && ipc_conn_dispatch(c, want) < 0)
+		if (want <= IPC_MAX_REQ && c->in_len >= 4 + (size_t)want && ipc_conn_dispatch(c, want) < 0)
 			ipc_conn_close(c);
 	}
 }
@@ -115,11 +176,28 @@ static int ipc_conn_dispatch(struct ipc_conn *c, size_t body_len)
 	struct ipc_server *s = c->srv;
 	uint8_t *resp = NULL;
 	size_t resp_len = 0;
+	int rc = s->handler(s->arg, &c->peer, c->in + 4, body_len, &resp, &resp_len);
 
-	if (s->handler(s->arg, c->in + 4, body_len, &resp, &resp_len) < 0 || resp_len > IPC_MAX_MSG) {
+	if (rc < 0 || resp_len > IPC_MAX_MSG) {
 		free(resp);
-		s->bad_requests++;
-		log_rl(LOG_LVL_WARN, "control socket %s: bad request, client dropped", s->path);
+		s->st.bad_requests++;
+		log_rl(LOG_LVL_WARN, "control socket %s: bad request from pid %d uid %u, client dropped", s->path,
+		       (int)c->peer.pid, (unsigned)c->peer.uid);
+		return -1;
+	}
+	if (rc == IPC_REFUSED) {
+		s->st.refused++;
+		log_rl(LOG_LVL_WARN, "control socket %s: request of pid %d uid %u refused: not allowed", s->path,
+		       (int)c->peer.pid, (unsigned)c->peer.uid);
+		if (c->peer.access == IPC_ACCESS_NONE)
+			c->close_after = 1;
+	}
+	/* Small answers always go out; big ones (flow listings) only while the total stays in budget. */
+	if (resp_len > IPC_SMALL_RESP && s->out_queued + resp_len > IPC_OUT_BUDGET) {
+		free(resp);
+		s->st.oversized++;
+		log_rl(LOG_LVL_WARN, "control socket %s: a %zu-byte response would pass the %u-byte budget of "
+		       "queued responses, client dropped", s->path, resp_len, IPC_OUT_BUDGET);
 		return -1;
 	}
 	c->out = malloc(resp_len + 4);
@@ -133,11 +211,13 @@ static int ipc_conn_dispatch(struct ipc_conn *c, size_t body_len)
 	free(resp);
 	c->out_len = resp_len + 4;
 	c->out_off = 0;
+	s->out_queued += c->out_len;
 	/* One request at a time per client: stop reading until the response is out. */
 	memmove(c->in, c->in + 4 + body_len, c->in_len - 4 - body_len);
 	c->in_len -= 4 + body_len;
 	ev_io_stop(s->loop, &c->rio);
 	ev_io_start(s->loop, &c->wio);
+	ipc_conn_phase(c);
 	return 0;
 }
 
@@ -149,8 +229,8 @@ static void ipc_conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (c->in_len == c->in_cap) {
 			size_t cap = c->in_cap ? c->in_cap * 2 : 4096;
 			uint8_t *p;
-			if (cap > IPC_MAX_MSG + 4)
-				cap = IPC_MAX_MSG + 4;
+			if (cap > IPC_MAX_REQ + 4)
+				cap = IPC_MAX_REQ + 4;
 			if (cap == c->in_cap || !(p = realloc(c->in, cap))) {
 				ipc_conn_close(c);
 				return;
@@ -170,12 +250,14 @@ static void ipc_conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		c->in_len += (size_t)n;
+		c->heard_ns = clock_ns();
 		if (c->in_len >= 4) {
 			uint32_t want = ipc_get_len(c->in);
-			if (want > IPC_MAX_MSG) {
-				c->srv->bad_requests++;
-				log_rl(LOG_LVL_WARN, "control socket %s: oversized frame (%u bytes), client dropped",
-				       c->srv->path, want);
+			if (want > IPC_MAX_REQ) {
+				c->srv->st.oversized++;
+				log_rl(LOG_LVL_WARN, "control socket %s: request of %u bytes from pid %d uid %u (at most "
+				       "%u), client dropped", c->srv->path, want, (int)c->peer.pid,
+				       (unsigned)c->peer.uid, IPC_MAX_REQ);
 				ipc_conn_close(c);
 				return;
 			}
@@ -186,51 +268,108 @@ static void ipc_conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			}
 		}
 	}
-	ev_timer_again(loop, &c->idle);
+	ipc_conn_phase(c);
 }
 
-static void ipc_conn_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* The client to close for a newcomer when every slot is taken: among those with the fewest rights,
+ * the one silent longest. A client that talks (vrrpd's link asks every advert interval) is not it. */
+static struct ipc_conn *ipc_server_victim(struct ipc_server *s)
 {
-	struct ipc_conn *c = w->data;
+	struct ipc_conn *v = NULL;
 
-	if (c->in_len == 0 && c->out_len == 0) {
-		ev_timer_again(loop, w);
+	for (size_t i = 0; i < IPC_MAX_CLIENTS; i++) {
+		struct ipc_conn *c = s->conns[i];
+		if (c && (!v || c->peer.access < v->peer.access ||
+			  (c->peer.access == v->peer.access && c->heard_ns < v->heard_ns)))
+			v = c;
+	}
+	return v;
+}
+
+/* Who is at the other end: SO_PEERCRED for uid, gid and pid, SO_PEERGROUPS for the supplementary
+ * groups; the access function turns them into rights. Credentials that cannot be read give none. */
+static void ipc_conn_peer(struct ipc_server *s, struct ipc_conn *c)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	gid_t small[64], *groups = small;
+	struct ipc_cred cred;
+
+	c->peer.uid = (uid_t)-1;
+	c->peer.gid = (gid_t)-1;
+	c->peer.access = IPC_ACCESS_NONE;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
+		log_rl(LOG_LVL_WARN, "%s: SO_PEERCRED: %s", __func__, strerror(errno));
 		return;
 	}
-	log_rl(LOG_LVL_WARN, "control socket %s: client stalled mid-message, dropped", c->srv->path);
-	ipc_conn_close(c);
+	c->peer.uid = uc.uid;
+	c->peer.gid = uc.gid;
+	c->peer.pid = uc.pid;
+	len = sizeof(small);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, small, &len) < 0) {
+		/* More groups than fit: the kernel said how many bytes it needs (NGROUPS_MAX bounds it). */
+		if (errno != ERANGE || !(groups = malloc(len)) ||
+		    getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+			log_rl(LOG_LVL_WARN, "%s: SO_PEERGROUPS: %s", __func__, strerror(errno));
+			if (groups != small)
+				free(groups);
+			groups = small;
+			len = 0;
+		}
+	}
+	cred = (struct ipc_cred){ uc.uid, uc.gid, uc.pid, groups, len / sizeof(gid_t) };
+	c->peer.access = s->access ? s->access(s->arg, &cred) : IPC_ACCESS_CHANGE;
+	if (groups != small)
+		free(groups);
+}
+
+/* Takes an accepted (or, in the fuzz target, socketpair) connection into a slot. */
+static struct ipc_conn *ipc_conn_add(struct ipc_server *s, int fd)
+{
+	struct ipc_conn *c;
+	size_t slot;
+
+	for (slot = 0; slot < IPC_MAX_CLIENTS && s->conns[slot]; slot++)
+		;
+	if (slot == IPC_MAX_CLIENTS) {
+		struct ipc_conn *v = ipc_server_victim(s);
+		s->st.evicted++;
+		log_rl(LOG_LVL_WARN, "control socket %s: all %d slots taken, closing pid %d uid %u (silent %llu ms) "
+		       "for a new client", s->path, IPC_MAX_CLIENTS, (int)v->peer.pid, (unsigned)v->peer.uid,
+		       (unsigned long long)((clock_ns() - v->heard_ns) / 1000000));
+		ipc_conn_close(v);
+		for (slot = 0; s->conns[slot]; slot++)
+			;
+	}
+	if (!(c = calloc(1, sizeof(*c)))) {
+		close(fd);
+		return NULL;
+	}
+	c->srv = s;
+	c->fd = fd;
+	c->heard_ns = clock_ns();
+	ipc_conn_peer(s, c);
+	ev_io_init(&c->rio, ipc_conn_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, ipc_conn_write_cb, fd, EV_WRITE);
+	ev_init(&c->timer, ipc_conn_timer_cb);
+	c->rio.data = c->wio.data = c->timer.data = c;
+	ev_io_start(s->loop, &c->rio);
+	ipc_conn_phase(c);
+	s->conns[slot] = c;
+	return c;
 }
 
 static void ipc_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ipc_server *s = w->data;
-	struct ipc_conn *c;
-	size_t slot;
-	int fd;
+	int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	for (slot = 0; slot < IPC_MAX_CLIENTS && s->conns[slot]; slot++)
-		;
-	if (slot == IPC_MAX_CLIENTS || !(c = calloc(1, sizeof(*c)))) {
-		log_rl(LOG_LVL_WARN, "control socket %s: too many clients", s->path);
-		close(fd);
-		return;
-	}
-	c->srv = s;
-	c->fd = fd;
-	ev_io_init(&c->rio, ipc_conn_read_cb, fd, EV_READ);
-	ev_io_init(&c->wio, ipc_conn_write_cb, fd, EV_WRITE);
-	ev_init(&c->idle, ipc_conn_idle_cb);
-	c->idle.repeat = IPC_IDLE_MS / 1000.0;
-	c->rio.data = c->wio.data = c->idle.data = c;
-	ev_io_start(loop, &c->rio);
-	ev_timer_again(loop, &c->idle);
-	s->conns[slot] = c;
+	if (fd >= 0)
+		ipc_conn_add(s, fd);
 }
 
-struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc_handler h, void *arg)
+struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc_access_fn access,
+				     ipc_handler h, void *arg)
 {
 	struct sockaddr_un sun;
 	struct ipc_server *s;
@@ -243,8 +382,11 @@ struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
 	s->loop = loop;
+	s->access = access;
 	s->handler = h;
 	s->arg = arg;
+	s->partial_ms = IPC_PARTIAL_MS;
+	s->idle_ms = IPC_IDLE_MS;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
@@ -265,7 +407,9 @@ struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc
 		}
 		unlink(path);
 	}
-	old = umask(0117);
+	/* Anyone may connect: rights come from the peer's credentials, so a refusal is answered and
+	 * counted by the daemon rather than silently made by the file's mode. */
+	old = umask(0111);
 	if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(s->fd, 16) < 0) {
 		int e = errno;
 		umask(old);
@@ -276,7 +420,7 @@ struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc
 		return NULL;
 	}
 	umask(old);
-	chmod(path, 0660);
+	chmod(path, 0666);
 	ev_io_init(&s->accept_io, ipc_accept_cb, s->fd, EV_READ);
 	s->accept_io.data = s;
 	ev_io_start(loop, &s->accept_io);
@@ -296,9 +440,18 @@ void ipc_server_destroy(struct ipc_server *s)
 	free(s);
 }
 
-uint64_t ipc_server_bad_requests(const struct ipc_server *s)
+void ipc_server_stats(const struct ipc_server *s, struct ipc_server_stats *out)
 {
-	return s->bad_requests;
+	if (s)
+		*out = s->st;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void ipc_server_set_deadlines(struct ipc_server *s, uint32_t partial_ms, uint32_t idle_ms)
+{
+	s->partial_ms = partial_ms;
+	s->idle_ms = idle_ms;
 }
 
 /* Waits for fd to become ready for `events` until the absolute deadline. */

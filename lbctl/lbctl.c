@@ -56,7 +56,11 @@ static void usage(FILE *out)
 		"  --json          machine-readable output (schema: proto/control.proto, docs/status.md)\n"
 		"  --limit N       flows: at most N entries (lbd sends at most 100000)\n"
 		"\n"
-		"exit status: 0 ok, 1 the daemon refused or failed, 2 usage, 3 a daemon is not reachable\n");
+		"Who may do what: root, the daemons' user and operator_group may run every command; status_group\n"
+		"may run status, stats, backends and flows (docs/security.md).\n"
+		"\n"
+		"exit status: 0 ok, 1 the daemon refused (also: permission denied) or failed, 2 usage,\n"
+		"             3 a daemon is not reachable\n");
 }
 
 /* What is left of the command's time budget, so two unresponsive daemons cost one timeout, not two. */
@@ -104,6 +108,14 @@ static Dsrlb__VrrpResponse *lbctl_vrrpd(struct lbctl *c, Dsrlb__VrrpCmd cmd, cha
 	if (!r)
 		snprintf(err, errlen, "%s: the daemon's answer does not parse", c->vrrpd_sock);
 	return r;
+}
+
+/* A status answer that refuses (no rights) becomes an error like an unreachable daemon's, but marked
+ * so the exit status says "refused" (1), not "down" (3). */
+static void lbctl_refusal(const char *who, const char *error, char *err, size_t errlen, int *refused)
+{
+	snprintf(err, errlen, "%s: %s", who, error);
+	*refused = 1;
 }
 
 static const char *lbctl_ago(int64_t ms, char *buf, size_t len)
@@ -154,6 +166,14 @@ static void lbctl_print_counters(const Dsrlb__Counters *c)
 	}
 }
 
+/* A daemon's control-socket counters, printed when any is non-zero (docs/security.md). */
+static void lbctl_print_ctl(const char *who, uint64_t refused, uint64_t idle, uint64_t evicted, uint64_t oversized,
+			    uint64_t bad)
+{
+	printf("  control %-6s refused %" PRIu64 "  idle-closed %" PRIu64 "  evicted %" PRIu64 "  oversized %" PRIu64
+	       "  bad %" PRIu64 "\n", who, refused, idle, evicted, oversized, bad);
+}
+
 static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStatus *vs, const char *vrrp_err)
 {
 	char ago[32];
@@ -181,6 +201,9 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 			       vs->adverts_sent, vs->adverts_received, r->malformed, r->bad_mac, r->replay,
 			       r->unknown_node, r->unknown_key, r->stale_epoch);
 		}
+		if (vs->ctl_refused || vs->ctl_idle_closed || vs->ctl_evicted || vs->ctl_oversized || vs->ctl_bad_requests)
+			lbctl_print_ctl("vrrpd", vs->ctl_refused, vs->ctl_idle_closed, vs->ctl_evicted, vs->ctl_oversized,
+					vs->ctl_bad_requests);
 		for (size_t i = 0; i < vs->n_warnings; i++)
 			printf("  WARNING %s\n", vs->warnings[i]);
 	} else if (vrrp_err) {
@@ -206,6 +229,9 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 		       c->drop_no_service, c->drop_no_backend);
 		if (c->ring_drops)
 			printf("  WARNING the RX ring dropped %" PRIu64 " frames\n", c->ring_drops);
+		if (c->ctl_refused || c->ctl_idle_closed || c->ctl_evicted || c->ctl_oversized || c->ctl_bad_requests)
+			lbctl_print_ctl("lbd", c->ctl_refused, c->ctl_idle_closed, c->ctl_evicted, c->ctl_oversized,
+					c->ctl_bad_requests);
 	}
 	if (st->sync) {
 		const Dsrlb__SyncStatus *y = st->sync;
@@ -225,15 +251,27 @@ static int lbctl_status(struct lbctl *c, int what)
 	char err[512], verr[512];
 	Dsrlb__LbdResponse *r;
 	Dsrlb__VrrpResponse *v = NULL;
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, refused = 0;
 
 	q.cmd = DSRLB__LBD_CMD__LBD_CMD_STATUS;
 	r = lbctl_lbd(c, &q, err, sizeof(err));
+	if (r && !r->ok) {
+		lbctl_refusal("lbd", r->error, err, sizeof(err), &refused);
+		dsrlb__lbd_response__free_unpacked(r, NULL);
+		r = NULL;
+	}
 	if (what == 's')
 		v = lbctl_vrrpd(c, DSRLB__VRRP_CMD__VRRP_CMD_STATUS, verr, sizeof(verr));
+	if (v && !v->ok) {
+		lbctl_refusal("vrrpd", v->error, verr, sizeof(verr), &refused);
+		dsrlb__vrrp_response__free_unpacked(v, NULL);
+		v = NULL;
+	}
 	if (!r && !v) {
 		fprintf(stderr, "lbctl: %s\n", err);
-		return EXIT_DOWN;
+		if (what == 's' && strcmp(err, verr))
+			fprintf(stderr, "lbctl: %s\n", verr);
+		return refused ? EXIT_FAIL : EXIT_DOWN;
 	}
 	if (c->json) {
 		printf("{\n  \"lbd\": ");
@@ -267,7 +305,7 @@ static int lbctl_status(struct lbctl *c, int what)
 		lbctl_print_counters(r->status->counters);
 	}
 	if (!r)
-		rc = EXIT_DOWN;
+		rc = refused ? EXIT_FAIL : EXIT_DOWN;
 	if (r)
 		dsrlb__lbd_response__free_unpacked(r, NULL);
 	if (v)

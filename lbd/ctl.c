@@ -1,5 +1,7 @@
 /* lbd's control socket: status, flows, mode changes from vrrpd, drain, reload. Requests are
- * LbdRequest protobufs; a request that does not unpack closes that client and is counted. */
+ * LbdRequest protobufs; a request that does not unpack closes that client and is counted. Status and
+ * flows need read rights, everything else the right to change state (common/ctlauth.c); a request
+ * without them is answered with the refusal and counted. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 
 #include "clock.h"
 #include "control.pb-c.h"
+#include "ctlauth.h"
 #include "ipc.h"
 #include "lbd.h"
 #include "log.h"
@@ -52,6 +55,7 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 {
 	struct ring_stats rs;
 	struct lbd_counters ctr;
+	struct ipc_server_stats is;
 
 	worker_ring_stats(l, &rs);
 	worker_counters(l, &ctr);
@@ -76,7 +80,12 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->flow_table_full = ctr.flow_table_full;
 	c->flows_created = ctr.flows_created;
 	c->flows_expired = ctr.flows_expired;
-	c->ctl_bad_requests = ipc_server_bad_requests(l->ctl);
+	ipc_server_stats(l->ctl, &is);
+	c->ctl_bad_requests = is.bad_requests;
+	c->ctl_refused = is.refused;
+	c->ctl_idle_closed = is.idle_closed;
+	c->ctl_evicted = is.evicted;
+	c->ctl_oversized = is.oversized;
 	c->backend_arp_for_vip = ctr.backend_arp_for_vip;
 	c->flows_rescheduled = ctr.flows_rescheduled;
 	c->arp_mac_changes = ctr.arp_mac_changes;
@@ -301,7 +310,24 @@ static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__
 	r->ok = 1;
 }
 
-static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
+/* The rights a command needs, and what it does in a refusal's words. Unknown commands need read
+ * rights to be told they are unknown. */
+static enum ipc_access ctl_need(int cmd, const char **what)
+{
+	switch (cmd) {
+	case DSRLB__LBD_CMD__LBD_CMD_STATUS: *what = "read lbd's status"; return IPC_ACCESS_READ;
+	case DSRLB__LBD_CMD__LBD_CMD_FLOWS: *what = "list flows"; return IPC_ACCESS_READ;
+	case DSRLB__LBD_CMD__LBD_CMD_SET_MODE: *what = "set lbd's mode"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_DRAIN: *what = "drain a backend"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN: *what = "undrain a backend"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_RELOAD: *what = "reload lbd"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_GARP: *what = "send gratuitous ARP"; return IPC_ACCESS_CHANGE;
+	default: *what = "use lbd's control socket"; return IPC_ACCESS_READ;
+	}
+}
+
+static int ctl_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req, size_t len, uint8_t **resp,
+		      size_t *resp_len)
 {
 	struct lbd *l = arg;
 	Dsrlb__LbdRequest *q = dsrlb__lbd_request__unpack(NULL, len, req);
@@ -310,10 +336,15 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	Dsrlb__Counters c = DSRLB__COUNTERS__INIT;
 	Dsrlb__SyncStatus ss = DSRLB__SYNC_STATUS__INIT;
 	char err[300] = "";
-	int with_status = 0, brief = 0;
+	int with_status = 0, brief = 0, rc = 0;
+	const char *what = "";
 
 	if (!q)
 		return -1;
+	if (ctlauth_check(l->cfg, peer, ctl_need(q->cmd, &what), what, err, sizeof(err)) < 0) {
+		rc = IPC_REFUSED;
+		q->cmd = DSRLB__LBD_CMD__LBD_CMD_NONE;
+	}
 	switch (q->cmd) {
 	case DSRLB__LBD_CMD__LBD_CMD_STATUS:
 		with_status = 1;
@@ -349,7 +380,8 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 		}
 		break;
 	default:
-		snprintf(err, sizeof(err), "unknown command %d", q->cmd);
+		if (!rc)
+			snprintf(err, sizeof(err), "unknown command %d", q->cmd);
 		break;
 	}
 	dsrlb__lbd_request__free_unpacked(q, NULL);
@@ -367,7 +399,14 @@ static int ctl_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp,
 	if (with_status)
 		ctl_status_free(&st);
 	ctl_flows_free(&r);
-	return 0;
+	return rc;
+}
+
+static enum ipc_access ctl_access(void *arg, const struct ipc_cred *cred)
+{
+	struct lbd *l = arg;
+
+	return ctlauth_access(l->cfg, cred);
 }
 
 int ctl_open(struct lbd *l)
@@ -375,7 +414,7 @@ int ctl_open(struct lbd *l)
 	char path[PATH_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/lbd.sock", l->run_dir);
-	l->ctl = ipc_server_create(l->loop, path, ctl_handle, l);
+	l->ctl = ipc_server_create(l->loop, path, ctl_access, ctl_handle, l);
 	return l->ctl ? 0 : -1;
 }
 

@@ -1,5 +1,6 @@
 /* vrrpd's control socket: status (this node's election state and the peer as last heard) and
- * reload. Garbage closes that client, nothing more. */
+ * reload. Garbage closes that client, nothing more. Status needs read rights, reload the right to
+ * change state (common/ctlauth.c); a request without them is answered with the refusal and counted. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,29 +8,37 @@
 
 #include "clock.h"
 #include "control.pb-c.h"
+#include "ctlauth.h"
 #include "log.h"
 #include "vrrpd.h"
 
-static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
+static int status_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req, size_t len, uint8_t **resp,
+			 size_t *resp_len)
 {
 	struct vrrpd *v = arg;
 	Dsrlb__VrrpRequest *q = dsrlb__vrrp_request__unpack(NULL, len, req);
 	Dsrlb__VrrpResponse r = DSRLB__VRRP_RESPONSE__INIT;
 	Dsrlb__VrrpStatus st = DSRLB__VRRP_STATUS__INIT;
 	Dsrlb__PeerStatus ps = DSRLB__PEER_STATUS__INIT;
-	Dsrlb__RejectCounters rc = DSRLB__REJECT_COUNTERS__INIT;
+	Dsrlb__RejectCounters rej = DSRLB__REJECT_COUNTERS__INIT;
 	char addr[INET_ADDRSTRLEN], paddr[INET_ADDRSTRLEN], err[300] = "";
 	char vipbuf[CFG_MAX_SERVICES][INET_ADDRSTRLEN];
 	char *vips[CFG_MAX_SERVICES], *warnings[4];
 	char warnbuf[4][160];
+	struct ipc_server_stats is;
 	uint64_t now = clock_ms();
-	int cmd;
+	int cmd, rc = 0;
 
 	if (!q)
 		return -1;
 	cmd = q->cmd;
 	dsrlb__vrrp_request__free_unpacked(q, NULL);
-	if (cmd == DSRLB__VRRP_CMD__VRRP_CMD_RELOAD) {
+	if (ctlauth_check(v->cfg, peer, cmd == DSRLB__VRRP_CMD__VRRP_CMD_RELOAD ? IPC_ACCESS_CHANGE : IPC_ACCESS_READ,
+			  cmd == DSRLB__VRRP_CMD__VRRP_CMD_RELOAD ? "reload vrrpd" :
+			  cmd == DSRLB__VRRP_CMD__VRRP_CMD_STATUS ? "read vrrpd's status" : "use vrrpd's control socket",
+			  err, sizeof(err)) < 0) {
+		rc = IPC_REFUSED;
+	} else if (cmd == DSRLB__VRRP_CMD__VRRP_CMD_RELOAD) {
 		r.ok = vrrpd_reload(v, err, sizeof(err)) == 0;
 	} else if (cmd == DSRLB__VRRP_CMD__VRRP_CMD_STATUS) {
 		enum vrrp_state s = vrrp_fsm_state(&v->fsm);
@@ -59,14 +68,20 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 		st.uptime_ms = now - v->start_ms;
 		st.stopping = v->stopping;
 		st.lbd_stopping = v->lbd_stopping;
-		rc.malformed = v->rej.malformed;
-		rc.bad_mac = v->rej.bad_mac;
-		rc.replay = v->rej.replay;
-		rc.unknown_node = v->rej.unknown_node;
-		rc.unknown_key = v->rej.unknown_key;
-		rc.stale_epoch = v->rej.stale_epoch;
-		rc.kernel_dropped = v->rej.kernel_dropped;
-		st.rejected = &rc;
+		rej.malformed = v->rej.malformed;
+		rej.bad_mac = v->rej.bad_mac;
+		rej.replay = v->rej.replay;
+		rej.unknown_node = v->rej.unknown_node;
+		rej.unknown_key = v->rej.unknown_key;
+		rej.stale_epoch = v->rej.stale_epoch;
+		rej.kernel_dropped = v->rej.kernel_dropped;
+		st.rejected = &rej;
+		ipc_server_stats(v->ctl, &is);
+		st.ctl_bad_requests = is.bad_requests;
+		st.ctl_refused = is.refused;
+		st.ctl_idle_closed = is.idle_closed;
+		st.ctl_evicted = is.evicted;
+		st.ctl_oversized = is.oversized;
 		if (v->have_peer) {
 			ps.name = v->peer.name;
 			inet_ntop(AF_INET, &v->peer.addr, paddr, sizeof(paddr));
@@ -113,7 +128,14 @@ static int status_handle(void *arg, const uint8_t *req, size_t len, uint8_t **re
 	if (!*resp)
 		return -1;
 	dsrlb__vrrp_response__pack(&r, *resp);
-	return 0;
+	return rc;
+}
+
+static enum ipc_access status_access(void *arg, const struct ipc_cred *cred)
+{
+	struct vrrpd *v = arg;
+
+	return ctlauth_access(v->cfg, cred);
 }
 
 int status_open(struct vrrpd *v)
@@ -121,7 +143,7 @@ int status_open(struct vrrpd *v)
 	char path[PATH_MAX + 16];
 
 	snprintf(path, sizeof(path), "%s/vrrpd.sock", v->run_dir);
-	v->ctl = ipc_server_create(v->loop, path, status_handle, v);
+	v->ctl = ipc_server_create(v->loop, path, status_access, status_handle, v);
 	return v->ctl ? 0 : -1;
 }
 

@@ -467,7 +467,10 @@ static void gen_ctl(void)
 	put_msg("ctl", "every-command", 0, ms, 9, 1);
 	put_msg("ctl", "every-command-active-degraded", 2 | 4, ms, 9, 1);
 	put_msg("ctl", "every-command-standalone", 8, ms, 9, 1);
-	/* Raw stream: a length over IPC_MAX_MSG; a request cut short by the client's hang-up. */
+	/* A client with read rights only, and one with none (refused, then closed after its answer). */
+	put_msg("ctl", "every-command-read-only", 16 | 2, ms, 9, 1);
+	put_msg("ctl", "every-command-no-rights", 32, ms, 9, 1);
+	/* Raw stream: a length over IPC_MAX_REQ; a request cut short by the client's hang-up. */
 	put("ctl", "raw-oversized-length", (uint8_t[]){ 1, 0, 4, 0x7f, 0xff, 0xff, 0xff }, 7);
 	put("ctl", "raw-truncated", (uint8_t[]){ 1, 0, 6, 0, 0, 0, 9, 0x08, 0x01 }, 9);
 }

@@ -1,5 +1,5 @@
 /* Fuzz target: lbd's control socket as a local client reaches it: the framing of common/ipc.c (4-byte
- * length, IPC_MAX_MSG, pipelined requests, a client closing mid-message) and lbd's request handler
+ * length, IPC_MAX_REQ, pipelined requests, a client closing mid-message) and lbd's request handler
  * (lbd/ctl.c ctl_handle: LbdRequest decoding, status and flow listings, SET_MODE, DRAIN/UNDRAIN with
  * hostile service and backend names, GARP; RELOAD answers an error here).
  *
@@ -9,7 +9,8 @@
  *
  * Input: one byte of mode, then chunks (2-byte length, bytes). Mode bit 0 clear: each chunk is an
  * LbdRequest the harness frames; set: the chunks are raw stream bytes. Bit 1: lbd is active and owns
- * the VIPs. Bit 2: the degraded backend set of fuzz_lbd.h. Bit 3: --standalone. */
+ * the VIPs. Bit 2: the degraded backend set of fuzz_lbd.h. Bit 3: --standalone. Bits 4-5: the client's
+ * rights (0 change state, 1 read only, 2 and 3 none), whatever its real credentials. */
 #include "../../common/ipc.c"
 #include "../../lbd/ctl.c"
 
@@ -18,6 +19,12 @@
 #define FUZZ_WRITE 65536
 
 static struct ipc_server srv;
+static enum ipc_access fuzz_grant;
+
+static enum ipc_access fuzz_access(void *arg, const struct ipc_cred *cred)
+{
+	return fuzz_grant;
+}
 
 int lbd_reload(struct lbd *l, char *err, size_t errlen)
 {
@@ -32,29 +39,12 @@ static void fuzz_setup(void)
 	srv.loop = L.loop;
 	srv.fd = -1;
 	snprintf(srv.path, sizeof(srv.path), "fuzz");
+	srv.access = fuzz_access;
 	srv.handler = ctl_handle;
+	srv.partial_ms = IPC_PARTIAL_MS;
+	srv.idle_ms = IPC_IDLE_MS;
 	srv.arg = &L;
 	L.ctl = &srv;
-}
-
-/* The server side of a new client, as ipc_accept_cb sets it up. */
-static struct ipc_conn *fuzz_conn(int fd)
-{
-	struct ipc_conn *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		abort();
-	c->srv = &srv;
-	c->fd = fd;
-	ev_io_init(&c->rio, ipc_conn_read_cb, fd, EV_READ);
-	ev_io_init(&c->wio, ipc_conn_write_cb, fd, EV_WRITE);
-	ev_init(&c->idle, ipc_conn_idle_cb);
-	c->idle.repeat = IPC_IDLE_MS / 1000.0;
-	c->rio.data = c->wio.data = c->idle.data = c;
-	ev_io_start(srv.loop, &c->rio);
-	ev_timer_again(srv.loop, &c->idle);
-	srv.conns[0] = c;
-	return c;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,12 +66,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st = fuzz_lbd_begin(mode >> 2);
 	L.active = L.owner = (mode >> 1) & 1;
 	L.standalone = (mode >> 3) & 1;
+	fuzz_grant = (mode >> 4) & 3 ? ((mode >> 4) & 3) == 1 ? IPC_ACCESS_READ : IPC_ACCESS_NONE : IPC_ACCESS_CHANGE;
 	stream = malloc(size + 2 * (size / 2 + 1));
 	if (!stream || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 	while (in.n) {
 		const uint8_t *chunk;
-		size_t len = fuzz_chunk(&in, IPC_MAX_MSG, &chunk);
+		size_t len = fuzz_chunk(&in, IPC_MAX_REQ, &chunk);
 		if (!(mode & 1)) {
 			ipc_put_len(stream + slen, (uint32_t)len);
 			slen += 4;
@@ -89,7 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(stream + slen, chunk, len);
 		slen += len;
 	}
-	c = fuzz_conn(sv[0]);
+	/* The server side of a new client, as ipc_accept_cb sets it up. */
+	c = ipc_conn_add(&srv, sv[0]);
+	if (!c)
+		abort();
 	/* Feed, answer and read back until the server has dropped the client or everything is said. */
 	for (int rounds = 0; srv.conns[0] && rounds < 4096; rounds++) {
 		ssize_t n = 0;

@@ -77,13 +77,14 @@ static void fuzz_check(int ok, const char *what)
 static void fuzz_status(void)
 {
 	static const uint8_t req[] = { 0x08, DSRLB__VRRP_CMD__VRRP_CMD_STATUS };
+	static const struct ipc_peer root = { 0, 0, 1, IPC_ACCESS_CHANGE };
 	Dsrlb__VrrpResponse *r;
 	uint8_t *resp = NULL;
 	size_t rlen = 0, jlen = 0;
 	char *json = NULL;
 	FILE *out;
 
-	fuzz_check(status_handle(&V, req, sizeof(req), &resp, &rlen) == 0 && resp, "status");
+	fuzz_check(status_handle(&V, &root, req, sizeof(req), &resp, &rlen) == 0 && resp, "status");
 	r = dsrlb__vrrp_response__unpack(NULL, rlen, resp);
 	fuzz_check(r != NULL, "status response does not unpack");
 	out = open_memstream(&json, &jlen);

@@ -309,6 +309,24 @@ static void test_every_key(void **state)
 	cfg_free(cfg);
 }
 
+/* Groups by numeric gid (no group database entry needed) and by name; unset means nobody else. */
+static void test_groups(void **state)
+{
+	struct cfg *cfg = load_ok(CL NODE);
+
+	assert_false(cfg->operator_group.set);
+	assert_false(cfg->status_group.set);
+	cfg_free(cfg);
+	cfg = load_ok(CL "operator_group = 64000\nstatus_group = root\n" NODE);
+	assert_true(cfg->operator_group.set);
+	assert_int_equal(cfg->operator_group.gid, 64000);
+	assert_string_equal(cfg->operator_group.name, "64000");
+	assert_true(cfg->status_group.set);
+	assert_int_equal(cfg->status_group.gid, 0);
+	assert_string_equal(cfg->status_group.name, "root");
+	cfg_free(cfg);
+}
+
 static void test_fence_default(void **state)
 {
 	struct cfg *cfg;
@@ -387,6 +405,10 @@ static const struct {
 	{ CL "key_file = k2 # <-\n" NODE, "not an absolute path" },
 	{ CL "key_file = /k # <-\n" NODE, "'/k' is listed twice" },
 	{ CL "key_file = /k2\nkey_file = /k3 # <-\n" NODE, "at most 2 key files" },
+	{ CL "operator_group = no-such-group-dsrlb # <-\n" NODE, "operator_group: unknown group 'no-such-group-dsrlb'" },
+	{ CL "status_group = 4294967295 # <-\n" NODE, "status_group: '4294967295' is not a gid" },
+	{ CL "status_group = 12a # <-\n" NODE, "status_group: unknown group '12a'" },
+	{ CL "operator_group = 1\noperator_group = 2 # <-\n" NODE, "operator_group: already set at line 4" },
 	{ CL "advert_interval = 4ms # <-\n" NODE, "'4ms' is out of range (5ms..40s)" },
 	{ CL "advert_interval = 41s # <-\n" NODE, "out of range (5ms..40s)" },
 	{ CL "advert_interval = 1x # <-\n" NODE, "'1x' is not a duration" },
@@ -767,6 +789,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_fence_default),
 		cmocka_unit_test(test_line_endings),
 		cmocka_unit_test(test_errors),

@@ -23,7 +23,10 @@
 #define WAIT_MS 3000   /* upper bound on anything that should happen promptly */
 
 /* A server on <tmpdir>/ctl.sock whose loop runs in its own thread. Requests starting with '!' make the
- * handler refuse them; "BIG" makes it claim an oversized response; anything else is echoed. */
+ * handler fail them (bad request); "BIG" makes it claim an oversized response; "LARGE" gets a 3 MiB
+ * answer; a request starting with '?', or any request of a client without rights, is answered "no"
+ * and refused (IPC_REFUSED); anything else is echoed. The access function gives every client the
+ * rights in `grant` and records the credentials it saw. */
 struct srv {
 	char dir[64];
 	char path[128];
@@ -33,15 +36,47 @@ struct srv {
 	pthread_t thr;
 	int running;
 	unsigned calls;   /* handler invocations; read only while the thread is paused */
+	enum ipc_access grant;
+	struct ipc_peer last_peer;
+	uid_t cred_uid;
+	gid_t cred_gid;
+	size_t cred_groups;
 };
 
-static int srv_handler(void *arg, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len)
+#define LARGE_RESP (3u << 20)
+
+static enum ipc_access srv_access(void *arg, const struct ipc_cred *cred)
+{
+	struct srv *v = arg;
+
+	v->cred_uid = cred->uid;
+	v->cred_gid = cred->gid;
+	v->cred_groups = cred->n_groups;
+	return v->grant;
+}
+
+static int srv_handler(void *arg, const struct ipc_peer *peer, const uint8_t *req, size_t len, uint8_t **resp,
+		       size_t *resp_len)
 {
 	struct srv *v = arg;
 
 	v->calls++;
+	v->last_peer = *peer;
 	if (len > 0 && req[0] == '!')
 		return -1;
+	if (peer->access == IPC_ACCESS_NONE || (len > 0 && req[0] == '?')) {
+		*resp = malloc(2);
+		memcpy(*resp, "no", 2);
+		*resp_len = 2;
+		return IPC_REFUSED;
+	}
+	if (len == 5 && !memcmp(req, "LARGE", 5)) {
+		*resp = malloc(LARGE_RESP);
+		for (size_t i = 0; *resp && i < LARGE_RESP; i++)
+			(*resp)[i] = (uint8_t)(i * 7 + (i >> 12));
+		*resp_len = *resp ? LARGE_RESP : 0;
+		return *resp ? 0 : -1;
+	}
 	if (len == 3 && !memcmp(req, "BIG", 3)) {
 		*resp = malloc(1);
 		*resp_len = IPC_MAX_MSG + 1;
@@ -97,7 +132,8 @@ static int srv_setup(void **state)
 	v->loop = ev_loop_new(EVFLAG_AUTO);
 	ev_async_init(&v->wake, srv_wake_cb);
 	ev_async_start(v->loop, &v->wake);
-	v->s = ipc_server_create(v->loop, v->path, srv_handler, v);
+	v->grant = IPC_ACCESS_CHANGE;
+	v->s = ipc_server_create(v->loop, v->path, srv_access, srv_handler, v);
 	if (!v->s)
 		return -1;
 	srv_resume(v);
@@ -123,14 +159,19 @@ static int srv_teardown(void **state)
 	return 0;
 }
 
-static uint64_t srv_bad(struct srv *v)
+static struct ipc_server_stats srv_stats(struct srv *v)
 {
-	uint64_t n;
+	struct ipc_server_stats st;
 
 	srv_pause(v);
-	n = ipc_server_bad_requests(v->s);
+	ipc_server_stats(v->s, &st);
 	srv_resume(v);
-	return n;
+	return st;
+}
+
+static uint64_t srv_bad(struct srv *v)
+{
+	return srv_stats(v).bad_requests;
 }
 
 /* Raw clients. */
@@ -318,8 +359,10 @@ static void test_echo_raw(void **state)
 static void test_call_round_trip(void **state)
 {
 	struct srv *v = *state;
-	size_t big = 3u << 20;   /* larger than any socket buffer: partial reads and writes both ways */
-	uint8_t *req = malloc(big);
+	size_t big = IPC_MAX_REQ;   /* the largest request */
+	uint8_t *req = malloc(big), *resp = NULL;
+	size_t rlen = 0;
+	char err[256] = "";
 
 	call_ok(v->path, "status", 6);
 	call_ok(v->path, "", 0);
@@ -327,33 +370,41 @@ static void test_call_round_trip(void **state)
 		req[i] = (uint8_t)(i * 7 + (i >> 12));
 	call_ok(v->path, req, big);
 	free(req);
+	/* A response larger than any socket buffer: partial writes and reads. */
+	if (ipc_call(v->path, (const uint8_t *)"LARGE", 5, &resp, &rlen, WAIT_MS, err, sizeof(err)) < 0)
+		fail_msg("ipc_call: %s", err);
+	assert_int_equal(rlen, LARGE_RESP);
+	for (size_t i = 0; i < LARGE_RESP; i += 4099)
+		assert_int_equal(resp[i], (uint8_t)(i * 7 + (i >> 12)));
+	free(resp);
 	for (int i = 0; i < 50; i++)
 		call_ok(v->path, "again", 5);
 	srv_pause(v);
-	assert_int_equal(v->calls, 53);
-	assert_int_equal(ipc_server_bad_requests(v->s), 0);
+	assert_int_equal(v->calls, 54);
 	srv_resume(v);
+	struct ipc_server_stats st = srv_stats(v);
+	assert_int_equal(st.bad_requests + st.refused + st.idle_closed + st.evicted + st.oversized, 0);
 }
 
 static void test_oversized_prefix(void **state)
 {
 	struct srv *v = *state;
 	static const uint8_t huge[4] = { 0xff, 0xff, 0xff, 0xff };
-	uint8_t just_over[4] = { (uint8_t)((IPC_MAX_MSG + 1) >> 24), (uint8_t)((IPC_MAX_MSG + 1) >> 16),
-				 (uint8_t)((IPC_MAX_MSG + 1) >> 8), (uint8_t)(IPC_MAX_MSG + 1) };
+	uint8_t just_over[4] = { (uint8_t)((IPC_MAX_REQ + 1) >> 24), (uint8_t)((IPC_MAX_REQ + 1) >> 16),
+				 (uint8_t)((IPC_MAX_REQ + 1) >> 8), (uint8_t)(IPC_MAX_REQ + 1) };
 	int fd;
 
 	fd = raw_connect(v->path);
 	assert_int_equal(raw_send(fd, huge, 4), 0);
 	assert_int_equal(raw_wait_closed(fd, WAIT_MS), 1);
 	close(fd);
-	assert_int_equal(srv_bad(v), 1);
+	assert_int_equal(srv_stats(v).oversized, 1);
 
 	fd = raw_connect(v->path);
 	assert_int_equal(raw_send(fd, just_over, 4), 0);
 	assert_int_equal(raw_wait_closed(fd, WAIT_MS), 1);
 	close(fd);
-	assert_int_equal(srv_bad(v), 2);
+	assert_int_equal(srv_stats(v).oversized, 2);
 
 	/* A good request first, then garbage on the same connection. */
 	fd = raw_connect(v->path);
@@ -363,7 +414,8 @@ static void test_oversized_prefix(void **state)
 	assert_int_equal(raw_send(fd, huge, 4), 0);
 	assert_int_equal(raw_wait_closed(fd, WAIT_MS), 1);
 	close(fd);
-	assert_int_equal(srv_bad(v), 3);
+	assert_int_equal(srv_stats(v).oversized, 3);
+	assert_int_equal(srv_bad(v), 0);
 	srv_pause(v);
 	assert_int_equal(v->calls, 1);   /* the handler never saw the garbage */
 	srv_resume(v);
@@ -411,8 +463,8 @@ static void test_half_message(void **state)
 	close(fd);
 	/* The largest allowed length, then nothing. */
 	fd = raw_connect(v->path);
-	uint8_t max[4] = { (uint8_t)(IPC_MAX_MSG >> 24), (uint8_t)(IPC_MAX_MSG >> 16), (uint8_t)(IPC_MAX_MSG >> 8),
-			   (uint8_t)IPC_MAX_MSG };
+	uint8_t max[4] = { (uint8_t)(IPC_MAX_REQ >> 24), (uint8_t)(IPC_MAX_REQ >> 16), (uint8_t)(IPC_MAX_REQ >> 8),
+			   (uint8_t)IPC_MAX_REQ };
 	assert_int_equal(raw_send(fd, max, 4), 0);
 	assert_int_equal(raw_send(fd, body, sizeof(body)), 0);
 	close(fd);
@@ -422,7 +474,9 @@ static void test_half_message(void **state)
 	close(fd);
 	call_ok(v->path, "alive", 5);
 	srv_pause(v);
-	assert_int_equal(ipc_server_bad_requests(v->s), 0);
+	struct ipc_server_stats st;
+	ipc_server_stats(v->s, &st);
+	assert_int_equal(st.bad_requests, 0);
 	assert_true(v->calls == 1 || v->calls == 2);
 	srv_resume(v);
 }
@@ -439,8 +493,11 @@ static void test_too_many_clients(void **state)
 		fds[i] = raw_connect(v->path);
 		assert_true(fds[i] >= 0);
 	}
+	/* The server accepts asynchronously: let it take every connection before any of them talks. */
+	for (uint64_t deadline = clock_ms() + WAIT_MS; srv_stats(v).evicted < N - IPC_MAX_CLIENTS;)
+		assert_true(clock_ms() < deadline), usleep(1000);
 	for (int i = 0; i < N; i++)
-		raw_send_msg(fds[i], "hi", 2);   /* may fail with EPIPE for a refused client */
+		raw_send_msg(fds[i], "hi", 2);   /* may fail with EPIPE for an evicted client */
 	for (int i = 0; i < N; i++) {
 		long n = raw_recv_msg(fds[i], buf, sizeof(buf), WAIT_MS);
 		if (n == 2)
@@ -448,12 +505,120 @@ static void test_too_many_clients(void **state)
 		else
 			dropped++;
 	}
+	/* Each connection past the last slot evicted the client silent longest: one of the first. */
 	assert_int_equal(answered, IPC_MAX_CLIENTS);
 	assert_int_equal(dropped, N - IPC_MAX_CLIENTS);
+	for (int i = 0; i < N - IPC_MAX_CLIENTS; i++)
+		assert_int_equal(raw_recv_msg(fds[i], buf, sizeof(buf), 10), -1);
+	assert_int_equal(srv_stats(v).evicted, N - IPC_MAX_CLIENTS);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
-	/* Slots free up once the server sees the closes. */
 	call_ok_eventually(v->path);
+}
+
+/* A client that talks keeps its slot however many silent ones come after it: vrrpd's link against a
+ * flood of silent connections. */
+static void test_talker_never_evicted(void **state)
+{
+	struct srv *v = *state;
+	enum { SILENT = 150 };
+	int talker, fds[SILENT], closed = 0;
+	uint8_t buf[16];
+
+	talker = raw_connect(v->path);
+	assert_true(talker >= 0);
+	for (int i = 0; i < SILENT; i++) {
+		fds[i] = raw_connect(v->path);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(raw_send_msg(talker, "ping", 4), 0);
+		assert_int_equal(raw_recv_msg(talker, buf, sizeof(buf), WAIT_MS), 4);
+	}
+	for (int i = 0; i < SILENT; i++) {
+		closed += raw_wait_closed(fds[i], 20) == 1;
+		close(fds[i]);
+	}
+	assert_int_equal(closed, SILENT - (IPC_MAX_CLIENTS - 1));
+	assert_int_equal(srv_stats(v).evicted, SILENT - (IPC_MAX_CLIENTS - 1));
+	close(talker);
+}
+
+/* A silent client is closed at the idle deadline, one that trickles a request at the (shorter)
+ * deadline of a message in progress, one that does not read its response too; a client that asks
+ * now and then stays. */
+static void test_deadlines(void **state)
+{
+	struct srv *v = *state;
+	uint8_t buf[16];
+	int silent, trickle, talker, deaf;
+	uint64_t t0;
+
+	srv_pause(v);
+	ipc_server_set_deadlines(v->s, 300, 600);
+	srv_resume(v);
+	t0 = clock_ms();
+	silent = raw_connect(v->path);
+	trickle = raw_connect(v->path);
+	talker = raw_connect(v->path);
+	deaf = raw_connect(v->path);
+	/* LARGE fills the socket buffers: the server waits on a client that never reads. */
+	assert_int_equal(raw_send_msg(deaf, "LARGE", 5), 0);
+	assert_int_equal(raw_send(trickle, "\0\0\0\x10", 4), 0);
+	for (int i = 0; i < 9; i++) {
+		usleep(100000);
+		raw_send(trickle, "x", 1);   /* fails once the server has closed it */
+		assert_int_equal(raw_send_msg(talker, "ping", 4), 0);
+		assert_int_equal(raw_recv_msg(talker, buf, sizeof(buf), WAIT_MS), 4);
+	}
+	/* 900 ms in: the trickler (300 ms), the deaf one (300 ms) and the silent one (600 ms) are gone. */
+	assert_int_equal(raw_wait_closed(silent, 10), 1);
+	assert_int_equal(raw_wait_closed(trickle, 10), 1);
+	assert_true(clock_ms() - t0 >= 600);
+	struct ipc_server_stats st = srv_stats(v);
+	assert_int_equal(st.idle_closed, 3);
+	assert_int_equal(st.bad_requests, 0);
+	assert_int_equal(raw_send_msg(talker, "ping", 4), 0);
+	assert_int_equal(raw_recv_msg(talker, buf, sizeof(buf), WAIT_MS), 4);
+	close(silent);
+	close(trickle);
+	close(talker);
+	close(deaf);
+}
+
+/* The handler sees the rights the access function gave from the peer's credentials; a refused
+ * request is answered and counted, and a client with no rights is closed after its answer. */
+static void test_access(void **state)
+{
+	struct srv *v = *state;
+	uint8_t buf[16];
+	int fd;
+
+	fd = raw_connect(v->path);
+	assert_int_equal(raw_send_msg(fd, "?change", 7), 0);
+	assert_int_equal(raw_recv_msg(fd, buf, sizeof(buf), WAIT_MS), 2);
+	assert_memory_equal(buf, "no", 2);
+	/* Refused but entitled to ask: the connection stays. */
+	assert_int_equal(raw_send_msg(fd, "hi", 2), 0);
+	assert_int_equal(raw_recv_msg(fd, buf, sizeof(buf), WAIT_MS), 2);
+	assert_memory_equal(buf, "hi", 2);
+	close(fd);
+	srv_pause(v);
+	assert_int_equal(v->cred_uid, getuid());
+	assert_int_equal(v->cred_gid, getgid());
+	assert_int_equal(v->cred_groups, (size_t)getgroups(0, NULL));
+	assert_int_equal(v->last_peer.uid, getuid());
+	assert_int_equal(v->last_peer.access, IPC_ACCESS_CHANGE);
+	v->grant = IPC_ACCESS_NONE;
+	srv_resume(v);
+
+	fd = raw_connect(v->path);
+	assert_int_equal(raw_send_msg(fd, "hi", 2), 0);
+	assert_int_equal(raw_recv_msg(fd, buf, sizeof(buf), WAIT_MS), 2);
+	assert_memory_equal(buf, "no", 2);
+	assert_int_equal(raw_wait_closed(fd, WAIT_MS), 1);
+	close(fd);
+	struct ipc_server_stats st = srv_stats(v);
+	assert_int_equal(st.refused, 2);
+	assert_int_equal(st.bad_requests, 0);
 }
 
 static void test_socket_mode(void **state)
@@ -467,24 +632,24 @@ static void test_socket_mode(void **state)
 
 	assert_int_equal(stat(v->path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
-	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(st.st_mode & 07777, 0666);
 
 	/* Whatever the process umask. */
 	snprintf(path, sizeof(path), "%s/other.sock", v->dir);
 	old = umask(0);
-	s = ipc_server_create(loop, path, srv_handler, v);
+	s = ipc_server_create(loop, path, srv_access, srv_handler, v);
 	assert_int_equal(umask(old), 0);
 	assert_non_null(s);
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(st.st_mode & 07777, 0666);
 	ipc_server_destroy(s);
 	assert_int_equal(stat(path, &st), -1);   /* destroy removes the socket file */
 	old = umask(077);
-	s = ipc_server_create(loop, path, srv_handler, v);
+	s = ipc_server_create(loop, path, srv_access, srv_handler, v);
 	umask(old);
 	assert_non_null(s);
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(st.st_mode & 07777, 0666);
 	ipc_server_destroy(s);
 	ev_loop_destroy(loop);
 }
@@ -498,14 +663,14 @@ static void test_path_in_use(void **state)
 
 	/* A live server keeps its path... */
 	errno = 0;
-	assert_null(ipc_server_create(loop, v->path, srv_handler, v));
+	assert_null(ipc_server_create(loop, v->path, srv_access, srv_handler, v));
 	assert_int_equal(errno, EADDRINUSE);
 	call_ok(v->path, "first", 5);
 
 	/* ...a dead one's socket file is replaced. */
 	snprintf(path, sizeof(path), "%s/other.sock", v->dir);
 	stale_socket(path);
-	s = ipc_server_create(loop, path, srv_handler, v);
+	s = ipc_server_create(loop, path, srv_access, srv_handler, v);
 	assert_non_null(s);
 	ipc_server_destroy(s);
 
@@ -513,7 +678,7 @@ static void test_path_in_use(void **state)
 	toolong[0] = '/';
 	toolong[sizeof(toolong) - 1] = 0;
 	errno = 0;
-	assert_null(ipc_server_create(loop, toolong, srv_handler, v));
+	assert_null(ipc_server_create(loop, toolong, srv_access, srv_handler, v));
 	assert_int_equal(errno, ENAMETOOLONG);
 	ipc_server_destroy(NULL);
 	ev_loop_destroy(loop);
@@ -786,7 +951,7 @@ static void test_client_server_restart_idle(void **state)
 	/* The server restarts while the client is idle. */
 	srv_pause(v);
 	ipc_server_destroy(v->s);
-	v->s = ipc_server_create(v->loop, v->path, srv_handler, v);
+	v->s = ipc_server_create(v->loop, v->path, srv_access, srv_handler, v);
 	assert_non_null(v->s);
 	srv_resume(v);
 	run_until(loop, &r, 2, 200, 0);
@@ -811,6 +976,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_handler_refuses, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_half_message, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_clients, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_talker_never_evicted, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_deadlines, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_access, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_path_in_use, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_call_missing, srv_setup, srv_teardown),
