@@ -359,13 +359,18 @@ static struct ipc_conn *ipc_conn_add(struct ipc_server *s, int fd)
 	return c;
 }
 
+/* Empties the backlog a batch at a time, so a flood of connections leaves room in it for the next
+ * legitimate one. */
 static void ipc_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ipc_server *s = w->data;
-	int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd >= 0)
+	for (int i = 0; i < IPC_ACCEPT_BATCH; i++) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
 		ipc_conn_add(s, fd);
+	}
 }
 
 struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc_access_fn access,
@@ -410,7 +415,7 @@ struct ipc_server *ipc_server_create(struct ev_loop *loop, const char *path, ipc
 	/* Anyone may connect: rights come from the peer's credentials, so a refusal is answered and
 	 * counted by the daemon rather than silently made by the file's mode. */
 	old = umask(0111);
-	if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(s->fd, 16) < 0) {
+	if (bind(s->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(s->fd, IPC_BACKLOG) < 0) {
 		int e = errno;
 		umask(old);
 		log_err("%s: bind %s: %s", __func__, path, strerror(e));
@@ -492,7 +497,12 @@ int ipc_call(const char *path, const uint8_t *req, size_t len, uint8_t **resp, s
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS) {
+	/* A full backlog (EAGAIN: a flood of connections) clears as the server accepts: try again. */
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 && errno != EINPROGRESS) {
+		if (errno == EAGAIN && clock_ms() + 10 < deadline) {
+			usleep(5000);
+			continue;
+		}
 		snprintf(err, errlen, "cannot connect to %s: %s (is the daemon running?)", path, strerror(errno));
 		close(fd);
 		return -1;

@@ -13,6 +13,8 @@
 #define IPC_MAX_MSG (16u << 20)   /* largest response (a 100 000-entry flow listing is about 12 MiB) */
 #define IPC_MAX_REQ (64u << 10)   /* largest request: requests are a few hundred bytes */
 #define IPC_MAX_CLIENTS 64
+#define IPC_BACKLOG 64            /* connections the kernel queues before the server accepts them */
+#define IPC_ACCEPT_BATCH 32       /* connections accepted per wakeup */
 #define IPC_PARTIAL_MS 5000       /* a request must arrive, and its response be taken, within this */
 #define IPC_IDLE_MS 60000         /* a connection with nothing in progress is closed after this */
 #define IPC_OUT_BUDGET (16u << 20) /* queued responses of all clients together, beyond the small ones */

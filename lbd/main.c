@@ -156,7 +156,7 @@ static int lbd_start(struct lbd *l)
 	l->ifindex = ring_ifindex(l->workers[0].ring);
 	if (arp_open(l) < 0)
 		return -1;
-	if (mkdir(l->run_dir, 0750) < 0 && errno != EEXIST) {
+	if (mkdir(l->run_dir, 0755) < 0 && errno != EEXIST) {
 		log_err("run dir %s: %s", l->run_dir, strerror(errno));
 		return -1;
 	}

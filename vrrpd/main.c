@@ -119,7 +119,7 @@ int main(int argc, char **argv)
 	v.hb = auth_session_create(v.keys, AUTH_KIND_HEARTBEAT, v.node, v.have_peer ? v.peer.name : "-");
 	if (!v.hb)
 		fatal("cannot create the heartbeat session");
-	if (mkdir(v.run_dir, 0750) < 0 && errno != EEXIST)
+	if (mkdir(v.run_dir, 0755) < 0 && errno != EEXIST)
 		fatal("run dir %s: %s", v.run_dir, strerror(errno));
 	if (advert_open(&v) < 0 || status_open(&v) < 0)
 		fatal("start-up failed");
