@@ -486,9 +486,10 @@ def test_all_down_text_names_the_sorry_backend(lab, lb, srv):
 
 def test_garbage_on_control_socket_drops_only_that_client(lab, lb):
     path = os.path.join(lab.run_dir("lb1"), "lbd.sock")
-    bad0 = lb.status()["counters"]["ctl_bad_requests"]
+    c0 = lb.status()["counters"]
+    bad0, over0 = c0["ctl_bad_requests"], c0.get("ctl_oversized", 0)
     noise = bytearray(random.Random(7).randbytes(8192))
-    noise[0] |= 0x80  # its length prefix is then over the 16 MiB limit
+    noise[0] |= 0x80  # its length prefix is then over the 64 KiB request limit
     cases = {
         "huge length prefix": b"\xff\xff\xff\xff" + b"x" * 64,
         "random bytes": bytes(noise),
@@ -508,5 +509,7 @@ def test_garbage_on_control_socket_drops_only_that_client(lab, lb):
             assert got == b"", (name, got)
         lb.alive()
     st = lb.status()
-    assert st["counters"]["ctl_bad_requests"] == bad0 + len(cases), st["counters"]
+    # The two oversized length prefixes are counted as such, the garbage as a bad request.
+    assert st["counters"]["ctl_bad_requests"] == bad0 + 1, st["counters"]
+    assert st["counters"]["ctl_oversized"] == over0 + 2, st["counters"]
     assert "lonely" in lb.ok("status")
