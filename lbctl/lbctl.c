@@ -269,8 +269,6 @@ static int lbctl_status(struct lbctl *c, int what)
 	}
 	if (!r && !v) {
 		fprintf(stderr, "lbctl: %s\n", err);
-		if (what == 's' && strcmp(err, verr))
-			fprintf(stderr, "lbctl: %s\n", verr);
 		return refused ? EXIT_FAIL : EXIT_DOWN;
 	}
 	if (c->json) {
