@@ -730,7 +730,9 @@ static void test_call_timeout(void **state)
 	t0 = clock_ms();
 	assert_int_equal(ipc_call(path, (const uint8_t *)"hello", 5, &resp, &rlen, 300, err, sizeof(err)), -1);
 	dt = clock_ms() - t0;
-	assert_true(dt >= 299 && dt < 400);
+	/* The deadline holds in total: never before it, and not a second wait after it (a busy machine may
+	 * wake the caller late, so the upper bound is below twice the timeout, not just above it). */
+	assert_true(dt >= 299 && dt < 590);
 	assert_non_null(strstr(err, "timeout"));
 	assert_non_null(strstr(err, path));
 	assert_null(resp);
