@@ -35,10 +35,6 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
 
-# No circle of calls among the files of each daemon (docs/ARCHITECTURE.md); part of make check.
-calls:
-	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl
-
 .PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
 .SECONDARY:
 
@@ -137,6 +133,10 @@ LAB_WORKER_SUITES := lab/test_lbd.py lab/test_sync.py lab/test_failover.py lab/t
 lab: all
 	cd tests && /usr/bin/python3 -m pytest -v lab
 	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v -k "not broken_reload" $(LAB_WORKER_SUITES)
+
+# No circle of calls among the files of each daemon (docs/ARCHITECTURE.md); part of make check.
+calls:
+	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl
 
 check: deps
 	$(MAKE) all
