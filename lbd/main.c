@@ -2,7 +2,6 @@
  * libev loop with its timers and signals, live reload, and shutdown. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <linux/capability.h>
@@ -20,93 +19,7 @@
 #include "lbd.h"
 #include "log.h"
 #include "privs.h"
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: lbd -c FILE [-n NODE] [--run-dir DIR] [-f] [-d] [--standalone]\n"
-		"       lbd -t -c FILE\n"
-		"  -c, --config FILE   cluster config (docs/config.md)\n"
-		"  -n, --node NODE     node to run as (default: the node whose address is on this host)\n"
-		"      --run-dir DIR   directory of the control sockets (default /run/dsrlb)\n"
-		"  -f, --foreground    stay in the foreground, log to stderr\n"
-		"  -d, --debug         debug logging\n"
-		"      --standalone    a single always-active node (no vrrpd)\n"
-		"  -t, --test          check the config and exit\n");
-}
-
-static int lbd_load_filter(struct lbd *l)
-{
-	struct sock_filter prog[256];
-	size_t n = filter_build(l->vips, l->n_vips, prog, 256);
-
-	if (!n) {
-		log_err("%s: too many VIPs for the packet filter", __func__);
-		return -1;
-	}
-	for (unsigned i = 0; i < l->n_workers; i++)
-		if (ring_set_filter(l->workers[i].ring, prog, n) < 0)
-			return -1;
-	return 0;
-}
-
-int lbd_reload(struct lbd *l, char *err, size_t errlen)
-{
-	struct cfg *cfg = cfg_load(l->cfg_path, err, errlen);
-
-	if (!cfg)
-		goto fail;
-	/* The key files are part of the config: a missing or unsafe one refuses the whole reload. */
-	struct auth_keyring *keys = auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
-						      cfg->n_key_files, err, errlen);
-	if (!keys) {
-		cfg_free(cfg);
-		goto fail;
-	}
-	err[0] = 0;
-	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
-	    cfg->workers != l->cfg->workers) {
-		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);
-		cfg_free(cfg);
-		auth_keyring_destroy(keys);
-		goto fail;
-	}
-	if (!cfg_find_node(cfg, l->node, err, errlen)) {
-		cfg_free(cfg);
-		auth_keyring_destroy(keys);
-		goto fail;
-	}
-	dp_write_lock(l);
-	int applied = dp_apply_config(l, cfg);
-	dp_write_unlock(l);
-	if (applied < 0) {
-		snprintf(err, errlen, "cannot apply the new config");
-		cfg_free(cfg);
-		auth_keyring_destroy(keys);
-		goto fail;
-	}
-	lbd_load_filter(l);
-	if (l->cfg->kernel_drop)
-		kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips);
-	else
-		kdrop_remove();
-	health_reload(l->health);
-	l->arp_fast_until_ms = clock_ms() + 2000;
-	l->arp_timer.repeat = 0.001;
-	ev_timer_again(l->loop, &l->arp_timer);
-	if (l->sync)
-		sync_reload(l->sync, keys);
-	else
-		auth_keyring_destroy(keys);
-	l->reloads++;
-	l->last_reload_error[0] = 0;
-	log_info("config reloaded from %s", l->cfg_path);
-	return 0;
-fail:
-	snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
-	log_err("reload refused, keeping the running config: %s", err);
-	return -1;
-}
+#include "startup.h"
 
 static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -214,73 +127,29 @@ static void lbd_stop(struct lbd *l)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "node", required_argument, NULL, 'n' },
-		{ "run-dir", required_argument, NULL, 'R' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "standalone", no_argument, NULL, 'S' },
-		{ "test", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct lbd l;
-	const char *cfg_path = NULL, *node = NULL, *run_dir = "/run/dsrlb";
-	int fg = 0, debug = 0, test = 0, c;
+	struct startup_args a;
+	struct auth_keyring *keys;
 	char err[512];
 	const struct cfg_node *self;
 	struct cfg *cfg;
 
-	while ((c = getopt_long(argc, argv, "c:n:fdth", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg_path = optarg; break;
-		case 'n': node = optarg; break;
-		case 'R': run_dir = optarg; break;
-		case 'f': fg = 1; break;
-		case 'd': debug = 1; break;
-		case 'S': l.standalone = 1; break;
-		case 't': test = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (!cfg_path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	log_init("lbd", fg || test, debug);
-	cfg = cfg_load(cfg_path, err, sizeof(err));
-	if (!cfg) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	/* The key is needed by connection sync; a missing or unsafe key file is a config error. */
-	struct auth_keyring *keys = auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
-						      cfg->n_key_files, err, sizeof(err));
-	if (!keys) {
-		fprintf(stderr, "%s\n", err);
-		cfg_free(cfg);
-		return 1;
-	}
-	if (err[0])
-		log_warn("%s", err);
+	startup_args(&a, "lbd", 1, argc, argv);
+	log_init("lbd", a.foreground || a.test, a.debug);
+	/* The key is needed by connection sync (which loads it itself); a bad key file is a config error. */
+	cfg = startup_load(&a, &keys);
 	auth_keyring_destroy(keys);
-	if (test) {
-		printf("%s: ok\n", cfg_path);
-		cfg_free(cfg);
-		return 0;
-	}
-	self = cfg_find_node(cfg, node, err, sizeof(err));
+	l.standalone = a.standalone;
+	self = cfg_find_node(cfg, a.node, err, sizeof(err));
 	if (!self) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
 	snprintf(l.node, sizeof(l.node), "%s", self->name);
 	l.node_addr = self->addr.s_addr;
-	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", cfg_path);
-	snprintf(l.run_dir, sizeof(l.run_dir), "%s", run_dir);
-	if (!fg && daemon(0, 0) < 0)
+	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", a.cfg_path);
+	snprintf(l.run_dir, sizeof(l.run_dir), "%s", a.run_dir);
+	if (!a.foreground && daemon(0, 0) < 0)
 		fatal("daemon: %s", strerror(errno));
 	l.loop = ev_default_loop(EVFLAG_AUTO);
 	l.start_ms = clock_ms();

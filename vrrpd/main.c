@@ -2,7 +2,6 @@
  * then node.c runs the loop's events (heartbeats, lbd, timers, signals, reload). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,21 +16,9 @@
 #include "clock.h"
 #include "log.h"
 #include "privs.h"
+#include "startup.h"
 #include "control.pb-c.h"
 #include "vrrpd.h"
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: vrrpd -c FILE [-n NODE] [--run-dir DIR] [-f] [-d]\n"
-		"       vrrpd -t -c FILE\n"
-		"  -c, --config FILE   cluster config (docs/config.md)\n"
-		"  -n, --node NODE     node to run as (default: the node whose address is on this host)\n"
-		"      --run-dir DIR   directory of the control sockets (default /run/dsrlb)\n"
-		"  -f, --foreground    stay in the foreground, log to stderr\n"
-		"  -d, --debug         debug logging\n"
-		"  -t, --test          check the config and exit\n");
-}
 
 static void vrrpd_realtime(const struct vrrpd *v)
 {
@@ -50,69 +37,29 @@ static void vrrpd_realtime(const struct vrrpd *v)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "node", required_argument, NULL, 'n' },
-		{ "run-dir", required_argument, NULL, 'R' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "test", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct vrrpd v;
-	const char *cfg_path = NULL, *run_dir = "/run/dsrlb";
-	int fg = 0, debug = 0, test = 0, c;
+	struct startup_args a;
 	char err[512] = "";
 	struct vrrp_fsm_config fc;
 	const char *why;
 
-	while ((c = getopt_long(argc, argv, "c:n:fdth", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg_path = optarg; break;
-		case 'n': snprintf(v.node, sizeof(v.node), "%s", optarg); break;
-		case 'R': run_dir = optarg; break;
-		case 'f': fg = 1; break;
-		case 'd': debug = 1; break;
-		case 't': test = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (!cfg_path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	log_init("vrrpd", fg || test, debug);
-	v.cfg = cfg_load(cfg_path, err, sizeof(err));
-	if (!v.cfg) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	v.keys = auth_keyring_load((const char *const[]){ v.cfg->key_files[0], v.cfg->key_files[1] },
-				   v.cfg->n_key_files, err, sizeof(err));
-	if (!v.keys) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (err[0])
-		log_warn("%s", err);
-	if (test) {
-		printf("%s: ok\n", cfg_path);
-		return 0;
-	}
+	startup_args(&a, "vrrpd", 0, argc, argv);
+	log_init("vrrpd", a.foreground || a.test, a.debug);
+	v.cfg = startup_load(&a, &v.keys);
+	if (a.node)
+		snprintf(v.node, sizeof(v.node), "%s", a.node);
 	if (vrrpd_set_node(&v, v.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
 	vrrpd_fsm_config(&v, &fc);
 	if (vrrp_fsm_config_check(&fc, &why) < 0) {
-		fprintf(stderr, "%s: %s\n", cfg_path, why);
+		fprintf(stderr, "%s: %s\n", a.cfg_path, why);
 		return 1;
 	}
-	snprintf(v.cfg_path, sizeof(v.cfg_path), "%s", cfg_path);
-	snprintf(v.run_dir, sizeof(v.run_dir), "%s", run_dir);
-	if (!fg && daemon(0, 0) < 0)
+	snprintf(v.cfg_path, sizeof(v.cfg_path), "%s", a.cfg_path);
+	snprintf(v.run_dir, sizeof(v.run_dir), "%s", a.run_dir);
+	if (!a.foreground && daemon(0, 0) < 0)
 		fatal("daemon: %s", strerror(errno));
 	v.loop = ev_default_loop(EVFLAG_AUTO);
 	v.start_ms = clock_ms();

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "startup.h"
 #include "vrrpd.h"
 
 void vrrpd_fsm_config(const struct vrrpd *v, struct vrrp_fsm_config *fc)
@@ -167,8 +168,7 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 		cfg_free(cfg);
 		goto fail;
 	}
-	keys = auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] }, cfg->n_key_files,
-				 err, errlen);
+	keys = startup_keys(cfg, err, errlen);
 	if (!keys) {
 		cfg_free(cfg);
 		goto fail;

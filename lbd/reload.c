@@ -1,0 +1,116 @@
+/* Live reload (SIGHUP, `lbctl reload`): the new config and its key files are loaded and checked in full
+ * before anything changes, so a broken file leaves the running config as it was; then the data plane,
+ * the packet filter, the nftables rule, health checks and sync take it in. Every refusal and every
+ * failure after the switch reaches `last_reload_error` (lbctl status) and the log. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "kdrop.h"
+#include "lbd.h"
+#include "log.h"
+#include "startup.h"
+
+#define RELOAD_FILTER_MAX 256
+
+/* The distinct VIPs of a config, as the packet filter needs them. */
+static size_t reload_vips(const struct cfg *cfg, uint32_t *vips, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		uint32_t vip = cfg->services[i].vip.s_addr;
+		size_t j;
+		for (j = 0; j < n && vips[j] != vip; j++)
+			;
+		if (j == n && n < cap)
+			vips[n++] = vip;
+	}
+	return n;
+}
+
+/* The new config's own checks: what changes only on restart, our node in it, a filter that fits. */
+static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter *prog, size_t *prog_len,
+			char *err, size_t errlen)
+{
+	uint32_t vips[LBD_MAX_VIPS];
+	size_t n_vips = reload_vips(cfg, vips, LBD_MAX_VIPS);
+
+	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
+	    cfg->workers != l->cfg->workers) {
+		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);
+		return -1;
+	}
+	if (!cfg_find_node(cfg, l->node, err, errlen))
+		return -1;
+	*prog_len = filter_build(vips, n_vips, prog, RELOAD_FILTER_MAX);
+	if (!*prog_len) {
+		snprintf(err, errlen, "%s: too many VIPs for the packet filter", l->cfg_path);
+		return -1;
+	}
+	return 0;
+}
+
+int lbd_reload(struct lbd *l, char *err, size_t errlen)
+{
+	struct sock_filter prog[RELOAD_FILTER_MAX];
+	size_t prog_len = 0;
+	struct auth_keyring *keys;
+	struct cfg *cfg;
+
+	err[0] = 0;
+	cfg = cfg_load(l->cfg_path, err, errlen);
+	if (!cfg)
+		goto refused;
+	/* The key files are part of the config: a missing or unsafe one refuses the whole reload. */
+	keys = startup_keys(cfg, err, errlen);
+	if (!keys)
+		goto free_cfg;
+	err[0] = 0;
+	if (reload_check(l, cfg, prog, &prog_len, err, errlen) < 0)
+		goto free_keys;
+	dp_write_lock(l);
+	int applied = dp_apply_config(l, cfg);      /* takes cfg on success */
+	dp_write_unlock(l);
+	if (applied < 0) {
+		snprintf(err, errlen, "cannot apply the new config (out of memory)");
+		goto free_keys;
+	}
+
+	/* Switched: from here on a failure is reported, and the rest still applied. */
+	for (unsigned i = 0; i < l->n_workers; i++)
+		if (ring_set_filter(l->workers[i].ring, prog, prog_len) < 0 && !err[0])
+			snprintf(err, errlen, "applied, but the packet filter of worker %u could not be replaced", i);
+	if (l->cfg->kernel_drop) {
+		if (kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips) < 0 && !err[0])
+			snprintf(err, errlen, "applied, but the nftables rule for the VIPs could not be installed "
+				 "(see the log); the local stack may see VIP frames");
+	} else {
+		kdrop_remove();
+	}
+	health_reload(l->health);
+	l->arp_fast_until_ms = clock_ms() + 2000;
+	l->arp_timer.repeat = 0.001;
+	ev_timer_again(l->loop, &l->arp_timer);
+	if (l->sync)
+		sync_reload(l->sync, keys);
+	else
+		auth_keyring_destroy(keys);
+	l->reloads++;
+	snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
+	if (err[0]) {
+		log_err("config reloaded from %s, %s", l->cfg_path, err);
+		return -1;
+	}
+	log_info("config reloaded from %s", l->cfg_path);
+	return 0;
+
+free_keys:
+	auth_keyring_destroy(keys);
+free_cfg:
+	cfg_free(cfg);
+refused:
+	snprintf(l->last_reload_error, sizeof(l->last_reload_error), "%s", err);
+	log_err("reload refused, keeping the running config: %s", err);
+	return -1;
+}
