@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <ifaddrs.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -268,6 +270,68 @@ static int kw_on_down(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 	return kw_choice(p, kw, dst, val, w, v, 2, "reschedule, keep");
 }
 
+/* A name is looked up in the user database (getpwnam: /etc/passwd or NSS); a number need not be in it. */
+int cfg_parse_user(const char *spec, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	char name[CFG_USER_MAX], buf[4096], *group;
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	uint64_t n;
+	int have_gid = 0;
+
+	if (strlen(spec) >= sizeof(name)) {
+		snprintf(err, errlen, "'%s' is longer than %zu characters", spec, sizeof(name) - 1);
+		return -1;
+	}
+	strcpy(name, spec);
+	if ((group = strchr(name, ':')))
+		*group++ = '\0';
+	if (!name[0] || (group && (!group[0] || strchr(group, ':')))) {
+		snprintf(err, errlen, "'%s' is not USER or USER:GROUP", spec);
+		return -1;
+	}
+	/* (uid_t)-1 and (gid_t)-1 mean "unchanged" to the set*id calls: never a real id. */
+	if (cfg_parse_u64(name, UINT32_MAX - 1, &n) == 0) {
+		*uid = (uid_t)n;
+		getpwuid_r(*uid, &pw, buf, sizeof(buf), &pwp);
+	} else {
+		getpwnam_r(name, &pw, buf, sizeof(buf), &pwp);
+		if (!pwp) {
+			snprintf(err, errlen, "no such user '%s'", name);
+			return -1;
+		}
+		*uid = pwp->pw_uid;
+	}
+	if (pwp) {
+		*gid = pwp->pw_gid;
+		have_gid = 1;
+	}
+	if (group && cfg_parse_u64(group, UINT32_MAX - 1, &n) == 0) {
+		*gid = (gid_t)n;
+	} else if (group) {
+		getgrnam_r(group, &gr, buf, sizeof(buf), &grp);
+		if (!grp) {
+			snprintf(err, errlen, "no such group '%s'", group);
+			return -1;
+		}
+		*gid = grp->gr_gid;
+	} else if (!have_gid) {
+		snprintf(err, errlen, "uid %s has no account here: give its group too (%s:GID)", name, name);
+		return -1;
+	}
+	return 0;
+}
+
+static int kw_user(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	char msg[256];
+
+	if (cfg_parse_user(val, &p->cfg->uid, &p->cfg->gid, msg, sizeof(msg)) < 0)
+		return kw_err(p, kw, "%s", msg);
+	snprintf(dst, kw->size, "%s", val);
+	return 0;
+}
+
 /* A host address: no 0.0.0.0/8, no multicast, reserved or broadcast. inet_pton() takes only the
  * dotted quad, so "10.1" or "010.0.0.1" are refused too. */
 static int cfg_parse_unicast(const char *s, struct in_addr *out)
@@ -476,6 +540,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "notify_timeout",          kw_duration,  C(notify_timeout_ms),  MS(100), MINS(10), 0 },
 	{ "operator_group",          kw_group,     C(operator_group),     0, 0, 0 },
 	{ "status_group",            kw_group,     C(status_group),       0, 0, 0 },
+	{ "user",                    kw_user,      C(user),               0, 0, 0 },
 };
 
 static const struct cfg_kw cfg_node_kws[] = {

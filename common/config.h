@@ -19,6 +19,8 @@
 #define CFG_DIGEST_LEN    32
 #define CFG_CMD_MAX       512
 #define CFG_GROUP_NAME_MAX 64
+#define CFG_USER_MAX      64
+#define CFG_DEFAULT_USER  "dsrlb"  /* when `user` is not set (docs/deploy.md, Privileges) */
 
 enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
 enum cfg_on_down { CFG_DOWN_RESCHEDULE, CFG_DOWN_KEEP };
@@ -98,6 +100,9 @@ struct cfg {
 	uint32_t notify_timeout_ms;
 	struct cfg_group operator_group; /* may change state over the control sockets */
 	struct cfg_group status_group;   /* may read status over the control sockets */
+	char user[CFG_USER_MAX];        /* `user` as written; "" = not set (the default user, if it exists) */
+	uid_t uid;                      /* `user` resolved at load; meaningful only when user[0] */
+	gid_t gid;
 	struct cfg_node nodes[CFG_MAX_NODES];
 	size_t n_nodes;
 	struct cfg_service services[CFG_MAX_SERVICES];
@@ -115,6 +120,10 @@ const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, ch
 const struct cfg_node *cfg_peer(const struct cfg *cfg, const struct cfg_node *self);
 /* How long a node that gives the VIPs up keeps forwarding (docs/ARCHITECTURE.md, Stopping). */
 uint32_t cfg_release_ms(const struct cfg *cfg);
+
+/* "USER" or "USER:GROUP", each a name or a number, to a uid and gid: a user's group is its primary
+ * group; a bare uid that has no account needs its group ("uid:gid"). 0, or -1 with err set. */
+int cfg_parse_user(const char *spec, uid_t *uid, gid_t *gid, char *err, size_t errlen);
 
 /* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
 int cfg_parse_duration_ms(const char *s, uint32_t *out);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,17 @@ static const struct {
 	{ CL "udp_timeout = 4294967296 # <-\n" NODE, "not a duration" },
 	{ CL "arp_refresh = 10ms # <-\n" NODE, "out of range (100ms..1h)" },
 	{ CL "notify_timeout = 0 # <-\n" NODE, "out of range (100ms..10m)" },
+	{ CL "user = dsrlb-no-such-user # <-\n" NODE, "user: no such user 'dsrlb-no-such-user'" },
+	{ CL "user = root:dsrlb-no-such-group # <-\n" NODE, "user: no such group 'dsrlb-no-such-group'" },
+	{ CL "user = 4000000 # <-\n" NODE, "user: uid 4000000 has no account here: give its group too (4000000:GID)" },
+	{ CL "user = 4294967295:1 # <-\n" NODE, "no such user '4294967295'" },
+	{ CL "user = 1:4294967295 # <-\n" NODE, "no such group '4294967295'" },
+	{ CL "user = : # <-\n" NODE, "user: ':' is not USER or USER:GROUP" },
+	{ CL "user = root: # <-\n" NODE, "is not USER or USER:GROUP" },
+	{ CL "user = :root # <-\n" NODE, "is not USER or USER:GROUP" },
+	{ CL "user = root:root:root # <-\n" NODE, "is not USER or USER:GROUP" },
+	{ CL "user = root\nuser = root # <-\n" NODE, "user: already set at line 4" },
+	{ CL NODE "user = root # <-\n", "'user' belongs in a [cluster] section, not in [node a]" },
 	/* [node] values. */
 	{ CL "[node a]\naddress = 10.0.0.256 # <-\n", "'10.0.0.256' is not a unicast IPv4 address" },
 	{ CL "[node a]\naddress = 224.0.0.1 # <-\n", "not a unicast IPv4 address" },
@@ -516,6 +528,45 @@ static void test_errors(void **state)
 			snprintf(want, sizeof(want), "%s: ", tpath);
 		if (strncmp(err, want, strlen(want)) != 0 || strstr(err, bad[i].msg) == NULL)
 			fail_msg("case %zu: got \"%s\", want \"%s...%s\"", i, err, want, bad[i].msg);
+	}
+}
+
+/* `user`: a name or a number, optionally with a group (name or number); unset means the default. */
+static void test_user(void **state)
+{
+	static const struct {
+		const char *val;
+		long uid, gid;          /* -1: from the user database entry of `name` */
+		const char *name;
+	} ok[] = {
+		{ "root", 0, 0, NULL },
+		{ "0", 0, 0, NULL },
+		{ "root:0", 0, 0, NULL },
+		{ "0:root", 0, 0, NULL },
+		{ "nobody", -1, -1, "nobody" },
+		{ "nobody:0", -1, 0, "nobody" },
+		{ "65534", 65534, -1, "nobody" },
+		{ "4000000:4000001", 4000000, 4000001, NULL },
+		{ "4294967294:4294967294", 4294967294L, 4294967294L, NULL },
+	};
+	char text[512];
+	struct cfg *cfg = load_ok(CL NODE);
+
+	assert_string_equal(cfg->user, "");
+	cfg_free(cfg);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		const struct passwd *pw = ok[i].name ? getpwnam(ok[i].name) : NULL;
+
+		if (ok[i].name && !pw) {
+			print_message("no user %s here: case %s skipped\n", ok[i].name, ok[i].val);
+			continue;
+		}
+		snprintf(text, sizeof(text), CL "user = %s\n" NODE, ok[i].val);
+		cfg = load_ok(text);
+		assert_string_equal(cfg->user, ok[i].val);
+		assert_int_equal(cfg->uid, ok[i].uid >= 0 ? (uid_t)ok[i].uid : pw->pw_uid);
+		assert_int_equal(cfg->gid, ok[i].gid >= 0 ? (gid_t)ok[i].gid : pw->pw_gid);
+		cfg_free(cfg);
 	}
 }
 
@@ -793,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_fence_default),
 		cmocka_unit_test(test_line_endings),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_hostile),
