@@ -178,7 +178,7 @@ uint32_t auth_keyring_id(const struct auth_keyring *kr, size_t i)
 }
 
 /* Reads one key file into key. Returns 0 (err may then hold a warning) or -1 with err set. */
-static int auth_key_read(const char *path, uint8_t key[AUTH_KEY_LEN], char *err, size_t errlen)
+static int auth_key_read(const char *path, gid_t reader, uint8_t key[AUTH_KEY_LEN], char *err, size_t errlen)
 {
 	uint8_t buf[AUTH_FILE_MAX + 1];
 	struct stat st;
@@ -189,7 +189,10 @@ static int auth_key_read(const char *path, uint8_t key[AUTH_KEY_LEN], char *err,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
+		int e = errno;
+		/* A daemon re-reads its keys at reload as its unprivileged user (docs/deploy.md). */
+		auth_errf(err, errlen, "%s: %s%s", path, strerror(e), e == EACCES && geteuid() != 0 ?
+			  " (make the key file group-readable by the daemons' group: chgrp, chmod 640)" : "");
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {
@@ -241,9 +244,10 @@ static int auth_key_read(const char *path, uint8_t key[AUTH_KEY_LEN], char *err,
 		auth_errf(err, errlen, "%s: the key is all zeros", path);
 		goto out;
 	}
-	if (st.st_mode & S_IRGRP)
-		auth_errf(err, errlen, "%s: group-readable (mode %04o); chmod 600 it", path,
-			  (unsigned)(st.st_mode & 07777));
+	/* Group-readable by the daemons' own group is how they re-read it after dropping root. */
+	if ((st.st_mode & S_IRGRP) && st.st_gid != reader)
+		auth_errf(err, errlen, "%s: readable by group %u (mode %04o); chmod 600 it, or chgrp it to the "
+			  "daemons' group", path, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
 	rc = 0;
 out:
 	sodium_memzero(buf, sizeof(buf));
@@ -254,6 +258,12 @@ out:
 }
 
 struct auth_keyring *auth_keyring_load(const char *const *paths, size_t n, char *err, size_t errlen)
+{
+	return auth_keyring_load_for(paths, n, (gid_t)-1, err, errlen);
+}
+
+struct auth_keyring *auth_keyring_load_for(const char *const *paths, size_t n, gid_t reader, char *err,
+					   size_t errlen)
 {
 	uint8_t keys[AUTH_MAX_KEYS][AUTH_KEY_LEN];
 	char warn[256] = "";
@@ -268,7 +278,7 @@ struct auth_keyring *auth_keyring_load(const char *const *paths, size_t n, char 
 	for (i = 0; i < n; i++) {
 		char msg[256] = "";
 
-		if (auth_key_read(paths[i], keys[i], msg, sizeof(msg)) != 0) {
+		if (auth_key_read(paths[i], reader, keys[i], msg, sizeof(msg)) != 0) {
 			auth_errf(err, errlen, "%s", msg);
 			goto out;
 		}

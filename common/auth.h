@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define AUTH_KEY_LEN   32
 #define AUTH_MAX_KEYS  2          /* the current key and, during a rotation, one more */
@@ -39,6 +40,10 @@ struct auth_keyring;
  * all-zero key. On error returns NULL and writes a message naming the file into err; on success err is
  * empty or holds a warning for the caller to log (group-readable file). */
 struct auth_keyring *auth_keyring_load(const char *const *paths, size_t n, char *err, size_t errlen);
+/* The same, with no warning for a file readable by group `reader` (the daemons' own group, which
+ * re-reads it at reload after dropping root). */
+struct auth_keyring *auth_keyring_load_for(const char *const *paths, size_t n, gid_t reader, char *err,
+					   size_t errlen);
 struct auth_keyring *auth_keyring_from_bytes(const uint8_t keys[][AUTH_KEY_LEN], size_t n);
 void auth_keyring_destroy(struct auth_keyring *kr);
 size_t auth_keyring_count(const struct auth_keyring *kr);

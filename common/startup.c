@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "privs.h"
 #include "startup.h"
 
 static void startup_usage(FILE *out, const char *prog, int with_standalone)
@@ -63,13 +64,13 @@ bad:
 	exit(2);
 }
 
-struct auth_keyring *startup_keys(const struct cfg *cfg, char *err, size_t errlen)
+struct auth_keyring *startup_keys(const struct cfg *cfg, gid_t reader, char *err, size_t errlen)
 {
-	return auth_keyring_load((const char *const[]){ cfg->key_files[0], cfg->key_files[1] }, cfg->n_key_files,
-				 err, errlen);
+	return auth_keyring_load_for((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
+				     cfg->n_key_files, reader, err, errlen);
 }
 
-struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **keys)
+struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **keys, uid_t *uid, gid_t *gid)
 {
 	char err[512] = "";
 	struct cfg *cfg = cfg_load(a->cfg_path, err, sizeof(err));
@@ -78,7 +79,8 @@ struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **key
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	*keys = startup_keys(cfg, err, sizeof(err));
+	privs_target(cfg, uid, gid);
+	*keys = startup_keys(cfg, *gid, err, sizeof(err));
 	if (!*keys) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);

@@ -4,6 +4,7 @@
 #define DSR_STARTUP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "auth.h"
 #include "config.h"
@@ -24,11 +25,12 @@ struct startup_args {
 void startup_args(struct startup_args *a, const char *prog, int with_standalone, int argc, char **argv);
 
 /* Loads the config and its key files; a problem with either is printed and exits 1. With -t, prints
- * "FILE: ok" and exits 0. Returns the config and, in *keys, the keyring (both the caller's). */
-struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **keys);
+ * "FILE: ok" and exits 0. Returns the config and, in *keys, the keyring (both the caller's), and in
+ * *uid, *gid who the daemon will run as (config `user`, privs_target). */
+struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **keys, uid_t *uid, gid_t *gid);
 
 /* The key files a config names, as one keyring (also at reload); NULL with err set. A warning (say, a
- * key file readable by others) comes back in err with a non-NULL keyring. */
-struct auth_keyring *startup_keys(const struct cfg *cfg, char *err, size_t errlen);
+ * key file readable by others than `reader`, the daemons' group) comes back in err with a keyring. */
+struct auth_keyring *startup_keys(const struct cfg *cfg, gid_t reader, char *err, size_t errlen);
 
 #endif

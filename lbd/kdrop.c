@@ -1,14 +1,57 @@
 /* The stack-side drop rule for VIP frames, through libnftables (the library behind `nft`). Packet
- * sockets receive frames before the netdev ingress hook, so lbd still sees every frame it drops here. */
+ * sockets receive frames before the netdev ingress hook, so lbd still sees every frame it drops here.
+ *
+ * Changing nftables needs CAP_NET_ADMIN, which lets a process reconfigure the whole host's network.
+ * lbd itself gives it up: a helper process forked at start-up, before any packet socket exists, keeps
+ * it alone and does one thing, on a socketpair: replace this one table for a list of VIPs (or remove
+ * it). It reads nothing from the network; each request is a fixed-size record it checks in full, and
+ * the interface and its MAC are its own (fixed at start-up and read from the kernel), not lbd's word.
+ * So a bug in lbd's packet path that hands an attacker lbd gets no CAP_NET_ADMIN, only this rule. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
 #include <nftables/libnftables.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <linux/capability.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kdrop.h"
 #include "log.h"
+#include "privs.h"
 
-#define KDROP_TABLE "dsrlb"
+#define KDROP_TABLE      "dsrlb"
+#define KDROP_MAX_VIPS   CFG_MAX_SERVICES
+#define KDROP_TIMEOUT_MS 5000
+
+enum kdrop_op { KDROP_OP_INSTALL = 1, KDROP_OP_REMOVE = 2 };
+
+struct kdrop_req {
+	uint32_t seq;
+	uint32_t op;
+	uint32_t n;
+	uint32_t vips[KDROP_MAX_VIPS];   /* network order */
+};
+
+struct kdrop_resp {
+	uint32_t seq;
+	int32_t rc;
+};
+
+struct kdrop {
+	int fd;
+	pid_t pid;
+	uint32_t seq;
+};
 
 static int kdrop_run(const char *cmd)
 {
@@ -29,18 +72,53 @@ static int kdrop_run(const char *cmd)
 	return rc ? -1 : 0;
 }
 
-int kdrop_install(const char *ifname, const uint8_t mac[6], const uint32_t *vips, size_t n)
+static int kdrop_helper_mac(const char *ifname, uint8_t mac[6])
 {
-	char cmd[8192], set[4096] = "";
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
+	close(fd);
+	if (rc < 0) {
+		log_err("kdrop helper: %s: SIOCGIFHWADDR: %s", ifname, strerror(errno));
+		return -1;
+	}
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return 0;
+}
+
+/* A VIP is a host address (config.c's rule): not 0/8, not multicast, reserved or broadcast. */
+static int kdrop_req_valid(const struct kdrop_req *q, ssize_t len)
+{
+	if (len < (ssize_t)offsetof(struct kdrop_req, vips) || (q->op != KDROP_OP_INSTALL && q->op != KDROP_OP_REMOVE))
+		return 0;
+	if (q->n > KDROP_MAX_VIPS || (size_t)len != offsetof(struct kdrop_req, vips) + q->n * sizeof(uint32_t))
+		return 0;
+	for (uint32_t i = 0; i < q->n; i++) {
+		uint32_t h = ntohl(q->vips[i]);
+		if ((h >> 24) == 0 || (h >> 29) == 7)
+			return 0;
+	}
+	return 1;
+}
+
+static int kdrop_helper_apply(const char *ifname, const struct kdrop_req *q)
+{
+	char cmd[8192], set[KDROP_MAX_VIPS * 18] = "";
+	uint8_t mac[6];
 	size_t off = 0;
 
-	if (!n) {
-		kdrop_remove();
-		return 0;
-	}
-	for (size_t i = 0; i < n && off < sizeof(set) - 32; i++) {
+	if (q->op == KDROP_OP_REMOVE || q->n == 0)
+		return kdrop_run("add table netdev " KDROP_TABLE "\ndelete table netdev " KDROP_TABLE "\n");
+	if (kdrop_helper_mac(ifname, mac) < 0)
+		return -1;
+	for (uint32_t i = 0; i < q->n; i++) {
 		char a[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &vips[i], a, sizeof(a));
+		inet_ntop(AF_INET, &q->vips[i], a, sizeof(a));
 		off += (size_t)snprintf(set + off, sizeof(set) - off, "%s%s", i ? ", " : "", a);
 	}
 	/* One transaction: make sure the table exists, delete it, create it anew. */
@@ -57,7 +135,147 @@ int kdrop_install(const char *ifname, const uint8_t mac[6], const uint32_t *vips
 	return kdrop_run(cmd);
 }
 
-void kdrop_remove(void)
+/* The helper's whole life: requests in, one answer each, until lbd closes its end (or dies). Signals
+ * meant for lbd (Ctrl-C in a terminal, systemd's SIGTERM to the unit) leave it alone, so lbd can still
+ * remove the rule on its way out. */
+static void __attribute__((noreturn)) kdrop_helper_main(int fd, const char *ifname, uid_t uid, gid_t gid)
 {
-	kdrop_run("add table netdev " KDROP_TABLE "\ndelete table netdev " KDROP_TABLE "\n");
+	struct kdrop_req q;
+	struct kdrop_resp r;
+	ssize_t n;
+
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "lbd-nft", 0, 0, 0);
+	if (privs_drop(uid, gid, 1ull << CAP_NET_ADMIN) < 0)
+		_exit(1);
+	for (;;) {
+		n = recv(fd, &q, sizeof(q), 0);
+		if (n == 0)
+			_exit(0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_err("kdrop helper: recv: %s", strerror(errno));
+			_exit(1);
+		}
+		r.seq = n >= (ssize_t)sizeof(q.seq) ? q.seq : 0;
+		if (!kdrop_req_valid(&q, n)) {
+			log_err("kdrop helper: refused a malformed request (%zd bytes)", n);
+			r.rc = -1;
+		} else {
+			r.rc = kdrop_helper_apply(ifname, &q);
+		}
+		send(fd, &r, sizeof(r), MSG_NOSIGNAL);
+	}
+}
+
+struct kdrop *kdrop_create(const char *ifname, uid_t uid, gid_t gid)
+{
+	struct kdrop *k = calloc(1, sizeof(*k));
+	int sv[2];
+
+	if (!k) {
+		log_err("%s: out of memory", __func__);
+		return NULL;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_err("%s: socketpair: %s", __func__, strerror(errno));
+		free(k);
+		return NULL;
+	}
+	k->pid = fork();
+	if (k->pid < 0) {
+		log_err("%s: fork: %s", __func__, strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(k);
+		return NULL;
+	}
+	if (k->pid == 0) {
+		close(sv[0]);
+		/* Nothing else of lbd's: forked before the rings, but be sure. syslog reconnects. */
+		closelog();
+		if (sv[1] > 3)
+			close_range(3, (unsigned)sv[1] - 1, 0);
+		close_range((unsigned)sv[1] + 1, ~0u, 0);
+		kdrop_helper_main(sv[1], ifname, uid, gid);
+	}
+	close(sv[1]);
+	k->fd = sv[0];
+	return k;
+}
+
+/* One request, one answer, bounded in time. A late answer to an earlier request is skipped by its
+ * sequence number. */
+static int kdrop_call(struct kdrop *k, uint32_t op, const uint32_t *vips, size_t n)
+{
+	struct kdrop_req q;
+	struct kdrop_resp r;
+	struct timespec t0, t;
+	size_t len;
+
+	if (!k || k->fd < 0) {
+		log_err("%s: the nftables helper is not running", __func__);
+		return -1;
+	}
+	if (n > KDROP_MAX_VIPS) {
+		log_err("%s: %zu VIPs, at most %d", __func__, n, KDROP_MAX_VIPS);
+		return -1;
+	}
+	memset(&q, 0, sizeof(q));
+	q.seq = ++k->seq;
+	q.op = op;
+	q.n = (uint32_t)n;
+	if (n)
+		memcpy(q.vips, vips, n * sizeof(uint32_t));
+	len = offsetof(struct kdrop_req, vips) + n * sizeof(uint32_t);
+	if (send(k->fd, &q, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		log_err("%s: the nftables helper is gone: %s", __func__, strerror(errno));
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pfd = { .fd = k->fd, .events = POLLIN };
+		long left;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = KDROP_TIMEOUT_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+			log_err("%s: no answer from the nftables helper in %d ms", __func__, KDROP_TIMEOUT_MS);
+			return -1;
+		}
+		ssize_t got = recv(k->fd, &r, sizeof(r), MSG_DONTWAIT);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0) {
+			log_err("%s: the nftables helper is gone%s%s", __func__, got ? ": " : "", got ? strerror(errno) : "");
+			return -1;
+		}
+		if (got == (ssize_t)sizeof(r) && r.seq == q.seq)
+			return r.rc == 0 ? 0 : -1;
+	}
+}
+
+int kdrop_install(struct kdrop *k, const uint32_t *vips, size_t n)
+{
+	return kdrop_call(k, KDROP_OP_INSTALL, vips, n);
+}
+
+void kdrop_remove(struct kdrop *k)
+{
+	kdrop_call(k, KDROP_OP_REMOVE, NULL, 0);
+}
+
+void kdrop_destroy(struct kdrop *k)
+{
+	if (!k)
+		return;
+	/* EOF ends the helper; it holds nothing that needs more. */
+	close(k->fd);
+	while (waitpid(k->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	free(k);
 }

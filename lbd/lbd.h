@@ -125,6 +125,9 @@ struct lbd {
 	char cfg_path[PATH_MAX];
 	char node[CFG_NAME_MAX];
 	char run_dir[PATH_MAX];
+	uid_t uid;                      /* who lbd runs as after start-up (config `user`) */
+	gid_t gid;
+	struct kdrop *kdrop;            /* the helper that alone may change nftables */
 	uint32_t node_addr;             /* network order: source of our ARP requests */
 	uint8_t mac[6];
 	int standalone;

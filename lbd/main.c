@@ -4,12 +4,10 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/resource.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -69,11 +67,10 @@ static int lbd_start(struct lbd *l)
 	l->ifindex = ring_ifindex(l->workers[0].ring);
 	if (arp_open(l) < 0)
 		return -1;
-	if (mkdir(l->run_dir, 0755) < 0 && errno != EEXIST) {
-		log_err("run dir %s: %s", l->run_dir, strerror(errno));
-		return -1;
-	}
-	if (ctl_open(l) < 0)
+	char sock[PATH_MAX + 16];
+	snprintf(sock, sizeof(sock), "%s/lbd.sock", l->run_dir);
+	/* Both owned by lbd's user: vrrpd (the same user) connects, and lbd removes the socket at exit. */
+	if (privs_run_dir(l->run_dir, l->uid) < 0 || ctl_open(l) < 0 || privs_give(sock, l->uid) < 0)
 		return -1;
 
 	ev_init(&l->arp_timer, arp_refresh_cb);
@@ -96,7 +93,7 @@ static int lbd_start(struct lbd *l)
 	ev_signal_start(l->loop, &l->sig_term);
 	ev_signal_start(l->loop, &l->sig_hup);
 	lbd_warn_forwarding(l);
-	if (l->cfg->kernel_drop && kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips) < 0)
+	if (l->cfg->kernel_drop && kdrop_install(l->kdrop, l->vips, l->n_vips) < 0)
 		log_warn("could not install the nftables rule that keeps the local stack off VIP frames; "
 			 "forwarding works, at a higher CPU cost per frame");
 	return 0;
@@ -111,7 +108,9 @@ static void lbd_stop(struct lbd *l)
 	ev_timer_stop(l->loop, &l->stop_timer);
 	ctl_close(l);
 	if (l->cfg->kernel_drop)
-		kdrop_remove();
+		kdrop_remove(l->kdrop);
+	kdrop_destroy(l->kdrop);
+	l->kdrop = NULL;
 	health_destroy(l->health);
 	l->health = NULL;
 	/* Workers first (they queue for sync), then sync (it drains their queues), then their memory. */
@@ -137,7 +136,7 @@ int main(int argc, char **argv)
 	startup_args(&a, "lbd", 1, argc, argv);
 	log_init("lbd", a.foreground || a.test, a.debug);
 	/* The key is needed by connection sync (which loads it itself); a bad key file is a config error. */
-	cfg = startup_load(&a, &keys);
+	cfg = startup_load(&a, &keys, &l.uid, &l.gid);
 	auth_keyring_destroy(keys);
 	l.standalone = a.standalone;
 	self = cfg_find_node(cfg, a.node, err, sizeof(err));
@@ -145,12 +144,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (privs_check_root("lbd") < 0)
+		return 1;
 	snprintf(l.node, sizeof(l.node), "%s", self->name);
 	l.node_addr = self->addr.s_addr;
 	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", a.cfg_path);
 	snprintf(l.run_dir, sizeof(l.run_dir), "%s", a.run_dir);
 	if (!a.foreground && daemon(0, 0) < 0)
 		fatal("daemon: %s", strerror(errno));
+	/* The helper first, while lbd holds nothing it should not inherit. */
+	if (!(l.kdrop = kdrop_create(cfg->interface, l.uid, l.gid)))
+		log_warn("no nftables helper: the rule that keeps the local stack off VIP frames cannot be set");
 	l.loop = ev_default_loop(EVFLAG_AUTO);
 	l.start_ms = clock_ms();
 	l.ctl_tx_fd = -1;
@@ -171,9 +175,10 @@ int main(int argc, char **argv)
 		if (setpriority(PRIO_PROCESS, 0, -10) < 0)
 			log_warn("nice level: %s", strerror(errno));
 	}
-	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN) < 0)
-		log_warn("could not drop capabilities; continuing with full privileges");
-	/* Threads inherit the scheduling class and the reduced capabilities. */
+	/* Every socket and ring is open: lbd needs no capability from here on (the nftables helper keeps
+	 * CAP_NET_ADMIN for itself). Threads inherit the user, the empty sets and the scheduling class. */
+	if (privs_become(l.cfg, l.uid, l.gid, 0) < 0)
+		fatal("cannot drop privileges");
 	if (worker_start_all(&l) < 0)
 		fatal("cannot start the forwarding workers");
 	log_info("node %s on %s, %zu services, %zu VIPs, %u worker(s), flow table %u flows x %zu bytes", l.node,

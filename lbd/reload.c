@@ -37,8 +37,8 @@ static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter
 	size_t n_vips = reload_vips(cfg, vips, LBD_MAX_VIPS);
 
 	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
-	    cfg->workers != l->cfg->workers) {
-		snprintf(err, errlen, "%s: interface, flow_max and workers change only on restart", l->cfg_path);
+	    cfg->workers != l->cfg->workers || strcmp(cfg->user, l->cfg->user) != 0) {
+		snprintf(err, errlen, "%s: interface, flow_max, workers and user change only on restart", l->cfg_path);
 		return -1;
 	}
 	if (!cfg_find_node(cfg, l->node, err, errlen))
@@ -63,7 +63,7 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 	if (!cfg)
 		goto refused;
 	/* The key files are part of the config: a missing or unsafe one refuses the whole reload. */
-	keys = startup_keys(cfg, err, errlen);
+	keys = startup_keys(cfg, l->gid, err, errlen);
 	if (!keys)
 		goto free_cfg;
 	err[0] = 0;
@@ -82,11 +82,11 @@ int lbd_reload(struct lbd *l, char *err, size_t errlen)
 		if (ring_set_filter(l->workers[i].ring, prog, prog_len) < 0 && !err[0])
 			snprintf(err, errlen, "applied, but the packet filter of worker %u could not be replaced", i);
 	if (l->cfg->kernel_drop) {
-		if (kdrop_install(l->cfg->interface, l->mac, l->vips, l->n_vips) < 0 && !err[0])
+		if (kdrop_install(l->kdrop, l->vips, l->n_vips) < 0 && !err[0])
 			snprintf(err, errlen, "applied, but the nftables rule for the VIPs could not be installed "
 				 "(see the log); the local stack may see VIP frames");
 	} else {
-		kdrop_remove();
+		kdrop_remove(l->kdrop);
 	}
 	health_reload(l->health);
 	l->arp_fast_until_ms = clock_ms() + 2000;

@@ -2,7 +2,6 @@
  * then node.c runs the loop's events (heartbeats, lbd, timers, signals, reload). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,7 +9,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -45,7 +43,7 @@ int main(int argc, char **argv)
 
 	startup_args(&a, "vrrpd", 0, argc, argv);
 	log_init("vrrpd", a.foreground || a.test, a.debug);
-	v.cfg = startup_load(&a, &v.keys);
+	v.cfg = startup_load(&a, &v.keys, &v.uid, &v.gid);
 	if (a.node)
 		snprintf(v.node, sizeof(v.node), "%s", a.node);
 	if (vrrpd_set_node(&v, v.cfg, err, sizeof(err)) < 0) {
@@ -57,6 +55,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", a.cfg_path, why);
 		return 1;
 	}
+	if (privs_check_root("vrrpd") < 0)
+		return 1;
 	snprintf(v.cfg_path, sizeof(v.cfg_path), "%s", a.cfg_path);
 	snprintf(v.run_dir, sizeof(v.run_dir), "%s", a.run_dir);
 	if (!a.foreground && daemon(0, 0) < 0)
@@ -66,13 +66,17 @@ int main(int argc, char **argv)
 	v.hb = auth_session_create(v.keys, AUTH_KIND_HEARTBEAT, v.node, v.have_peer ? v.peer.name : "-");
 	if (!v.hb)
 		fatal("cannot create the heartbeat session");
-	if (mkdir(v.run_dir, 0755) < 0 && errno != EEXIST)
-		fatal("run dir %s: %s", v.run_dir, strerror(errno));
-	if (advert_open(&v) < 0 || status_open(&v) < 0)
+	char sock[PATH_MAX + 16];
+	snprintf(sock, sizeof(sock), "%s/vrrpd.sock", v.run_dir);
+	if (privs_run_dir(v.run_dir, v.uid) < 0 || advert_open(&v) < 0 || status_open(&v) < 0 ||
+	    privs_give(sock, v.uid) < 0)
 		fatal("start-up failed");
 	vrrpd_realtime(&v);
-	if (privs_keep_only(1ull << CAP_NET_RAW | 1ull << CAP_NET_ADMIN | 1ull << CAP_KILL) < 0)
-		log_warn("could not drop capabilities; continuing with full privileges");
+	/* From here vrrpd needs no capability: its UDP socket is bound, link state is read with an
+	 * unprivileged ioctl, lbd's socket belongs to the same user, and notify hooks run as this user
+	 * too, so ending an overrunning one needs no CAP_KILL. */
+	if (privs_become(v.cfg, v.uid, v.gid, 0) < 0)
+		fatal("cannot drop privileges");
 
 	vrrpd_start(&v, &fc);
 	ev_run(v.loop, 0);

@@ -162,13 +162,15 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 	tmp = *v;
 	if (vrrpd_set_node(&tmp, cfg, err, errlen) < 0 || strcmp(tmp.node, v->node) != 0 ||
 	    (tmp.have_peer && v->have_peer && strcmp(tmp.peer.name, v->peer.name) != 0) ||
-	    cfg->heartbeat_port != v->cfg->heartbeat_port || tmp.self.addr.s_addr != v->self.addr.s_addr) {
+	    cfg->heartbeat_port != v->cfg->heartbeat_port || tmp.self.addr.s_addr != v->self.addr.s_addr ||
+	    strcmp(cfg->user, v->cfg->user) != 0) {
 		if (!err[0])
-			snprintf(err, errlen, "%s: node names, addresses and ports change only on restart", v->cfg_path);
+			snprintf(err, errlen, "%s: node names, addresses, ports and user change only on restart",
+				 v->cfg_path);
 		cfg_free(cfg);
 		goto fail;
 	}
-	keys = startup_keys(cfg, err, errlen);
+	keys = startup_keys(cfg, v->gid, err, errlen);
 	if (!keys) {
 		cfg_free(cfg);
 		goto fail;

@@ -36,6 +36,8 @@ struct vrrpd {
 	struct cfg *cfg;
 	char cfg_path[PATH_MAX];
 	char run_dir[PATH_MAX];
+	uid_t uid;                      /* who vrrpd runs as after start-up (config `user`) */
+	gid_t gid;
 	char node[CFG_NAME_MAX];
 	struct cfg_node self, peer;     /* copies: a reload may move them */
 	int have_peer;

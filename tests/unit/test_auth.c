@@ -1176,6 +1176,17 @@ static void test_key_file_formats(void **state)
 	assert_non_null(kr);
 	assert_non_null(strstr(err, path));
 	auth_keyring_destroy(kr);
+	/* ...and without one when that group is the daemons' own (they re-read it after dropping root). */
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	kr = auth_keyring_load_for(paths, 1, st.st_gid, err, sizeof(err));
+	assert_non_null(kr);
+	assert_string_equal(err, "");
+	auth_keyring_destroy(kr);
+	kr = auth_keyring_load_for(paths, 1, st.st_gid + 1, err, sizeof(err));
+	assert_non_null(kr);
+	assert_non_null(strstr(err, path));
+	auth_keyring_destroy(kr);
 
 	/* Refused, each with the path in the message. */
 	write_file(path, key2, AUTH_KEY_LEN, 0644);
