@@ -47,16 +47,6 @@ int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid)
 	return 1;
 }
 
-int privs_give(const char *path, uid_t uid)
-{
-	/* The group stays: it decides who else may reach the control sockets. */
-	if (uid != 0 && lchown(path, uid, (gid_t)-1) < 0) {
-		log_err("%s: chown %s to uid %u: %s", __func__, path, (unsigned)uid, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* Only a directory of the control sockets alone is handed over: --run-dir pointed at /run or /tmp
  * must not give the daemon's user a system directory. */
 static int privs_dir_is_ours(const char *dir)
@@ -75,31 +65,45 @@ static int privs_dir_is_ours(const char *dir)
 	return ours;
 }
 
-int privs_run_dir(const char *dir, uid_t uid)
+int privs_run_dir(const char *dir)
+{
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {	/* anyone may reach the sockets: docs/security.md */
+		log_err("run dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int privs_hand_over(const char *dir, const char *sock, uid_t uid, gid_t gid)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {   /* 0755: anyone may reach the sockets, whose daemon judges (docs/security.md) */
-		log_err("run dir %s: %s", dir, strerror(errno));
+	if (uid == 0)
+		return 0;
+	/* The socket's group stays: it decides who else may reach it. */
+	if (lchown(sock, uid, (gid_t)-1) < 0) {
+		log_err("%s: chown %s to uid %u: %s", __func__, sock, (unsigned)uid, strerror(errno));
 		return -1;
 	}
 	if (lstat(dir, &st) < 0) {
-		log_err("run dir %s: %s", dir, strerror(errno));
+		log_err("%s: %s: %s", __func__, dir, strerror(errno));
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		log_err("run dir %s: not a directory", dir);
-		return -1;
-	}
-	if (uid == 0 || st.st_uid == uid)
+	if (st.st_uid == uid || (st.st_gid == gid && (st.st_mode & (S_IWGRP | S_IXGRP)) == (S_IWGRP | S_IXGRP)))
 		return 0;
 	if ((st.st_mode & (S_ISVTX | S_IWOTH)) || !privs_dir_is_ours(dir)) {
-		log_warn("run dir %s holds other files or is shared: not handing it to uid %u, so the control "
+		log_warn("run dir %s holds other files or is shared: not handing it to gid %u, so the control "
 			 "sockets stay behind at exit; give the daemons a directory of their own (--run-dir)",
-			 dir, (unsigned)uid);
+			 dir, (unsigned)gid);
 		return 0;
 	}
-	return privs_give(dir, uid);
+	/* The owner stays root, so the other daemon, still root, can bind its socket there too
+	 * (under systemd root has no CAP_DAC_OVERRIDE); the group lets the user remove its socket. */
+	if (lchown(dir, (uid_t)-1, gid) < 0 || chmod(dir, (st.st_mode & 07777) | S_IWGRP | S_IXGRP) < 0) {
+		log_err("%s: giving %s to gid %u: %s", __func__, dir, (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* Every capability the kernel knows leaves the bounding set except those in keep. Needs CAP_SETPCAP,

@@ -69,8 +69,7 @@ static int lbd_start(struct lbd *l)
 		return -1;
 	char sock[PATH_MAX + 16];
 	snprintf(sock, sizeof(sock), "%s/lbd.sock", l->run_dir);
-	/* Both owned by lbd's user: vrrpd (the same user) connects, and lbd removes the socket at exit. */
-	if (privs_run_dir(l->run_dir, l->uid) < 0 || ctl_open(l) < 0 || privs_give(sock, l->uid) < 0)
+	if (privs_run_dir(l->run_dir) < 0 || ctl_open(l) < 0 || privs_hand_over(l->run_dir, sock, l->uid, l->gid) < 0)
 		return -1;
 
 	ev_init(&l->arp_timer, arp_refresh_cb);

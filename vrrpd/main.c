@@ -68,8 +68,8 @@ int main(int argc, char **argv)
 		fatal("cannot create the heartbeat session");
 	char sock[PATH_MAX + 16];
 	snprintf(sock, sizeof(sock), "%s/vrrpd.sock", v.run_dir);
-	if (privs_run_dir(v.run_dir, v.uid) < 0 || advert_open(&v) < 0 || status_open(&v) < 0 ||
-	    privs_give(sock, v.uid) < 0)
+	if (privs_run_dir(v.run_dir) < 0 || advert_open(&v) < 0 || status_open(&v) < 0 ||
+	    privs_hand_over(v.run_dir, sock, v.uid, v.gid) < 0)
 		fatal("start-up failed");
 	vrrpd_realtime(&v);
 	/* From here vrrpd needs no capability: its UDP socket is bound, link state is read with an
