@@ -2,7 +2,9 @@
  * prints status for people or as JSON, drains backends, reloads, and generates cluster keys. Every
  * request has a timeout, and a missing or confused daemon gives a one-line error and a non-zero exit. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +47,8 @@ static void usage(FILE *out)
 		"  undrain SERVICE BACKEND     give BACKEND new flows again\n"
 		"  reload                      make lbd and vrrpd re-read the config (like SIGHUP)\n"
 		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs)\n"
-		"  keygen FILE                 write a new random cluster key (mode 0600; never overwrites)\n"
+		"  keygen FILE [GROUP]         write a new random cluster key (mode 0600; never overwrites); with\n"
+		"                              GROUP (the daemons' group, docs/deploy.md): mode 0640, that group\n"
 		"  check-backend ADDRESS [--vip VIP] [--port PORT] [--udp] [--interface IF]\n"
 		"                              is backend ADDRESS ready for DSR? (ARP, VIP ARP, VIP traffic, own address;\n"
 		"                              services from -c; needs CAP_NET_RAW; exit 1 a check failed, 3 cannot run)\n"
@@ -365,6 +368,38 @@ static int lbctl_reload(struct lbctl *c)
 	return rc;
 }
 
+/* The daemons re-read the key at reload as their unprivileged user: GROUP (theirs) may read it. */
+static int lbctl_keygen(const char *path, const char *group)
+{
+	char err[512], *end;
+	struct group *g = NULL;
+	gid_t gid = 0;
+
+	if (group) {
+		unsigned long n = strtoul(group, &end, 10);
+		if (group[0] >= '0' && group[0] <= '9' && !*end && n < UINT32_MAX)
+			gid = (gid_t)n;
+		else if ((g = getgrnam(group)))
+			gid = g->gr_gid;
+		else {
+			fprintf(stderr, "lbctl: no such group '%s'\n", group);
+			return EXIT_USAGE;
+		}
+	}
+	if (auth_keygen(path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lbctl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	if (group && (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0640) < 0)) {
+		fprintf(stderr, "lbctl: %s: giving it to group %s: %s (the key is written, mode 0600)\n", path, group,
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	printf("wrote a new cluster key to %s (mode %s; copy it to the other node with the same owner, group "
+	       "and mode)\n", path, group ? "0640" : "0600");
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -440,15 +475,8 @@ int main(int argc, char **argv)
 		q.active = !strcmp(args[0], "active");
 		return lbctl_simple(&c, &q);
 	}
-	if (!strcmp(cmd, "keygen") && nargs == 1) {
-		char err[512];
-		if (auth_keygen(args[0], err, sizeof(err)) < 0) {
-			fprintf(stderr, "lbctl: %s\n", err);
-			return EXIT_FAIL;
-		}
-		printf("wrote a new cluster key to %s (copy it to the other node, mode 0600)\n", args[0]);
-		return EXIT_OK;
-	}
+	if (!strcmp(cmd, "keygen") && (nargs == 1 || nargs == 2))
+		return lbctl_keygen(args[0], nargs == 2 ? args[1] : NULL);
 	fprintf(stderr, "lbctl: unknown command or wrong arguments: %s (see lbctl --help)\n", cmd);
 	return EXIT_USAGE;
 }

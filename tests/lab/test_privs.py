@@ -32,20 +32,26 @@ def servers_up(backend_servers):
     return backend_servers
 
 
-def share_with_nobody(lab, key):
+def nobody_key(lab):
     """The daemons re-read the config and the key at reload as nobody: let it through the lab's tmp
-    dir (root's, mode 0700) and read the key through its group, as docs/deploy.md says."""
+    dir (root's, mode 0700), and have `lbctl keygen FILE GROUP` make the key readable by its group,
+    as docs/deploy.md says."""
     os.chmod(lab.tmpdir, 0o711)
     os.chmod(os.path.join(lab.tmpdir, "conf"), 0o711)
-    os.chown(key, 0, NOBODY.pw_gid)
-    os.chmod(key, 0o640)
+    path = os.path.join(lab.tmpdir, "conf", "nobody.key")
+    if os.path.exists(path):
+        os.unlink(path)
+    r = subprocess.run([lab.bin("lbctl"), "keygen", path, str(NOBODY.pw_gid)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, NOBODY.pw_gid, 0o640), st
+    return path
 
 
 @pytest.fixture
 def pair(lab):
-    key = lab.keygen()
-    share_with_nobody(lab, key)
-    p = Pair(lab, key=key, cluster_extra={"user": USER})
+    p = Pair(lab, key=nobody_key(lab), cluster_extra={"user": USER})
     try:
         p.start()
         yield p
@@ -173,9 +179,7 @@ def test_unit_capability_sets_suffice(lab, monkeypatch):
 
     monkeypatch.setattr(lab, "start_lbd", under_unit("lbd"))
     monkeypatch.setattr(lab, "start_vrrpd", under_unit("vrrpd"))
-    key = lab.keygen()
-    share_with_nobody(lab, key)
-    p = Pair(lab, key=key, cluster_extra={"user": USER})
+    p = Pair(lab, key=nobody_key(lab), cluster_extra={"user": USER})
     logs = [lab.log_path(f"lb1-{prog}") for prog in ("lbd", "vrrpd")]
     since = {f: os.path.getsize(f) if os.path.exists(f) else 0 for f in logs}
     try:
