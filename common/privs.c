@@ -39,8 +39,8 @@ int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid)
 		return 0;
 	/* No such account: running at all beats refusing to start on a host nobody prepared, and the
 	 * capability drop still holds. The warning says how to do better. */
-	log_warn("user '%s' does not exist: staying root with only the capabilities listed in docs/deploy.md; "
-		 "create it (useradd --system --no-create-home --shell /usr/sbin/nologin %s) or set `user` in [cluster]",
+	log_warn("user '%s' does not exist: staying root, with no capabilities (docs/deploy.md, Privileges); "
+		 "create it (useradd --system --user-group --shell /usr/sbin/nologin %s) or set `user` in [cluster]",
 		 CFG_DEFAULT_USER, CFG_DEFAULT_USER);
 	*uid = 0;
 	*gid = 0;
