@@ -106,10 +106,15 @@ def test_daemons_run_as_user_with_documented_caps(lab, pair):
             assert_unprivileged(pair.proc(node, prog).pid, f"{prog} on {node}", CAPS[prog])
         helper = nft_helper(pair.proc(node, "lbd").pid)
         assert_unprivileged(helper, f"nftables helper on {node}", CAPS["lbd-nft"])
-    # Every thread of lbd (the workers) too: capabilities are per thread.
+    # Every thread of lbd (the workers) too: capabilities are per thread. What start-up set stays:
+    # lbd at nice -10, vrrpd real-time (realtime = yes, the default).
     pid = pair.proc("lb1", "lbd").pid
     for tid in os.listdir(f"/proc/{pid}/task"):
         assert int(proc_status(f"{pid}/task/{tid}")["CapEff"], 16) == 0, f"lbd thread {tid}"
+        assert os.getpriority(os.PRIO_PROCESS, int(tid)) == -10, f"lbd thread {tid} nice"
+    vrrpd = pair.proc("lb1", "vrrpd").pid
+    assert os.sched_getscheduler(vrrpd) & ~0x40000000 == os.SCHED_FIFO, os.sched_getscheduler(vrrpd)
+    assert int(proc_status(vrrpd)["VmLck"].split()[0]) > 0, proc_status(vrrpd)["VmLck"]
 
 
 def test_forwarding_reload_failover_status_as_user(lab, pair):
@@ -140,6 +145,25 @@ def test_forwarding_reload_failover_status_as_user(lab, pair):
     assert r["ok"] == 10, r
     st = lab.status("lb2")
     assert st["vrrpd"]["state"] == "MASTER", st
+
+
+def test_reload_with_unreadable_key_is_refused_clearly(lab, pair):
+    """A key file only root may read (mode 0600, as `lbctl keygen FILE` without a group writes it):
+    the daemons, now nobody, refuse the reload naming the file and why, and run on unchanged."""
+    os.chmod(pair.key, 0o600)
+    try:
+        r = lab.lbctl("lb1", "reload")
+        assert r.returncode == 1, r
+        # Both daemons say it (lbd's answer, then "vrrpd: ..."), with the way out.
+        assert r.stderr.count(f"{pair.key}: Permission denied (make the key file group-readable") == 2, r.stderr
+        assert pair.lbd("lb1")["last_reload_error"].startswith(f"{pair.key}: Permission denied"), pair.lbd("lb1")
+        for prog in ("lbd", "vrrpd"):
+            assert pair.running("lb1", prog), f"{prog} on lb1 exited"
+        assert pair.vrrp("lb1")["state"] == "MASTER"
+    finally:
+        os.chmod(pair.key, 0o640)
+    r = lab.lbctl("lb1", "reload")
+    assert r.returncode == 0, r
 
 
 def test_sigterm_exits_cleanly_and_removes_sockets(lab, pair):

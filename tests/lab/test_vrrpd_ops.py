@@ -12,6 +12,7 @@ docs/config.md); each appends "STATE NODE PGID" to a file of its node, so the te
 ran where, and find the process group vrrpd must kill."""
 
 import os
+import pwd
 import random
 import signal
 import time
@@ -67,6 +68,9 @@ def make_pair(lab):
 def hook_dir(lab):
     d = os.path.join(lab.tmpdir, "hooks")
     os.makedirs(d, exist_ok=True)
+    if lab.daemon_gid() is not None:
+        # Hooks run as the daemons' user (DSRLB_USER): they write their records here.
+        os.chown(d, pwd.getpwnam(os.environ["DSRLB_USER"]).pw_uid, lab.daemon_gid())
     return d
 
 

@@ -17,6 +17,7 @@ import glob
 import ipaddress
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -317,6 +318,10 @@ class Lab:
         self.logdir = os.path.join(self.tmpdir, "logs")
         for d in ("logs", "conf", "run", "pcap"):
             os.makedirs(os.path.join(self.tmpdir, d))
+        if self.daemon_gid() is not None:
+            # The daemons' user re-reads conf/ at reload: let it through (not list) the tmp dir.
+            os.chmod(self.tmpdir, 0o711)
+            os.chmod(os.path.join(self.tmpdir, "conf"), 0o711)
         with open(os.path.join(self.tmpdir, "owner.json"), "w") as f:
             json.dump({"pid": os.getpid(), "start": _proc_start_time(os.getpid()), "prefix": self.prefix}, f)
         try:
@@ -602,11 +607,21 @@ class Lab:
     @staticmethod
     def config_text(text):
         """The config as the suites run it: with DSRLB_WORKERS=N in the environment, `workers = N` is
-        added to [cluster] (unless the text sets workers itself), so a suite can run with N workers."""
-        n = os.environ.get("DSRLB_WORKERS")
-        if not n or "[cluster]" not in text or re.search(r"^\s*workers\s*=", text, re.M):
-            return text
-        return text.replace("[cluster]", f"[cluster]\nworkers = {int(n)}", 1)
+        added to [cluster] (unless the text sets workers itself), so a suite can run with N workers;
+        with DSRLB_USER=NAME, `user = NAME` likewise, so a suite runs its daemons as NAME (nobody)."""
+        for var, key in (("DSRLB_WORKERS", "workers"), ("DSRLB_USER", "user")):
+            v = os.environ.get(var)
+            if not v or "[cluster]" not in text or re.search(rf"^\s*{key}\s*=", text, re.M):
+                continue
+            v = int(v) if key == "workers" else v
+            text = text.replace("[cluster]", f"[cluster]\n{key} = {v}", 1)
+        return text
+
+    @staticmethod
+    def daemon_gid():
+        """The group the daemons run in with DSRLB_USER (None without): keys are readable by it."""
+        user = os.environ.get("DSRLB_USER")
+        return pwd.getpwnam(user).pw_gid if user else None
 
     def write_config(self, text, name=None):
         """Write a config file into the lab's tmp dir; returns its path."""
@@ -633,7 +648,10 @@ class Lab:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(os.urandom(32).hex() + "\n")
-        os.chmod(path, 0o600)
+        gid = self.daemon_gid()
+        if gid is not None:
+            os.chown(path, 0, gid)  # re-read at reload by the daemons' user (docs/deploy.md)
+        os.chmod(path, 0o600 if gid is None else 0o640)
         return path
 
     # --- daemons
