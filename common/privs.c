@@ -26,7 +26,7 @@ int privs_check_root(const char *prog)
 	return -1;
 }
 
-int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid)
+int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid, int warn)
 {
 	char err[256];
 
@@ -39,9 +39,10 @@ int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid)
 		return 0;
 	/* No such account: running at all beats refusing to start on a host nobody prepared, and the
 	 * capability drop still holds. The warning says how to do better. */
-	log_warn("user '%s' does not exist: staying root, with no capabilities (docs/deploy.md, Privileges); "
-		 "create it (useradd --system --user-group --shell /usr/sbin/nologin %s) or set `user` in [cluster]",
-		 CFG_DEFAULT_USER, CFG_DEFAULT_USER);
+	if (warn)
+		log_warn("user '%s' does not exist: staying root, with no capabilities (docs/deploy.md, Privileges); "
+			 "create it (useradd --system --user-group --shell /usr/sbin/nologin %s) or set `user` in [cluster]",
+			 CFG_DEFAULT_USER, CFG_DEFAULT_USER);
 	*uid = 0;
 	*gid = 0;
 	return 1;

@@ -13,8 +13,8 @@
 int privs_check_root(const char *prog);
 
 /* The uid and gid to run as: the config's `user`, else CFG_DEFAULT_USER when that account exists
- * (0), else root (1, warning logged: the capability drop alone). */
-int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid);
+ * (0), else root (1; with warn, a warning is logged: the capability drop alone). */
+int privs_target(const struct cfg *cfg, uid_t *uid, gid_t *gid, int warn);
 
 /* Becomes uid:gid (gid the only group) unless uid is 0, and keeps only `keep` (1ull << CAP_...) in
  * the permitted, effective and bounding sets, with empty inheritable and ambient sets and

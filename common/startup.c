@@ -79,7 +79,7 @@ struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **key
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	privs_target(cfg, uid, gid);
+	privs_target(cfg, uid, gid, !a->test);
 	*keys = startup_keys(cfg, *gid, err, sizeof(err));
 	if (!*keys) {
 		fprintf(stderr, "%s\n", err);
