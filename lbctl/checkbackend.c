@@ -450,21 +450,10 @@ static int cb_recv(int fd, uint64_t deadline, uint8_t *buf, size_t size, struct 
 
 static int cb_arp_request(struct cb *cb, uint32_t target)
 {
-	uint8_t f[CB_ETH_MIN] = { 0 };
-	uint8_t *a = f + 14;
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, zero[6];
+	uint8_t f[PKT_ARP_LEN];
 
-	memset(f, 0xff, 6);
-	memcpy(f + 6, cb->mac, 6);
-	f[12] = 0x08;
-	f[13] = 0x06;
-	a[1] = 1;                       /* Ethernet */
-	a[2] = 0x08;                    /* IPv4 */
-	a[4] = 6;
-	a[5] = 4;
-	a[7] = 1;                       /* request */
-	memcpy(a + 8, cb->mac, 6);
-	memcpy(a + 14, &cb->addr, 4);
-	memcpy(a + 24, &target, 4);
+	pkt_arp_build(f, cb->mac, bcast, 1, cb->addr, zero, target);
 	return cb_send(cb, cb->arp_fd, f, sizeof(f));
 }
 

@@ -1,68 +1,20 @@
-/* ARP on the LAN: answers requests for the VIPs while active, announces them with gratuitous ARP on
- * activation, and resolves backend MAC addresses (periodic requests, learning from any ARP a backend
- * sends). A backend seen claiming a VIP is flagged: it is not set up for DSR. */
+/* ARP on the main thread: resolves backend MAC addresses (periodic requests, learning from any ARP a
+ * backend sends, as the workers report it) and acts on ARP claims for the VIPs: a backend seen claiming
+ * a VIP is flagged (it is not set up for DSR); the peer announcing them ends a graceful stop. Workers
+ * answer ARP requests for the VIPs themselves (fwd.c); the frames sent from here go out through
+ * arptx.c. */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <linux/if_packet.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "lbd.h"
 #include "log.h"
-#include "pkt.h"
-
-static const uint8_t arp_bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-
-/* Builds a 60-byte Ethernet/ARP frame. */
-static void arp_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, uint16_t op, uint32_t spa,
-		      const uint8_t *tha, uint32_t tpa)
-{
-	memset(d, 0, 60);
-	memcpy(d, eth_dst, 6);
-	memcpy(d + 6, src_mac, 6);
-	d[12] = 0x08;
-	d[13] = 0x06;
-	uint8_t *a = d + 14;
-	a[1] = 1;                       /* Ethernet */
-	a[2] = 0x08;                    /* IPv4 */
-	a[4] = 6;
-	a[5] = 4;
-	a[7] = (uint8_t)op;
-	memcpy(a + 8, src_mac, 6);
-	memcpy(a + 14, &spa, 4);
-	memcpy(a + 18, tha, 6);
-	memcpy(a + 24, &tpa, 4);
-}
-
-/* Main thread: control-plane ARP (requests, gratuitous ARP) goes through its own packet socket, one
- * sendto per frame; these are a few frames a second, not the forwarding path. */
-static int arp_emit(struct lbd *l, uint16_t op, uint32_t spa, uint32_t tpa)
-{
-	static const uint8_t zero[6];
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = l->ifindex, .sll_halen = 6 };
-	uint8_t frame[60];
-
-	arp_build(frame, l->mac, arp_bcast, op, spa, zero, tpa);
-	memcpy(sll.sll_addr, arp_bcast, 6);
-	if (sendto(l->ctl_tx_fd, frame, sizeof(frame), MSG_DONTWAIT, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		log_rl(LOG_LVL_WARN, "%s: sendto: %s", __func__, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 int arp_open(struct lbd *l)
 {
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = l->ifindex };
-
-	l->ctl_tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	if (l->ctl_tx_fd < 0 || bind(l->ctl_tx_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		log_err("%s: ARP socket: %s", __func__, strerror(errno));
+	if (arptx_open(l) < 0)
 		return -1;
-	}
 	ev_async_init(&l->arp_wake, arp_events_cb);
 	l->arp_wake.data = l;
 	ev_async_start(l->loop, &l->arp_wake);
@@ -71,28 +23,9 @@ int arp_open(struct lbd *l)
 
 void arp_close(struct lbd *l)
 {
-	if (l->ctl_tx_fd > 0) {
+	if (l->ctl_tx_fd > 0)
 		ev_async_stop(l->loop, &l->arp_wake);
-		close(l->ctl_tx_fd);
-	}
-	l->ctl_tx_fd = -1;
-}
-
-int arp_send_request(struct lbd *l, uint32_t target)
-{
-	l->ctr.arp_requests_sent++;
-	return arp_emit(l, 1, l->node_addr, target);
-}
-
-void arp_send_garp_burst(struct lbd *l)
-{
-	for (uint32_t n = 0; n < l->cfg->garp_count; n++) {
-		for (size_t i = 0; i < l->n_vips; i++) {
-			/* Gratuitous ARP as a request (sender = target = VIP), which every stack accepts. */
-			if (arp_emit(l, 1, l->vips[i], l->vips[i]) == 0)
-				l->ctr.garp_sent++;
-		}
-	}
+	arptx_close(l);
 }
 
 enum arp_mac_verdict arp_mac_judge(const struct lbd_backend *b, const uint8_t *mac, uint64_t now)
@@ -218,52 +151,20 @@ void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents)
 	int peer_claims = 0;
 
 	for (unsigned i = 0; i < l->n_workers; i++) {
-		struct lbd_worker *w = &l->workers[i];
-		uint32_t head = __atomic_load_n(&w->arpq_head, __ATOMIC_ACQUIRE);
-		uint32_t tail = w->arpq_tail;
-		for (; tail != head; tail++) {
-			const struct lbd_arp_event *e = &w->arpq[tail % LBD_ARPQ];
+		struct lbd_arpq *aq = worker_arpq(&l->workers[i]);
+		uint32_t first, n = spsc_peek(&aq->q, &first);
+		for (uint32_t k = 0; k < n; k++) {
+			const struct lbd_arp_event *e = &aq->ev[spsc_slot(&aq->q, first + k)];
 			if (e->claims_vip)
 				peer_claims |= !arp_flag_vip_claim(l, e->mac, e->addr);
 			else
 				arp_learn(l, e->addr, e->mac, now);
 		}
-		__atomic_store_n(&w->arpq_tail, tail, __ATOMIC_RELEASE);
+		spsc_pop(&aq->q, n);
 	}
 	/* A stopping lbd leaves once the new owner announces the VIPs, also when vrrpd is gone. */
 	if (peer_claims && l->stopping)
 		mode_peer_has_vips(l, "the peer announced the VIPs (gratuitous ARP)");
-}
-
-/* Worker: answers ARP requests for the VIPs while active; passes what it learns to the main thread. */
-void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pktp)
-{
-	const struct pkt *p = pktp;
-	struct lbd *l = w->lbd;
-	struct virtio_net_hdr *vh;
-	uint8_t *d;
-
-	if (memcmp(p->arp_sha, l->mac, 6) == 0)
-		return;
-	if (p->arp_spa && dp_is_backend(l, p->arp_spa))
-		worker_arp_event(w, p->arp_spa, p->arp_sha, 0);
-	/* A reply from a VIP, or a gratuitous request (sender = target = VIP): someone claims it. */
-	if (dp_is_vip(l, p->arp_spa) && (p->arp_op == 2 || p->arp_spa == p->arp_tpa))
-		worker_arp_event(w, p->arp_spa, p->arp_sha, 1);
-	if (p->arp_op == 1 && dp_is_vip(l, p->arp_tpa) && p->arp_spa != p->arp_tpa) {
-		if (!l->owner) {
-			w->ctr.drop_standby++;
-			return;
-		}
-		d = ring_tx_reserve(w->ring, 60, &vh);
-		if (!d)
-			return;
-		memset(vh, 0, sizeof(*vh));
-		arp_build(d, l->mac, p->arp_sha, 2, p->arp_tpa, p->arp_sha, p->arp_spa);
-		ring_tx_commit(w->ring, 60);
-		w->ctr.arp_replies++;
-	}
-	(void)frame;
 }
 
 /* Re-resolves every backend each arp_refresh; one whose MAC has not been confirmed for four rounds is not
@@ -291,11 +192,11 @@ void arp_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (!b->mac_known)
 			unresolved = 1;
 		if (full || !b->mac_known)
-			arp_send_request(l, b->addr);
+			arptx_request(l, b->addr);
 	}
 	/* Ask for the VIPs too: a backend that answers is misconfigured for DSR (arp_flag_vip_claim). */
 	for (size_t i = 0; full && i < l->n_vips; i++)
-		arp_send_request(l, l->vips[i]);
+		arptx_request(l, l->vips[i]);
 	if (full)
 		l->arp_last_full_ms = now;
 	double next = l->cfg->arp_refresh_ms / 1000.0;

@@ -373,7 +373,7 @@ static int ctl_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_GARP:
 		if (l->owner) {
-			arp_send_garp_burst(l);
+			arptx_garp_burst(l);
 			r.ok = 1;
 		} else {
 			snprintf(err, sizeof(err), "not active");

@@ -1,8 +1,12 @@
-/* The data plane's view of the config: services, backend slots and one Maglev table per service.
- * A backend keeps its slot across reloads (flows name backends by slot), so a reload changes the
- * set without disturbing established flows; flows of a removed backend are dropped from the table. */
+/* The shared data-plane state and how it changes: services, backend slots, one Maglev table per
+ * service, dp_lock, and the one place a flow gets its backend (so each worker's per-backend flow count
+ * follows it). A backend keeps its slot across reloads (flows name backends by slot), so a reload
+ * changes the set without disturbing established flows; flows of a removed backend are dropped from
+ * the table. dp.c calls no other module of the packet path: it reaches the workers' tables (their data)
+ * only under dp_lock held for writing, which keeps every worker out. */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lbd.h"
@@ -60,12 +64,53 @@ struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto)
 	return found;
 }
 
-void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new)
+int dp_table_init(struct dp_table *t, struct flow_table *flows)
 {
-	if (!is_new && f->backend < LBD_MAX_SLOTS)
-		w->slot_flows[f->backend]--;
+	t->flows = flows;
+	t->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_fwd));
+	t->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_flows));
+	if (!flows || !t->slot_fwd || !t->slot_flows) {
+		dp_table_fini(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* The flow table stays: it is its worker's. */
+void dp_table_fini(struct dp_table *t)
+{
+	free(t->slot_fwd);
+	free(t->slot_flows);
+	memset(t, 0, sizeof(*t));
+}
+
+struct flow *dp_flow_insert(struct dp_table *t, const struct flow_key *k, uint16_t slot, uint8_t state,
+			    uint64_t now)
+{
+	struct flow *f = flow_insert(t->flows, k, slot, state, now);
+
+	if (f)
+		t->slot_flows[slot]++;
+	return f;
+}
+
+void dp_flow_assign(struct dp_table *t, struct flow *f, uint16_t slot)
+{
+	dp_flow_gone(t, f);
 	f->backend = slot;
-	w->slot_flows[slot]++;
+	t->slot_flows[slot]++;
+}
+
+void dp_flow_gone(struct dp_table *t, const struct flow *f)
+{
+	if (f->backend < LBD_MAX_SLOTS)
+		t->slot_flows[f->backend]--;
+}
+
+void dp_flow_delete(struct dp_table *t, struct flow *f)
+{
+	dp_flow_gone(t, f);
+	flow_delete(t->flows, f);
 }
 
 void dp_write_lock(struct lbd *l)
@@ -78,15 +123,13 @@ void dp_write_unlock(struct lbd *l)
 	pthread_rwlock_unlock(&l->dp_lock);
 }
 
-/* A slot taken by a new backend starts with clean per-worker counters. */
+/* A slot taken by a new backend starts with clean per-worker counters (dp_lock held for writing). */
 static void dp_slot_reset_counters(struct lbd *l, uint16_t slot)
 {
 	for (unsigned i = 0; i < l->n_workers; i++) {
-		struct lbd_worker *w = &l->workers[i];
-		worker_lock(w);
-		w->slot_fwd[slot] = 0;
-		w->slot_flows[slot] = 0;
-		worker_unlock(w);
+		struct dp_table *t = &l->workers[i].fwd.tab;
+		t->slot_fwd[slot] = 0;
+		t->slot_flows[slot] = 0;
 	}
 }
 
@@ -166,15 +209,12 @@ static uint16_t dp_old_slot(struct lbd *l, const struct lbd_service *old, size_t
 	return LBD_NO_SLOT;
 }
 
-struct dp_sweep {
-	struct lbd *l;
-	const uint8_t *keep;
-};
-
+/* Called with dp_lock held for writing, or before the workers start: no worker is inside a batch, so
+ * their tables are changed here without their locks (the main thread, the only other user, is us). */
 int dp_apply_config(struct lbd *l, struct cfg *cfg)
 {
-	static struct lbd_service old[CFG_MAX_SERVICES];
-	static uint8_t keep[LBD_MAX_SLOTS];
+	struct lbd_service *old = l->dp_old;
+	uint8_t *keep = l->dp_keep;
 	size_t n_old = l->n_services;
 	struct maglev *mgs[CFG_MAX_SERVICES];
 
@@ -188,8 +228,8 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 			return -1;
 		}
 	}
-	memcpy(old, l->services, sizeof(old));
-	memset(keep, 0, sizeof(keep));
+	memcpy(old, l->services, sizeof(l->dp_old));
+	memset(keep, 0, sizeof(l->dp_keep));
 	l->n_vips = 0;
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *cs = &cfg->services[i];
@@ -245,14 +285,12 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 		}
 	}
 	for (unsigned i = 0; freed && i < l->n_workers; i++) {
-		struct lbd_worker *w = &l->workers[i];
+		struct dp_table *t = &l->workers[i].fwd.tab;
 		uint32_t cursor = 0;
 		struct flow *f;
-		worker_lock(w);
-		while ((f = flow_next(w->flows, &cursor)))
+		while ((f = flow_next(t->flows, &cursor)))
 			if (f->backend < LBD_MAX_SLOTS && !l->slots[f->backend].addr)
-				flow_delete(w->flows, f);
-		worker_unlock(w);
+				dp_flow_delete(t, f);
 	}
 	l->timeouts.tcp_syn_ms = cfg->tcp_syn_ms;
 	l->timeouts.tcp_est_ms = cfg->tcp_established_ms;

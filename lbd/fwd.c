@@ -1,6 +1,8 @@
 /* The per-frame path: classify each frame from the RX ring, pick the backend (connection table first,
- * then Maglev), rewrite the Ethernet header into the TX ring, answer ARP and ICMP echo for the VIPs.
- * One copy per frame, no allocation, one TX kick per batch. */
+ * then Maglev), rewrite the Ethernet header into the TX ring, answer ARP and ICMP echo for the VIPs,
+ * queue flow changes for the peer and ARP observations for the main thread. It works on what its
+ * worker hands it (struct fwd_ctx) and takes no lock: the worker holds dp_lock for reading and its own
+ * lock around each batch (fwd_batch). One copy per frame, no allocation, one TX kick per 32 frames. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -32,20 +34,50 @@ static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint3
 	return LBD_NO_SLOT;
 }
 
+/* Queues a flow's change for the peer (sync.c sends it): a bounded append, never a wait. */
+static void fwd_sync_out(struct fwd_ctx *c, const struct flow *f, int deleted)
+{
+	struct lbd *l = c->l;
+	struct lbd_syncq *sq = &c->syncq;
+	struct lbd_sync_rec *r;
+	uint32_t i;
+
+	if (!l->sync_wake || !__atomic_load_n(&l->sync_on, __ATOMIC_RELAXED) || !l->active)
+		return;
+	i = spsc_push_slot(&sq->q);
+	if (i == SPSC_FULL) {
+		c->ctr.sync_dropped++;
+		return;
+	}
+	r = &sq->rec[i];
+	r->key = f->key;
+	r->backend = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
+	r->state = f->state;
+	r->deleted = (uint8_t)deleted;
+	r->queued_ms = clock_ms();
+	spsc_push(&sq->q);
+	if (spsc_pushed_into_empty(&sq->q))
+		ev_async_send(l->loop, l->sync_wake);
+}
+
+void fwd_flow_refresh(struct fwd_ctx *c, const struct flow *f)
+{
+	fwd_sync_out(c, f, 0);
+}
+
 void fwd_flow_gone(void *arg, const struct flow *f)
 {
-	struct lbd_worker *w = arg;
+	struct fwd_ctx *c = arg;
 
-	if (f->backend < LBD_MAX_SLOTS)
-		w->slot_flows[f->backend]--;
-	w->ctr.flows_expired++;
-	sync_flow_deleted(w, f);
+	dp_flow_gone(&c->tab, f);
+	c->ctr.flows_expired++;
+	fwd_sync_out(c, f, 1);
 }
 
 /* Chooses the backend of a TCP/UDP frame through the connection table. */
-static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, const struct pkt *p, uint64_t now)
+static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const struct pkt *p, uint64_t now)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	struct flow_key k;
 	struct flow *f;
 	uint32_t h;
@@ -59,7 +91,7 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 	k.dport = p->dport;
 	k.proto = p->proto;
 	h = flow_hash(&k);
-	f = flow_lookup(w->flows, &k);
+	f = flow_lookup(c->tab.flows, &k);
 	if (f) {
 		uint8_t old_state = f->state;
 		uint16_t old_slot = f->backend;
@@ -80,14 +112,14 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 			if (n == LBD_NO_SLOT)
 				return LBD_NO_SLOT;
 			if (!fresh)
-				w->ctr.flows_rescheduled++;
-			dp_flow_assign(w, f, n, 0);
+				c->ctr.flows_rescheduled++;
+			dp_flow_assign(&c->tab, f, n);
 			slot = n;
 		}
-		flow_touch(w->flows, f, now);
+		flow_touch(c->tab.flows, f, now);
 		f->flags |= LBD_FLOW_DIRTY;
 		if (f->state != old_state || f->backend != old_slot)
-			sync_flow_changed(w, f);
+			fwd_sync_out(c, f, 0);
 		return slot;
 	}
 	slot = fwd_pick(l, s, h);
@@ -102,22 +134,21 @@ static uint16_t fwd_flow(struct lbd_worker *w, const struct lbd_service *s, cons
 		if (st == FLOW_TCP_EST)
 			st = FLOW_TCP_SYN;
 	}
-	f = flow_insert(w->flows, &k, slot, st, now);
+	f = dp_flow_insert(&c->tab, &k, slot, st, now);
 	if (!f) {
-		w->ctr.flow_table_full++;
+		c->ctr.flow_table_full++;
 	} else {
-		w->ctr.flows_created++;
-		w->slot_flows[slot]++;
-		sync_flow_changed(w, f);
+		c->ctr.flows_created++;
+		fwd_sync_out(c, f, 0);
 	}
 	return slot;
 }
 
 /* The backend owning the flow an ICMP error is about: the quoted header is the backend's reply
  * (VIP -> client), so the flow key is the quoted header reversed. */
-static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
+static uint16_t fwd_icmp_error(struct fwd_ctx *c, const struct pkt *p)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	const struct lbd_service *s;
 	struct flow_key k;
 	struct flow *f;
@@ -135,19 +166,19 @@ static uint16_t fwd_icmp_error(struct lbd_worker *w, const struct pkt *p)
 	k.dport = p->in_sport;
 	k.proto = p->in_proto;
 	h = flow_hash(&k);
-	f = flow_lookup(w->flows, &k);
+	f = flow_lookup(c->tab.flows, &k);
 	if (f && f->backend < LBD_MAX_SLOTS && l->slots[f->backend].mac_known)
 		return f->backend;
 	return fwd_pick(l, s, h);
 }
 
 /* Answers an ICMP echo request to a VIP in place in the TX ring: addresses swapped, type 0. */
-static void fwd_echo_reply(struct lbd_worker *w, const uint8_t *frame, const struct pkt *p)
+static void fwd_echo_reply(struct fwd_ctx *c, const uint8_t *frame, const struct pkt *p)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	struct virtio_net_hdr *vh;
 	uint32_t len = 14 + p->ip_len;
-	uint8_t *d = ring_tx_reserve(w->ring, len, &vh);
+	uint8_t *d = ring_tx_reserve(c->ring, len, &vh);
 
 	if (!d)
 		return;
@@ -160,150 +191,196 @@ static void fwd_echo_reply(struct lbd_worker *w, const uint8_t *frame, const str
 	memcpy(ip + 16, &p->saddr, 4);
 	ip[8] = 64;
 	ip[10] = ip[11] = 0;
-	uint16_t c = pkt_csum(ip, p->ihl);
-	memcpy(ip + 10, &c, 2);
+	uint16_t sum = pkt_csum(ip, p->ihl);
+	memcpy(ip + 10, &sum, 2);
 	uint8_t *icmp = ip + p->ihl;
 	icmp[0] = 0;
 	icmp[2] = icmp[3] = 0;
-	c = pkt_csum(icmp, p->ip_len - p->ihl);
-	memcpy(icmp + 2, &c, 2);
-	ring_tx_commit(w->ring, len);
-	w->ctr.icmp_echo_replies++;
+	sum = pkt_csum(icmp, p->ip_len - p->ihl);
+	memcpy(icmp + 2, &sum, 2);
+	ring_tx_commit(c->ring, len);
+	c->ctr.icmp_echo_replies++;
 }
 
-static void fwd_send(struct lbd_worker *w, const struct ring_frame *rf, uint16_t slot)
+static void fwd_send(struct fwd_ctx *c, const struct ring_frame *rf, uint16_t slot)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	struct lbd_backend *b = &l->slots[slot];
 
-	if (ring_tx_forward(w->ring, rf, b->mac, l->mac) < 0)
+	if (ring_tx_forward(c->ring, rf, b->mac, l->mac) < 0)
 		return;
-	w->slot_fwd[slot]++;
-	w->ctr.forwarded++;
-	w->ctr.tx_bytes += rf->len;
+	c->tab.slot_fwd[slot]++;
+	c->ctr.forwarded++;
+	c->ctr.tx_bytes += rf->len;
 }
 
 /* The service of a fragment: the first one names it by its port, and the worker remembers that for the
  * datagram's later fragments, so two services on one VIP and protocol never split a datagram. A later
  * fragment whose first one was not seen goes to the only service of its VIP and protocol, or is dropped
  * (counted) when there are several: it would be lost at whichever backend got it. */
-static const struct lbd_service *fwd_frag_service(struct lbd_worker *w, const struct pkt *p, uint64_t now)
+static const struct lbd_service *fwd_frag_service(struct fwd_ctx *c, const struct pkt *p, uint64_t now)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	struct frag_key k = { .saddr = p->saddr, .daddr = p->daddr, .id = p->ip_id, .proto = p->proto };
 	const struct lbd_service *s;
 	uint16_t i;
 
-	w->ctr.fragments++;
+	c->ctr.fragments++;
 	if (!p->later_frag) {
 		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport) : NULL;
 		if (!s && !p->have_ports)
 			s = dp_only_service(l, p->daddr, p->proto);
 		if (s)
-			frag_remember(&w->frags, &k, (uint16_t)(s - l->services), now);
+			frag_remember(&c->frags, &k, (uint16_t)(s - l->services), now);
 		return s;
 	}
-	i = frag_recall(&w->frags, &k, now);
+	i = frag_recall(&c->frags, &k, now);
 	if (i != FRAG_NONE && i < l->n_services)
 		return &l->services[i];
 	s = dp_only_service(l, p->daddr, p->proto);
 	if (!s)
-		w->ctr.frag_unmatched++;
+		c->ctr.frag_unmatched++;
 	return s;
 }
 
-static void fwd_ipv4(struct lbd_worker *w, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
+static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
 {
-	struct lbd *l = w->lbd;
+	struct lbd *l = c->l;
 	const struct lbd_service *s;
 	uint16_t slot;
 
 	if (!dp_is_vip(l, p->daddr)) {
-		w->ctr.drop_other++;
+		c->ctr.drop_other++;
 		return;
 	}
 	/* Only frames sent to our MAC: a flooded frame for another host is not ours to forward. */
 	if (memcmp(rf->data, l->mac, 6) != 0) {
-		w->ctr.drop_not_for_us++;
+		c->ctr.drop_not_for_us++;
 		return;
 	}
 	if (!l->active) {
-		w->ctr.drop_standby++;
+		c->ctr.drop_standby++;
 		return;
 	}
 	if (p->proto == IPPROTO_ICMP && !p->frag) {
 		if (p->icmp_type == 8) {
-			fwd_echo_reply(w, rf->data, p);
+			fwd_echo_reply(c, rf->data, p);
 			return;
 		}
-		slot = fwd_icmp_error(w, p);
+		slot = fwd_icmp_error(c, p);
 		if (slot == LBD_NO_SLOT) {
-			w->ctr.drop_other++;
+			c->ctr.drop_other++;
 			return;
 		}
-		w->ctr.icmp_errors_forwarded++;
-		fwd_send(w, rf, slot);
+		c->ctr.icmp_errors_forwarded++;
+		fwd_send(c, rf, slot);
 		return;
 	}
 	if (p->frag) {
-		s = fwd_frag_service(w, p, now);
+		s = fwd_frag_service(c, p, now);
 		if (!s) {
-			w->ctr.drop_no_service++;
+			c->ctr.drop_no_service++;
 			return;
 		}
 		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
 		slot = fwd_pick(l, s, flow_hash_addrs(p->saddr, p->daddr, p->proto));
 	} else {
 		if (!p->have_ports) {
-			w->ctr.drop_no_service++;
+			c->ctr.drop_no_service++;
 			return;
 		}
 		s = dp_lookup_service(l, p->daddr, p->proto, p->dport);
 		if (!s) {
-			w->ctr.drop_no_service++;
+			c->ctr.drop_no_service++;
 			return;
 		}
-		slot = fwd_flow(w, s, p, now);
+		slot = fwd_flow(c, s, p, now);
 	}
 	if (slot == LBD_NO_SLOT) {
-		w->ctr.drop_no_backend++;
+		c->ctr.drop_no_backend++;
 		return;
 	}
-	fwd_send(w, rf, slot);
+	fwd_send(c, rf, slot);
 }
 
-static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_t now)
+/* Hands an ARP observation to the main thread (arp_events_cb). */
+static void fwd_arp_event(struct fwd_ctx *c, uint32_t addr, const uint8_t *mac, int claims_vip)
+{
+	struct lbd_arp_event *e;
+	uint32_t i = spsc_push_slot(&c->arpq.q);
+
+	if (i == SPSC_FULL)
+		return;     /* the main thread is behind; ARP repeats, nothing is lost for long */
+	e = &c->arpq.ev[i];
+	e->addr = addr;
+	memcpy(e->mac, mac, 6);
+	e->claims_vip = (uint8_t)claims_vip;
+	spsc_push(&c->arpq.q);
+	ev_async_send(c->l->loop, &c->l->arp_wake);
+}
+
+/* ARP: answers requests for the VIPs while the owner; passes what it learns to the main thread (the
+ * MACs of backends, anyone claiming a VIP). */
+static void fwd_arp(struct fwd_ctx *c, const struct pkt *p)
+{
+	struct lbd *l = c->l;
+	struct virtio_net_hdr *vh;
+	uint8_t *d;
+
+	if (memcmp(p->arp_sha, l->mac, 6) == 0)
+		return;
+	if (p->arp_spa && dp_is_backend(l, p->arp_spa))
+		fwd_arp_event(c, p->arp_spa, p->arp_sha, 0);
+	/* A reply from a VIP, or a gratuitous request (sender = target = VIP): someone claims it. */
+	if (dp_is_vip(l, p->arp_spa) && (p->arp_op == 2 || p->arp_spa == p->arp_tpa))
+		fwd_arp_event(c, p->arp_spa, p->arp_sha, 1);
+	if (p->arp_op == 1 && dp_is_vip(l, p->arp_tpa) && p->arp_spa != p->arp_tpa) {
+		if (!l->owner) {
+			c->ctr.drop_standby++;
+			return;
+		}
+		d = ring_tx_reserve(c->ring, PKT_ARP_LEN, &vh);
+		if (!d)
+			return;
+		memset(vh, 0, sizeof(*vh));
+		pkt_arp_build(d, l->mac, p->arp_sha, 2, p->arp_tpa, p->arp_sha, p->arp_spa);
+		ring_tx_commit(c->ring, PKT_ARP_LEN);
+		c->ctr.arp_replies++;
+	}
+}
+
+static void fwd_frame(struct fwd_ctx *c, const struct ring_frame *rf, uint64_t now)
 {
 	struct pkt p;
 	enum pkt_err e;
 
-	w->ctr.rx_frames++;
+	c->ctr.rx_frames++;
 	if (rf->len != rf->wire_len) {          /* truncated: never forward a part of a frame */
-		w->ctr.drop_malformed++;
+		c->ctr.drop_malformed++;
 		return;
 	}
 	if (rf->status & TP_STATUS_VLAN_VALID) {
-		w->ctr.drop_vlan++;
+		c->ctr.drop_vlan++;
 		return;
 	}
 	e = pkt_parse(rf->data, rf->len, &p);
 	if (e != PKT_OK) {
-		w->ctr.drop_malformed++;
+		c->ctr.drop_malformed++;
 		log_rl(LOG_LVL_DEBUG, "malformed frame (%u bytes): %s", rf->len, pkt_err_str(e));
 		return;
 	}
 	switch (p.kind) {
 	case PKT_IPV4:
-		fwd_ipv4(w, rf, &p, now);
+		fwd_ipv4(c, rf, &p, now);
 		break;
 	case PKT_ARP:
-		arp_input(w, rf->data, &p);
+		fwd_arp(c, &p);
 		break;
 	case PKT_VLAN:
-		w->ctr.drop_vlan++;
+		c->ctr.drop_vlan++;
 		break;
 	default:
-		w->ctr.drop_not_ipv4++;
+		c->ctr.drop_not_ipv4++;
 		break;
 	}
 }
@@ -315,7 +392,7 @@ static void fwd_frame(struct lbd_worker *w, const struct ring_frame *rf, uint64_
  * meanwhile are handled as one batch, and the nap is idle time rather than a busy spin. After FWD_NAPS
  * empty naps the worker goes back to epoll. Only for the V2 ring: a V3 block is handed over whole, at
  * the earliest after its 1 ms timeout. */
-static int fwd_wait(struct lbd_worker *w, struct ring_frame *rf, uint64_t deadline)
+static int fwd_wait(struct fwd_ctx *c, struct ring_frame *rf, uint64_t deadline)
 {
 	static const struct timespec nap = { 0, FWD_NAP_NS };
 	uint64_t now = clock_ns(), until = now + FWD_SPIN_NS;
@@ -323,45 +400,42 @@ static int fwd_wait(struct lbd_worker *w, struct ring_frame *rf, uint64_t deadli
 	if (now >= deadline)
 		return -1;
 	do {
-		if (ring_rx_next(w->ring, rf) == 0)
+		if (ring_rx_next(c->ring, rf) == 0)
 			return 0;
 		cpu_relax();
 	} while (clock_ns() < until);
 	for (int i = 0; i < FWD_NAPS; i++) {
-		ring_tx_kick(w->ring);
+		ring_tx_kick(c->ring);
 		nanosleep(&nap, NULL);
-		if (ring_rx_next(w->ring, rf) == 0)
+		if (ring_rx_next(c->ring, rf) == 0)
 			return 0;
 	}
 	return -1;
 }
 
-void fwd_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
+void fwd_batch(struct fwd_ctx *c, int busy_wait)
 {
-	struct lbd_worker *w = io->data;
 	struct ring_frame rf;
 	uint64_t t = clock_ns(), deadline = t + FWD_MAX_NS_PER_WAKEUP;
 	uint64_t now = t / 1000000;
 	unsigned n = 0;
 
-	worker_enter(w);
 	while (n < FWD_MAX_PER_WAKEUP) {
-		if (ring_rx_next(w->ring, &rf) < 0) {
+		if (ring_rx_next(c->ring, &rf) < 0) {
 			/* A single frame (a quiet ring) leaves at once; a busy ring keeps the worker here. */
-			if (n < 2 || !w->busy_wait || fwd_wait(w, &rf, deadline) < 0)
+			if (n < 2 || !busy_wait || fwd_wait(c, &rf, deadline) < 0)
 				break;
 			now = clock_ms();
 		}
-		fwd_frame(w, &rf, now);
+		fwd_frame(c, &rf, now);
 		if (++n % FWD_BATCH == 0) {
-			ring_tx_kick(w->ring);
+			ring_tx_kick(c->ring);
 			t = clock_ns();
 			if (t >= deadline)
 				break;
 			now = t / 1000000;
 		}
 	}
-	ring_rx_done(w->ring);
-	ring_tx_kick(w->ring);
-	worker_leave(w);
+	ring_rx_done(c->ring);
+	ring_tx_kick(c->ring);
 }

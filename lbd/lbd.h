@@ -4,12 +4,12 @@
  *
  * Threads and locks. The main thread runs the control plane (control socket, ARP resolution, health
  * checks, sync, timers) and is the only writer of the shared data-plane state (services, slots, VIPs,
- * mode); it writes under `dp_lock` held for writing. Each worker thread owns a ring pair and its part
- * of the connection table; it processes a batch of frames holding `dp_lock` for reading and its own
- * `lock` (worker_enter/worker_leave). The main thread takes a worker's `lock` (after `dp_lock`, never
- * before) to read or change that worker's table and counters (worker_lock), and a busy worker lets it in
- * first rather than take the lock straight back. So there is one uncontended lock pair per batch and
- * none per frame. */
+ * mode); it writes under `dp_lock` held for writing. Each worker thread (worker.c) owns a ring pair and
+ * its part of the connection table; for each batch of frames it holds `dp_lock` for reading and its own
+ * `lock`, and hands the frames to fwd.c, which takes no lock. The main thread takes a worker's `lock`
+ * (after `dp_lock`, never before) to read or change that worker's table and counters (worker_lock), and
+ * a busy worker lets it in first rather than take the lock straight back. So there is one uncontended
+ * lock pair per batch and none per frame. Who calls whom: docs/ARCHITECTURE.md, "lbd: the files". */
 #ifndef DSR_LBD_H
 #define DSR_LBD_H
 
@@ -24,6 +24,7 @@
 #include "sync.h"
 #include "frag.h"
 #include "health.h"
+#include "spsc.h"
 
 #define LBD_MAX_SLOTS 4096          /* backend slots; flows name their backend by slot */
 #define LBD_NO_SLOT 0xffffu
@@ -37,7 +38,8 @@ struct lbd_counters {
 	uint64_t drop_vlan, drop_not_for_us;
 	uint64_t arp_replies, garp_sent, icmp_echo_replies, icmp_errors_forwarded, fragments;
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
-	uint64_t backend_arp_for_vip, arp_requests_sent;
+	uint64_t backend_arp_for_vip;
+	uint64_t arp_requests_sent;      /* ARP requests for backends and VIPs (arptx_request) */
 	uint64_t arp_mac_changes;        /* a known backend's MAC replaced (arp_mac_judge) */
 	uint64_t arp_mac_refused;        /* ARP claiming another MAC for a backend whose MAC is still heard */
 	uint64_t maglev_rebuilds;        /* lookup tables built (dp_rebuild_service) */
@@ -90,8 +92,39 @@ struct lbd_arp_event {
 #define LBD_SYNCQ 65536u        /* per worker, power of two */
 #define LBD_ARPQ 256u           /* per worker, power of two */
 
+/* One worker's part of the connection table and its per-backend counts. dp.c alone changes a flow's
+ * backend and slot_flows (dp_flow_*). The worker uses it inside a batch, the main thread between
+ * worker_lock and worker_unlock, or under dp_lock held for writing (dp_apply_config). */
+struct dp_table {
+	struct flow_table *flows;
+	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
+	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this table per slot */
+};
+
+/* The queues from a worker (producer) to the main thread (consumer), lbd/spsc.h. */
+struct lbd_syncq {
+	struct spsc q;
+	struct lbd_sync_rec *rec;       /* [LBD_SYNCQ] flow updates for the peer; sync.c drains them */
+};
+
+struct lbd_arpq {
+	struct spsc q;
+	struct lbd_arp_event ev[LBD_ARPQ];      /* what ARP frames said; arp.c drains them */
+};
+
+/* What the per-frame path (fwd.c) works on: one worker's state, handed to fwd_batch by that worker,
+ * which holds dp_lock for reading and its own lock around each batch. */
+struct fwd_ctx {
+	struct lbd *l;                  /* the shared data-plane state: fwd.c only reads it */
+	struct ring *ring;              /* the worker's */
+	struct dp_table tab;
+	struct lbd_counters ctr;
+	struct frag_table frags;        /* which service each recent datagram's first fragment went to */
+	struct lbd_syncq syncq;
+	struct lbd_arpq arpq;
+};
+
 struct lbd_worker {
-	struct lbd *lbd;
 	unsigned id;                    /* its index in the fanout group */
 	pthread_t thread;
 	int started;
@@ -101,19 +134,11 @@ struct lbd_worker {
 	ev_async stop;
 	pthread_mutex_t lock;
 	int lock_waiters;               /* the main thread waits for `lock` (worker_lock, worker_leave) */
-	struct ring *ring;
-	struct flow_table *flows;
 	uint32_t refresh_cursor;
 	int busy_wait;                  /* wait for the next frame under load (fwd_wait) */
-	struct lbd_counters ctr;
-	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
-	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this worker's table per slot */
-	/* single-producer (this worker), single-consumer (main) queues */
-	struct lbd_sync_rec *syncq;
-	uint32_t syncq_head, syncq_tail;
-	struct lbd_arp_event arpq[LBD_ARPQ];
-	uint32_t arpq_head, arpq_tail;
-	struct frag_table frags;        /* which service each recent datagram's first fragment went to */
+	struct ring *ring;              /* the worker's own, opened and closed by worker.c; fwd.ring */
+	struct flow_table *flows;       /* the worker's part of the connection table; fwd.tab.flows */
+	struct fwd_ctx fwd;             /* what the worker hands fwd.c for each frame */
 };
 
 enum lbd_reason { LBD_REASON_STARTUP, LBD_REASON_STANDALONE, LBD_REASON_VRRPD, LBD_REASON_OPERATOR,
@@ -156,6 +181,8 @@ struct lbd {
 	struct lbd_worker *workers;
 	unsigned n_workers;
 	int fanout_id;
+	int sync_on;                    /* sync.c's session is established: workers queue flow updates */
+	ev_async *sync_wake;            /* sync.c's; a worker queued into an empty queue (NULL: no sync) */
 	int ctl_tx_fd;                  /* AF_PACKET socket for ARP/GARP from the main thread */
 	int ifindex;
 	ev_async arp_wake;
@@ -165,6 +192,8 @@ struct lbd {
 	struct lbd_counters ctr;        /* main thread's own (ARP, GARP) */
 	uint64_t reloads;
 	char last_reload_error[256];
+	struct lbd_service dp_old[CFG_MAX_SERVICES];    /* dp_apply_config's scratch */
+	uint8_t dp_keep[LBD_MAX_SLOTS];
 
 	ev_timer fence_timer, garp_timer, garp_refresh_timer, arp_timer, release_timer, stop_timer;
 	ev_signal sig_int, sig_term, sig_hup;
@@ -182,8 +211,16 @@ int dp_is_backend(const struct lbd *l, uint32_t addr);
 /* The service of a VIP, protocol and port (network order); any_port: the first with that VIP and protocol. */
 struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port);
 struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto);
-/* Moves a flow's count from its old backend to slot, in the worker owning the flow. */
-void dp_flow_assign(struct lbd_worker *w, struct flow *f, uint16_t slot, int is_new);
+/* A worker's table: its connection table and per-slot counts (allocated here); 0 or -1. */
+int dp_table_init(struct dp_table *t, struct flow_table *flows);
+void dp_table_fini(struct dp_table *t);
+/* The one place a flow gets or changes its backend, so the per-backend count follows it: a new flow
+ * (NULL when the table is full), a flow moved to slot, a flow deleted, a flow flow_expire removed. */
+struct flow *dp_flow_insert(struct dp_table *t, const struct flow_key *k, uint16_t slot, uint8_t state,
+			    uint64_t now);
+void dp_flow_assign(struct dp_table *t, struct flow *f, uint16_t slot);
+void dp_flow_delete(struct dp_table *t, struct flow *f);
+void dp_flow_gone(struct dp_table *t, const struct flow *f);
 /* The write side of dp_lock, for every main-thread change of services, slots, VIPs or mode. */
 void dp_write_lock(struct lbd *l);
 void dp_write_unlock(struct lbd *l);
@@ -197,39 +234,18 @@ void dp_write_unlock(struct lbd *l);
 #define cpu_relax() do { } while (0)
 #endif
 
-/* worker.c: forwarding threads */
-int worker_create_all(struct lbd *l, const struct ring_params *rp);
-int worker_start_all(struct lbd *l);
-void worker_stop_all(struct lbd *l);      /* joins the threads; their tables stay */
-void worker_destroy_all(struct lbd *l);
-/* The main thread's access to a worker's table and counters (after dp_lock, if it takes that). */
-void worker_lock(struct lbd_worker *w);
-void worker_unlock(struct lbd_worker *w);
-/* The worker thread's own: dp_lock for reading and its lock, for one batch of work. */
-void worker_enter(struct lbd_worker *w);
-void worker_leave(struct lbd_worker *w);
-/* The worker that receives (and so owns) the flow of this client->VIP tuple (network order). */
-struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
-/* Sum of the workers' counters and the main thread's. */
-void worker_counters(struct lbd *l, struct lbd_counters *sum);
-uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot);
-uint64_t worker_slot_flows(struct lbd *l, uint16_t slot);
-uint64_t worker_flow_count(struct lbd *l);
-void worker_ring_stats(struct lbd *l, struct ring_stats *sum);
-/* Called by a worker: hand an ARP observation to the main thread. */
-void worker_arp_event(struct lbd_worker *w, uint32_t addr, const uint8_t *mac, int claims_vip);
+/* fwd.c: the per-frame path, called by the worker once per batch (it holds the locks); takes none.
+ * Handles the frames of the RX ring for at most 1 ms or 8192 frames; busy_wait: a V2 ring, wait for
+ * more frames while it is busy (fwd_wait). */
+void fwd_batch(struct fwd_ctx *c, int busy_wait);
+void fwd_flow_gone(void *arg, const struct flow *f);   /* flow_expire's callback; arg: the fwd_ctx */
+/* The flow is alive and was used since its last refresh: tell the peer again. */
+void fwd_flow_refresh(struct fwd_ctx *c, const struct flow *f);
 
-/* fwd.c: the per-frame path (worker threads) */
-void fwd_rx_cb(struct ev_loop *loop, ev_io *w, int revents);
-void fwd_flow_gone(void *arg, const struct flow *f);   /* arg: the worker */
-
-/* arp.c: VIP ownership on the wire and backend MAC resolution */
-void arp_input(struct lbd_worker *w, const uint8_t *frame, const void *pkt);   /* worker */
+/* arp.c: backend MAC resolution and what the workers saw in ARP frames (main thread) */
 void arp_events_cb(struct ev_loop *loop, ev_async *a, int revents);           /* main: worker events */
 int arp_open(struct lbd *l);
 void arp_close(struct lbd *l);
-int arp_send_request(struct lbd *l, uint32_t target);
-void arp_send_garp_burst(struct lbd *l);
 void arp_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* What an ARP frame saying `mac` for a backend means for its slot (pure): the first MAC makes it usable
  * (Maglev is rebuilt); the same MAC confirms it; a different MAC replaces it only when the known MAC has
@@ -240,6 +256,12 @@ enum arp_mac_verdict { ARP_MAC_SAME, ARP_MAC_FIRST, ARP_MAC_CHANGE, ARP_MAC_REFU
 enum arp_mac_verdict arp_mac_judge(const struct lbd_backend *b, const uint8_t *mac, uint64_t now);
 /* Main thread: applies an ARP frame from a backend address (`now` passed in for the unit tests). */
 void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now);
+
+/* arptx.c: ARP frames the main thread sends on its own packet socket */
+int arptx_open(struct lbd *l);
+void arptx_close(struct lbd *l);
+int arptx_request(struct lbd *l, uint32_t target);
+void arptx_garp_burst(struct lbd *l);
 
 /* mode.c: active/standby, releasing the VIPs, fencing, gratuitous ARP scheduling and the graceful stop */
 void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms, int force_garp,
@@ -263,5 +285,7 @@ size_t filter_build(const uint32_t *vips, size_t n, struct sock_filter *out, siz
 size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t cap);
 /* The same choice in C, for host-order addresses and ports of the client->VIP direction. */
 unsigned filter_fanout_index(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, unsigned n);
+
+#include "worker.h"
 
 #endif

@@ -42,7 +42,7 @@ static void mode_garp_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct lbd *l = t->data;
 
 	if (l->owner)
-		arp_send_garp_burst(l);
+		arptx_garp_burst(l);
 }
 
 /* Forwarding and ownership change together under the write lock, so a worker sees a consistent pair. */
@@ -140,7 +140,7 @@ void mode_set(struct lbd *l, int active, enum lbd_reason why, uint32_t fence_ms,
 		ev_timer_stop(l->loop, &l->fence_timer);
 	}
 	if (active && (!was_owner || force_garp)) {
-		arp_send_garp_burst(l);
+		arptx_garp_burst(l);
 		ev_timer_stop(l->loop, &l->garp_timer);
 		if (l->cfg->garp_repeat_ms) {
 			ev_timer_set(&l->garp_timer, l->cfg->garp_repeat_ms / 1000.0, 0.);

@@ -1,5 +1,5 @@
 /* Frame parser: Ethernet, ARP, IPv4 (fragments, options), TCP/UDP ports and flags, ICMP errors with
- * their quoted header. Every read is bounded by the captured length. */
+ * their quoted header. Every read is bounded by the captured length. Also the ARP frame builder. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -172,4 +172,25 @@ uint16_t pkt_csum(const void *data, uint32_t len)
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
 	return htons((uint16_t)~sum);
+}
+
+void pkt_arp_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, uint16_t op, uint32_t spa,
+		   const uint8_t *tha, uint32_t tpa)
+{
+	uint8_t *a = d + ETH_HLEN_;
+
+	memset(d, 0, PKT_ARP_LEN);
+	memcpy(d, eth_dst, 6);
+	memcpy(d + 6, src_mac, 6);
+	d[12] = 0x08;
+	d[13] = 0x06;
+	a[1] = 1;                       /* Ethernet */
+	a[2] = 0x08;                    /* IPv4 */
+	a[4] = 6;
+	a[5] = 4;
+	a[7] = (uint8_t)op;
+	memcpy(a + 8, src_mac, 6);
+	memcpy(a + 14, &spa, 4);
+	memcpy(a + 18, tha, 6);
+	memcpy(a + 24, &tpa, 4);
 }

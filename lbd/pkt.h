@@ -1,6 +1,6 @@
 /* Frame parser of the forwarding path: validates Ethernet, ARP, IPv4, TCP/UDP and ICMP headers of a
- * received frame without trusting any length field, and says what the frame is. Pure and
- * allocation-free, so hostile frames are unit-tested directly. */
+ * received frame without trusting any length field, and says what the frame is; and the one frame lbd
+ * writes from scratch, ARP. Pure and allocation-free, so hostile frames are unit-tested directly. */
 #ifndef DSR_PKT_H
 #define DSR_PKT_H
 
@@ -53,5 +53,10 @@ enum pkt_err pkt_parse(const uint8_t *frame, uint32_t len, struct pkt *p);
 const char *pkt_err_str(enum pkt_err e);
 /* RFC 1071 checksum helpers. */
 uint16_t pkt_csum(const void *data, uint32_t len);
+
+/* Writes a PKT_ARP_LEN-byte Ethernet/ARP frame (addresses in network order): op 1 request, 2 reply. */
+#define PKT_ARP_LEN 60
+void pkt_arp_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, uint16_t op, uint32_t spa,
+		   const uint8_t *tha, uint32_t tpa);
 
 #endif

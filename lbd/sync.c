@@ -34,7 +34,9 @@
  * plus the kernel's listen backlog, whatever a non-member sends or however many connections it opens.
  *
  * Flow updates (creations, state and backend changes, deletions, periodic refreshes of live flows)
- * are queued by the forwarding path into a bounded ring and flushed every few milliseconds in batches.
+ * are queued by the forwarding path (fwd.c) into each worker's bounded queue (lbd/spsc.h) while
+ * l->sync_on says the session is established, and flushed every few milliseconds in batches. sync.c
+ * reaches the workers only through worker.h: their queues, and their tables under their locks.
  * The output buffer is bounded too: when the peer is slow or gone, updates are dropped and counted, and
  * the next bulk sync repairs the peer. Only an active lbd sends updates; a standby installs what it
  * receives without forwarding. */
@@ -124,10 +126,18 @@ struct sync_ctx {
 		bulk_sent;
 	uint64_t refused_not_peer, unauthenticated, handshake_timeouts, oversized;
 	char peer_str[INET_ADDRSTRLEN];
+	uint32_t lags_sorted[SYNC_LAGS];        /* sync_status's scratch */
 };
 
 static void sync_close(struct sync_ctx *s, const char *why);
 static void sync_bulk_pump(struct sync_ctx *s);
+
+/* The workers queue updates only while the session is established (fwd.c reads l->sync_on). */
+static void sync_set_established(struct sync_ctx *s, int established)
+{
+	s->established = established;
+	__atomic_store_n(&s->l->sync_on, established, __ATOMIC_RELAXED);
+}
 
 static void sync_put_len(uint8_t *p, uint32_t n)
 {
@@ -207,10 +217,10 @@ static void sync_discard_queues(struct sync_ctx *s)
 	struct lbd *l = s->l;
 
 	for (unsigned i = 0; i < l->n_workers; i++) {
-		struct lbd_worker *w = &l->workers[i];
-		uint32_t head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE);
-		s->dropped += head - w->syncq_tail;
-		__atomic_store_n(&w->syncq_tail, head, __ATOMIC_RELEASE);
+		struct lbd_syncq *sq = worker_syncq(&l->workers[i]);
+		uint32_t first, n = spsc_peek(&sq->q, &first);
+		s->dropped += n;
+		spsc_pop(&sq->q, n);
 	}
 }
 
@@ -220,21 +230,19 @@ static void sync_flush(struct sync_ctx *s)
 	struct lbd *l = s->l;
 
 	for (unsigned i = 0; i < l->n_workers && s->established; i++) {
-		struct lbd_worker *w = &l->workers[i];
-		uint32_t head;
+		struct lbd_syncq *sq = worker_syncq(&l->workers[i]);
+		uint32_t first, ready;
 
-		while (w->syncq_tail != (head = __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE))) {
+		while ((ready = spsc_peek(&sq->q, &first)) > 0) {
 			Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
-			size_t n = 0;
-			uint32_t t = w->syncq_tail;
+			uint32_t n = 0;
 
-			m.sent_ms = w->syncq[t % LBD_SYNCQ].queued_ms;
-			while (t != head && n < SYNC_BATCH) {
-				const struct lbd_sync_rec *r = &w->syncq[t % LBD_SYNCQ];
+			m.sent_ms = sq->rec[spsc_slot(&sq->q, first)].queued_ms;
+			while (n < ready && n < SYNC_BATCH) {
+				const struct lbd_sync_rec *r = &sq->rec[spsc_slot(&sq->q, first + n)];
 				sync_fill(&s->msg_flows[n], &r->key, r->backend, r->state, 0, r->deleted);
 				s->msg_ptrs[n] = &s->msg_flows[n];
 				n++;
-				t++;
 			}
 			m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
 			m.flows = s->msg_ptrs;
@@ -244,18 +252,17 @@ static void sync_flush(struct sync_ctx *s)
 				return;
 			}
 			s->sent_flows += n;
-			__atomic_store_n(&w->syncq_tail, t, __ATOMIC_RELEASE);
+			spsc_pop(&sq->q, n);
 		}
 	}
 }
 
-static int sync_queues_empty(const struct sync_ctx *s)
+/* After draining: whatever a worker queued meanwhile without waking us (spsc_drained's second look). */
+static int sync_queues_drained(const struct sync_ctx *s)
 {
-	for (unsigned i = 0; i < s->l->n_workers; i++) {
-		const struct lbd_worker *w = &s->l->workers[i];
-		if (w->syncq_tail != __atomic_load_n(&w->syncq_head, __ATOMIC_ACQUIRE))
+	for (unsigned i = 0; i < s->l->n_workers; i++)
+		if (!spsc_drained(&worker_syncq(&s->l->workers[i])->q))
 			return 0;
-	}
 	return 1;
 }
 
@@ -268,8 +275,7 @@ static void sync_flush_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	else
 		sync_discard_queues(s);
 	/* Whatever a worker queued meanwhile goes with the next batch. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!sync_queues_empty(s)) {
+	if (!sync_queues_drained(s)) {
 		ev_timer_set(t, SYNC_FLUSH_S, 0.);
 		ev_timer_start(loop, t);
 	}
@@ -287,55 +293,12 @@ static void sync_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	}
 }
 
-/* Worker side: a bounded append to its own queue, never a wait. */
-static void sync_enqueue(struct lbd_worker *w, const struct flow *f, int deleted)
-{
-	struct lbd *l = w->lbd;
-	struct sync_ctx *s = l->sync;
-	struct lbd_sync_rec *r;
-	uint32_t head = w->syncq_head;
-
-	if (!s || !__atomic_load_n(&s->established, __ATOMIC_RELAXED) || !l->active)
-		return;
-	if (head - __atomic_load_n(&w->syncq_tail, __ATOMIC_ACQUIRE) >= LBD_SYNCQ) {
-		w->ctr.sync_dropped++;
-		return;
-	}
-	r = &w->syncq[head % LBD_SYNCQ];
-	r->key = f->key;
-	r->backend = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
-	r->state = f->state;
-	r->deleted = (uint8_t)deleted;
-	r->queued_ms = clock_ms();
-	__atomic_store_n(&w->syncq_head, head + 1, __ATOMIC_RELEASE);
-	/* Store head, then load tail; the main thread stores tail, then loads head (sync_flush_cb). The full
-	 * fences on both sides make sure at least one of us sees the other, so a batch is never stranded. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (head == __atomic_load_n(&w->syncq_tail, __ATOMIC_ACQUIRE))
-		ev_async_send(l->loop, &s->wake);
-}
-
-void sync_flow_changed(struct lbd_worker *w, const struct flow *f)
-{
-	sync_enqueue(w, f, 0);
-}
-
-void sync_flow_deleted(struct lbd_worker *w, const struct flow *f)
-{
-	sync_enqueue(w, f, 1);
-}
-
-void sync_flow_refresh(struct lbd_worker *w, const struct flow *f)
-{
-	sync_enqueue(w, f, 0);
-}
-
 /* Installs one flow of the peer. While active, our own entry wins; deletions apply only on standby. */
 static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 {
 	struct lbd *l = s->l;
 	struct lbd_worker *w;
-	struct flow_table *t;
+	struct dp_table *t;
 	struct lbd_service *svc;
 	struct lbd_backend *b;
 	struct flow_key k;
@@ -354,15 +317,12 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	b = svc ? dp_find_backend(l, svc, sf->backend) : NULL;
 	/* The flow belongs in the table of the worker its packets will reach. */
 	w = worker_of(l, k.saddr, k.daddr, k.sport, k.dport);
-	t = w->flows;
 	worker_lock(w);
-	f = flow_lookup(t, &k);
+	t = worker_table(w);
+	f = flow_lookup(t->flows, &k);
 	if (sf->deleted) {
-		if (f && !l->active) {
-			if (f->backend < LBD_MAX_SLOTS)
-				w->slot_flows[f->backend]--;
-			flow_delete(t, f);
-		}
+		if (f && !l->active)
+			dp_flow_delete(t, f);
 	} else if (f && l->active) {
 		/* our own entry wins while we forward */
 	} else if (!b) {
@@ -370,18 +330,15 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	} else if (f) {
 		uint16_t slot = (uint16_t)(b - l->slots);
 		if (f->backend != slot)
-			dp_flow_assign(w, f, slot, 0);
+			dp_flow_assign(t, f, slot);
 		f->state = (uint8_t)sf->state;
-		flow_set_idle(t, f, now, sf->idle_ms);
+		flow_set_idle(t->flows, f, now, sf->idle_ms);
 	} else {
-		uint16_t slot = (uint16_t)(b - l->slots);
-		f = flow_insert(t, &k, slot, (uint8_t)sf->state, now);
-		if (f) {
-			dp_flow_assign(w, f, slot, 1);
-			flow_set_idle(t, f, now, sf->idle_ms);
-		} else {
-			w->ctr.flow_table_full++;
-		}
+		f = dp_flow_insert(t, &k, (uint16_t)(b - l->slots), (uint8_t)sf->state, now);
+		if (f)
+			flow_set_idle(t->flows, f, now, sf->idle_ms);
+		else
+			l->ctr.flow_table_full++;       /* the main thread's own counters: we run there */
 	}
 	worker_unlock(w);
 }
@@ -414,7 +371,7 @@ static void sync_message(struct sync_ctx *s, const Dsrlb__SyncMessage *m)
 	s->recv_msgs++;
 	s->peer_active = m->active;
 	if (m->peer_accepted && !s->established) {
-		__atomic_store_n(&s->established, 1, __ATOMIC_RELAXED);
+		sync_set_established(s, 1);
 		log_info("sync with %s established", s->peer_str);
 		sync_request_bulk(s);
 	}
@@ -477,11 +434,12 @@ static void sync_bulk_pump(struct sync_ctx *s)
 		while (n < SYNC_BATCH && wi < l->n_workers) {
 			struct lbd_worker *w = &l->workers[wi];
 			worker_lock(w);
-			while (n < SYNC_BATCH && (f = flow_next(w->flows, &cursor))) {
+			struct flow_table *t = worker_table(w)->flows;
+			while (n < SYNC_BATCH && (f = flow_next(t, &cursor))) {
 				uint32_t b = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
 				if (!b)
 					continue;
-				sync_fill(&s->msg_flows[n], &f->key, b, f->state, flow_idle_ms(w->flows, f, now), 0);
+				sync_fill(&s->msg_flows[n], &f->key, b, f->state, flow_idle_ms(t, f, now), 0);
 				s->msg_ptrs[n] = &s->msg_flows[n];
 				n++;
 			}
@@ -604,7 +562,7 @@ static void sync_connected(struct sync_ctx *s, int hello)
 		ev_timer_start(s->l->loop, &s->retry);
 	}
 	s->connecting = 0;
-	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
+	sync_set_established(s, 0);
 	s->rx_ok = 0;
 	s->hellos = 0;
 	s->in_len = 0;
@@ -725,7 +683,7 @@ static void sync_close(struct sync_ctx *s, const char *why)
 	ev_io_stop(loop, &s->wio);
 	close(s->fd);
 	s->fd = -1;
-	__atomic_store_n(&s->established, 0, __ATOMIC_RELAXED);
+	sync_set_established(s, 0);
 	s->connecting = 0;
 	s->bulk_tx = 0;
 	sync_discard_queues(s);
@@ -946,6 +904,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 	ev_init(&s->pend.deadline, sync_pending_deadline_cb);
 	s->retry.data = s->flush.data = s->wake.data = s->pend.deadline.data = s;
 	ev_async_start(l->loop, &s->wake);
+	l->sync_wake = &s->wake;
 	s->flush.repeat = SYNC_FLUSH_S;
 	ev_timer_set(&s->flush, SYNC_FLUSH_S, 0.);
 	if (!s->initiator) {
@@ -978,6 +937,8 @@ void sync_destroy(struct sync_ctx *s)
 {
 	if (!s)
 		return;
+	if (s->l->sync_wake == &s->wake)
+		s->l->sync_wake = NULL;
 	if (s->l->loop) {
 		ev_timer_stop(s->l->loop, &s->retry);
 		ev_timer_stop(s->l->loop, &s->flush);
@@ -1034,7 +995,6 @@ static int sync_cmp_u32(const void *a, const void *b)
 
 void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 {
-	static uint32_t sorted[SYNC_LAGS];
 	static const char *bulk_names[] = { "none", "requested", "receiving", "done" };
 	uint64_t now = clock_ms();
 
@@ -1045,6 +1005,7 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 	st->last_lag_ms = s->last_lag;
 	uint32_t n = s->n_lags < SYNC_LAGS ? s->n_lags : SYNC_LAGS;
 	if (n) {
+		uint32_t *sorted = s->lags_sorted;
 		memcpy(sorted, s->lags, n * sizeof(uint32_t));
 		qsort(sorted, n, sizeof(uint32_t), sync_cmp_u32);
 		st->lag_p99_ms = sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];

@@ -9,7 +9,6 @@
 #include "flow.h"
 
 struct lbd;
-struct lbd_worker;
 struct sync_ctx;
 struct Dsrlb__SyncStatus;
 
@@ -19,13 +18,6 @@ void sync_destroy(struct sync_ctx *s);
 /* After a reload: the new keys (the context takes them over); address or port changes need a restart. */
 struct auth_keyring;
 void sync_reload(struct sync_ctx *s, struct auth_keyring *keys);
-
-/* Forwarding-path hooks, called by a worker: cheap appends to that worker's bounded queue, dropped
- * (and counted) when it is full; the main thread sends them. */
-void sync_flow_changed(struct lbd_worker *w, const struct flow *f);
-void sync_flow_deleted(struct lbd_worker *w, const struct flow *f);
-/* Refresh hook: the flow is alive and was used since its last refresh. */
-void sync_flow_refresh(struct lbd_worker *w, const struct flow *f);
 
 /* Our bulk sync is complete or timed out: safe to preempt. */
 int sync_ready(const struct sync_ctx *s);

@@ -1,6 +1,8 @@
 /* Forwarding workers: one thread per worker, each with its own RX/TX rings in one PACKET_FANOUT group
  * and its own part of the connection table. The fanout program (filter.c) pins each flow to one worker,
- * and the main thread computes the same choice to place flows received from the peer. */
+ * and the main thread computes the same choice to place flows received from the peer. A worker owns its
+ * thread, loop, lock and queues; it takes dp_lock for reading and its lock once per batch and calls
+ * fwd.c for the batch (fwd_batch), which takes no lock. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,9 +28,25 @@ void worker_unlock(struct lbd_worker *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-void worker_enter(struct lbd_worker *w)
+struct dp_table *worker_table(struct lbd_worker *w)
 {
-	pthread_rwlock_rdlock(&w->lbd->dp_lock);
+	return &w->fwd.tab;
+}
+
+struct lbd_syncq *worker_syncq(struct lbd_worker *w)
+{
+	return &w->fwd.syncq;
+}
+
+struct lbd_arpq *worker_arpq(struct lbd_worker *w)
+{
+	return &w->fwd.arpq;
+}
+
+/* The worker thread's own: dp_lock for reading and its lock, for one batch of work. */
+static void worker_enter(struct lbd_worker *w)
+{
+	pthread_rwlock_rdlock(&w->fwd.l->dp_lock);
 	pthread_mutex_lock(&w->lock);
 }
 
@@ -36,10 +54,10 @@ void worker_enter(struct lbd_worker *w)
  * microseconds, before the main thread (woken on another CPU) gets there, and could keep it from the
  * control plane for as long as the load lasts (vrrpd's refreshes would go unread and the fence trip).
  * So when the main thread waits, the worker lets it in first. */
-void worker_leave(struct lbd_worker *w)
+static void worker_leave(struct lbd_worker *w)
 {
 	pthread_mutex_unlock(&w->lock);
-	pthread_rwlock_unlock(&w->lbd->dp_lock);
+	pthread_rwlock_unlock(&w->fwd.l->dp_lock);
 	if (__atomic_load_n(&w->lock_waiters, __ATOMIC_SEQ_CST)) {
 		uint64_t until = clock_ns() + WORKER_HANDOFF_NS;
 		while (__atomic_load_n(&w->lock_waiters, __ATOMIC_SEQ_CST) && clock_ns() < until)
@@ -58,18 +76,18 @@ struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint
 static void worker_expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct lbd_worker *w = t->data;
-	struct lbd *l = w->lbd;
+	struct lbd *l = w->fwd.l;
 	size_t scan = flow_max(w->flows) / 50 + 64;
 
 	worker_enter(w);
-	flow_expire(w->flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, w);
+	flow_expire(w->flows, clock_ms(), &l->timeouts, scan, fwd_flow_gone, &w->fwd);
 	worker_leave(w);
 }
 
 static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct lbd_worker *w = t->data;
-	struct lbd *l = w->lbd;
+	struct lbd *l = w->fwd.l;
 	uint32_t shortest = l->timeouts.tcp_syn_ms;
 	struct flow *f;
 
@@ -88,10 +106,23 @@ static void worker_refresh_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		}
 		if (f->flags & LBD_FLOW_DIRTY) {
 			f->flags &= (uint8_t)~LBD_FLOW_DIRTY;
-			sync_flow_refresh(w, f);
+			fwd_flow_refresh(&w->fwd, f);
 		}
 	}
 	worker_leave(w);
+}
+
+/* One wakeup's work: dp_lock for reading and the worker's lock around fwd.c's batch. */
+void worker_run_batch(struct lbd_worker *w)
+{
+	worker_enter(w);
+	fwd_batch(&w->fwd, w->busy_wait);
+	worker_leave(w);
+}
+
+static void worker_rx_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	worker_run_batch(io->data);
 }
 
 static void worker_stop_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -117,20 +148,20 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 {
 	struct ring_params p = *rp;
 
-	w->lbd = l;
+	w->fwd.l = l;
 	w->id = id;
 	pthread_mutex_init(&w->lock, NULL);
+	frag_init(&w->fwd.frags);
+	spsc_init(&w->fwd.syncq.q, LBD_SYNCQ);
+	spsc_init(&w->fwd.arpq.q, LBD_ARPQ);
+	w->fwd.syncq.rec = calloc(LBD_SYNCQ, sizeof(*w->fwd.syncq.rec));
 	w->flows = flow_create(l->cfg->flow_max / l->n_workers);
-	w->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_fwd));
-	w->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*w->slot_flows));
-	frag_init(&w->frags);
-	w->syncq = calloc(LBD_SYNCQ, sizeof(*w->syncq));
-	if (!w->flows || !w->slot_fwd || !w->slot_flows || !w->syncq) {
+	if (dp_table_init(&w->fwd.tab, w->flows) < 0 || !w->fwd.syncq.rec) {
 		log_err("%s: out of memory", __func__);
 		return -1;
 	}
 	p.fanout_group = l->n_workers > 1 ? l->fanout_id : 0;
-	w->ring = ring_open(&p);
+	w->ring = w->fwd.ring = ring_open(&p);
 	if (!w->ring)
 		return -1;
 	w->busy_wait = p.rx_version == TPACKET_V2;
@@ -139,7 +170,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 		log_err("%s: ev_loop_new failed", __func__);
 		return -1;
 	}
-	ev_io_init(&w->rx_io, fwd_rx_cb, ring_rx_fd(w->ring), EV_READ);
+	ev_io_init(&w->rx_io, worker_rx_cb, ring_rx_fd(w->ring), EV_READ);
 	ev_timer_init(&w->expire_timer, worker_expire_cb, 0.1, 0.1);
 	ev_timer_init(&w->refresh_timer, worker_refresh_cb, 0.1, 0.1);
 	ev_async_init(&w->stop, worker_stop_cb);
@@ -214,10 +245,9 @@ void worker_destroy_all(struct lbd *l)
 		if (w->loop)
 			ev_loop_destroy(w->loop);
 		ring_close(w->ring);
+		dp_table_fini(&w->fwd.tab);
 		flow_destroy(w->flows);
-		free(w->slot_fwd);
-		free(w->slot_flows);
-		free(w->syncq);
+		free(w->fwd.syncq.rec);
 		pthread_mutex_destroy(&w->lock);
 	}
 	free(l->workers);
@@ -238,7 +268,7 @@ void worker_counters(struct lbd *l, struct lbd_counters *sum)
 	*sum = l->ctr;
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		worker_lock(&l->workers[i]);
-		worker_add_counters(sum, &l->workers[i].ctr);
+		worker_add_counters(sum, &l->workers[i].fwd.ctr);
 		worker_unlock(&l->workers[i]);
 	}
 }
@@ -249,7 +279,7 @@ uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot)
 
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		worker_lock(&l->workers[i]);
-		n += l->workers[i].slot_fwd[slot];
+		n += l->workers[i].fwd.tab.slot_fwd[slot];
 		worker_unlock(&l->workers[i]);
 	}
 	return n;
@@ -261,7 +291,7 @@ uint64_t worker_slot_flows(struct lbd *l, uint16_t slot)
 
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		worker_lock(&l->workers[i]);
-		n += l->workers[i].slot_flows[slot];
+		n += l->workers[i].fwd.tab.slot_flows[slot];
 		worker_unlock(&l->workers[i]);
 	}
 	return n > 0 ? (uint64_t)n : 0;
@@ -293,20 +323,4 @@ void worker_ring_stats(struct lbd *l, struct ring_stats *sum)
 		sum->tx_wrong_format += rs.tx_wrong_format;
 		sum->tx_kicks += rs.tx_kicks;
 	}
-}
-
-void worker_arp_event(struct lbd_worker *w, uint32_t addr, const uint8_t *mac, int claims_vip)
-{
-	uint32_t head = w->arpq_head;
-	uint32_t tail = __atomic_load_n(&w->arpq_tail, __ATOMIC_ACQUIRE);
-	struct lbd_arp_event *e;
-
-	if (head - tail >= LBD_ARPQ)
-		return;     /* the main thread is behind; ARP repeats, nothing is lost for long */
-	e = &w->arpq[head % LBD_ARPQ];
-	e->addr = addr;
-	memcpy(e->mac, mac, 6);
-	e->claims_vip = (uint8_t)claims_vip;
-	__atomic_store_n(&w->arpq_head, head + 1, __ATOMIC_RELEASE);
-	ev_async_send(w->lbd->loop, &w->lbd->arp_wake);
 }

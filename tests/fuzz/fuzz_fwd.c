@@ -1,6 +1,7 @@
-/* Fuzz target: the forwarding path of one lbd worker (lbd/fwd.c fwd_rx_cb: classification, the
- * connection table, Maglev, ICMP errors and echo, fragments) and ARP input (lbd/arp.c arp_input, then
- * arp_events_cb applying what the worker learnt), over a run of frames from the LAN.
+/* Fuzz target: the forwarding path of one lbd worker (lbd/worker.c worker_run_batch handing each frame
+ * to lbd/fwd.c fwd_frame: classification, the connection table, Maglev, ICMP errors and echo, fragments,
+ * ARP replies and observations, then lbd/arp.c arp_events_cb applying what the worker learnt), over a
+ * run of frames from the LAN.
  *
  * No socket and no thread: the ring API is fuzz_lbd.h's, over the input's frames, and forwarded or
  * answered frames land in a buffer that is checked.
@@ -46,10 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fake.status[fake.n] = status;
 		fake.n++;
 	}
-	fwd_rx_cb(L.loop, &W.rx_io, EV_READ);
+	worker_run_batch(&W);
 	arp_events_cb(L.loop, &L.arp_wake, EV_ASYNC);
 	/* Expire everything, as the worker's timer would much later. */
-	flow_expire(W.flows, clock_ms() + 30 * 86400000ull, &L.timeouts, flow_max(W.flows), fwd_flow_gone, &W);
+	flow_expire(W.flows, clock_ms() + 30 * 86400000ull, &L.timeouts, flow_max(W.flows),
+		    fwd_flow_gone, &W.fwd);
 	if (flow_count(W.flows) != 0)
 		abort();
 	for (size_t i = 0; i < fake.n; i++)

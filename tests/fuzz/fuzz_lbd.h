@@ -107,19 +107,21 @@ static void fuzz_lbd_setup(void)
 	L.ctl_tx_fd = -1;
 	L.n_workers = 1;
 	L.workers = &W;
-	W.lbd = &L;
-	W.ring = &fake;
+	W.fwd.l = &L;
+	W.ring = W.fwd.ring = &fake;
 	pthread_mutex_init(&W.lock, NULL);
-	W.slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*W.slot_fwd));
-	W.slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*W.slot_flows));
-	W.syncq = calloc(LBD_SYNCQ, sizeof(*W.syncq));
+	W.fwd.tab.slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_fwd));
+	W.fwd.tab.slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_flows));
+	spsc_init(&W.fwd.syncq.q, LBD_SYNCQ);
+	spsc_init(&W.fwd.arpq.q, LBD_ARPQ);
+	W.fwd.syncq.rec = calloc(LBD_SYNCQ, sizeof(*W.fwd.syncq.rec));
 	W.rx_io.data = &W;
 	ev_async_init(&L.arp_wake, arp_events_cb);
 	L.arp_wake.data = &L;
 	ev_async_start(L.loop, &L.arp_wake);
 	mode_init(&L);
 	cfg = fuzz_cfg();
-	if (!W.slot_fwd || !W.slot_flows || !W.syncq || dp_apply_config(&L, cfg) < 0 || L.n_services != 3)
+	if (!W.fwd.tab.slot_fwd || !W.fwd.tab.slot_flows || !W.fwd.syncq.rec || dp_apply_config(&L, cfg) < 0 || L.n_services != 3)
 		abort();
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		if (!L.slots[i].addr)
@@ -150,8 +152,8 @@ static const struct fuzz_lbd_state *fuzz_lbd_begin(unsigned i)
 
 	memcpy(L.services, st->services, sizeof(L.services));
 	memcpy(L.slots, st->slots, sizeof(L.slots));
-	memset(W.slot_flows, 0, LBD_MAX_SLOTS * sizeof(*W.slot_flows));
-	W.flows = flow_create(64);
+	memset(W.fwd.tab.slot_flows, 0, LBD_MAX_SLOTS * sizeof(*W.fwd.tab.slot_flows));
+	W.flows = W.fwd.tab.flows = flow_create(64);
 	if (!W.flows)
 		abort();
 	return st;
@@ -163,7 +165,7 @@ static const struct fuzz_lbd_state *fuzz_lbd_begin(unsigned i)
 static void fuzz_lbd_end(const struct fuzz_lbd_state *st)
 {
 	flow_destroy(W.flows);
-	W.flows = NULL;
+	W.flows = W.fwd.tab.flows = NULL;
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		if (dp_backend_usable(&L.slots[i]) != dp_backend_usable(&st->slots[i])) {
 			memcpy(L.slots, st->slots, sizeof(L.slots));
