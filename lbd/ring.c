@@ -302,20 +302,42 @@ int ring_set_filter(struct ring *r, const struct sock_filter *f, size_t len)
 	return 0;
 }
 
+/* Who owns a ring slot (a V2 RX frame, a V3 RX block, a TX frame) is said by its status word, and only
+ * these four helpers touch that word. The side that takes a slot over loads the word with acquire, so it
+ * sees the slot's bytes as the other side left them; the side that hands a slot over stores it with
+ * release, after its own reads or writes of the slot.
+ *
+ *   RX  kernel -> user   ring_user_may_read    TP_STATUS_USER set: the frame (block) is ours to read
+ *       user -> kernel   ring_kernel_may_fill  we are done with it: TP_STATUS_KERNEL
+ *   TX  kernel -> user   ring_user_may_write   TP_STATUS_AVAILABLE (or WRONG_FORMAT): ours to fill
+ *       user -> kernel   ring_kernel_may_send  filled: TP_STATUS_SEND_REQUEST, sent at the next kick */
+static uint32_t ring_user_may_read(const uint32_t *status)
+{
+	uint32_t st = __atomic_load_n(status, __ATOMIC_ACQUIRE);
+
+	return st & TP_STATUS_USER ? st : 0;
+}
+
+static void ring_kernel_may_fill(uint32_t *status)
+{
+	__atomic_store_n(status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+
+/* The TX slot's status: ours when TP_STATUS_AVAILABLE or TP_STATUS_WRONG_FORMAT (the kernel refused
+ * the frame; PACKET_LOSS lets us reuse the slot). */
+static uint32_t ring_user_may_write(const uint32_t *status)
+{
+	return __atomic_load_n(status, __ATOMIC_ACQUIRE);
+}
+
+static void ring_kernel_may_send(uint32_t *status)
+{
+	__atomic_store_n(status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+}
+
 static struct tpacket_block_desc *ring_block(const struct ring *r, unsigned i)
 {
 	return (struct tpacket_block_desc *)(r->rx_map + (size_t)i * r->rx_block_size);
-}
-
-/* A block belongs to user space once the kernel has set TP_STATUS_USER. */
-static int ring_block_is_ours(const struct tpacket_block_desc *b)
-{
-	return __atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER;
-}
-
-static void ring_block_give_back(struct tpacket_block_desc *b)
-{
-	__atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
 }
 
 static struct tpacket2_hdr *ring_rx_slot(const struct ring *r, unsigned i)
@@ -326,7 +348,7 @@ static struct tpacket2_hdr *ring_rx_slot(const struct ring *r, unsigned i)
 static void ring_rx_release_v2(struct ring *r)
 {
 	if (r->rx_held) {
-		__atomic_store_n(&r->rx_held->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		ring_kernel_may_fill(&r->rx_held->tp_status);
 		r->rx_held = NULL;
 	}
 }
@@ -350,17 +372,18 @@ static int ring_rx_copied(struct ring *r, const struct tpacket2_hdr *h, struct r
 static int ring_rx_next_v2(struct ring *r, struct ring_frame *f)
 {
 	struct tpacket2_hdr *h;
+	uint32_t st;
 
 	for (;;) {
 		ring_rx_release_v2(r);
 		h = ring_rx_slot(r, r->rx_cur);
-		if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+		if (!(st = ring_user_may_read(&h->tp_status)))
 			return -1;
 		r->rx_held = h;
 		r->rx_cur = (r->rx_cur + 1) % r->rx_frame_nr;
-		f->status = h->tp_status;
-		f->vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->tp_vlan_tci : 0;
-		if (h->tp_status & TP_STATUS_COPY) {
+		f->status = st;
+		f->vlan_tci = (st & TP_STATUS_VLAN_VALID) ? h->tp_vlan_tci : 0;
+		if (st & TP_STATUS_COPY) {
 			if (ring_rx_copied(r, h, f) < 0)
 				continue;
 			return 0;
@@ -385,7 +408,7 @@ void ring_rx_done(struct ring *r)
 		return;
 	}
 	if (r->rx_open && r->rx_left == 0) {
-		ring_block_give_back(ring_block(r, r->rx_cur));
+		ring_kernel_may_fill(&ring_block(r, r->rx_cur)->hdr.bh1.block_status);
 		r->rx_open = 0;
 		r->rx_cur = (r->rx_cur + 1) % r->rx_block_nr;
 	}
@@ -402,7 +425,7 @@ int ring_rx_next(struct ring *r, struct ring_frame *f)
 			break;
 		ring_rx_done(r);
 		struct tpacket_block_desc *b = ring_block(r, r->rx_cur);
-		if (!ring_block_is_ours(b))
+		if (!ring_user_may_read(&b->hdr.bh1.block_status))
 			return -1;
 		r->rx_open = 1;
 		r->rx_left = b->hdr.bh1.num_pkts;
@@ -434,11 +457,11 @@ uint8_t *ring_tx_reserve(struct ring *r, uint32_t len, struct virtio_net_hdr **v
 		r->st.tx_wrong_format++;
 		return NULL;
 	}
-	st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	st = ring_user_may_write(&h->tp_status);
 	if (st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT && r->tx_pending) {
 		/* The ring is full of frames not yet handed to the kernel: send them, then look again. */
 		ring_tx_kick(r);
-		st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+		st = ring_user_may_write(&h->tp_status);
 	}
 	if (st == TP_STATUS_WRONG_FORMAT) {
 		r->st.tx_wrong_format++;
@@ -462,7 +485,7 @@ void ring_tx_commit(struct ring *r, uint32_t len)
 		vh->hdr_len = (__virtio16)len;
 
 	h->tp_len = len + RING_VNET_LEN;
-	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	ring_kernel_may_send(&h->tp_status);
 	r->tx_head = (r->tx_head + 1) % r->tx_frame_nr;
 	r->tx_pending++;
 }

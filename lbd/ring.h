@@ -1,7 +1,9 @@
 /* AF_PACKET rings of one forwarding worker: a TPACKET_V2 (or V3) RX ring and a TPACKET_V2 TX ring on
  * sockets bound to the LAN interface, all with PACKET_VNET_HDR so checksum-partial frames and GSO
- * super-frames pass through intact (DESIGN.md trap 2). Ownership of each ring slot is read with
- * acquire and handed back with release semantics by the helpers below. */
+ * super-frames pass through intact (DESIGN.md trap 2). Who owns a ring slot, the kernel or lbd,
+ * changes only in ring.c's four named helpers (ring_user_may_read, ring_kernel_may_fill,
+ * ring_user_may_write, ring_kernel_may_send), with acquire on taking a slot and release on handing it
+ * over; docs/ARCHITECTURE.md says which does which transition. */
 #ifndef DSR_RING_H
 #define DSR_RING_H
 
