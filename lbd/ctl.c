@@ -71,7 +71,9 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->drop_no_backend = ctr.drop_no_backend;
 	c->drop_malformed = ctr.drop_malformed;
 	c->drop_not_ipv4 = ctr.drop_not_ipv4;
-	c->drop_other = ctr.drop_other + ctr.drop_vlan + ctr.drop_not_for_us;
+	c->drop_other = ctr.drop_other;
+	c->drop_vlan = ctr.drop_vlan;
+	c->drop_not_for_us = ctr.drop_not_for_us;
 	c->arp_replies = ctr.arp_replies;
 	c->garp_sent = ctr.garp_sent;
 	c->icmp_echo_replies = ctr.icmp_echo_replies;
@@ -92,6 +94,8 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->arp_mac_refused = ctr.arp_mac_refused;
 	c->maglev_rebuilds = ctr.maglev_rebuilds;
 	c->frag_unmatched = ctr.frag_unmatched;
+	c->arp_requests_sent = ctr.arp_requests_sent;
+	c->health_waited = health_waited(l->health);
 }
 
 static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)

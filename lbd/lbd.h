@@ -34,8 +34,10 @@
 /* Counters of the forwarding and control paths; lbctl shows them by these names. */
 struct lbd_counters {
 	uint64_t rx_frames, forwarded, tx_bytes;
-	uint64_t drop_standby, drop_no_service, drop_no_backend, drop_malformed, drop_not_ipv4, drop_other;
-	uint64_t drop_vlan, drop_not_for_us;
+	uint64_t drop_standby, drop_no_service, drop_no_backend, drop_malformed, drop_not_ipv4;
+	uint64_t drop_other;             /* IPv4 to an address that is no VIP; an ICMP error of no known flow */
+	uint64_t drop_vlan;              /* VLAN-tagged frames */
+	uint64_t drop_not_for_us;        /* IPv4 to a VIP, but to another host's MAC */
 	uint64_t arp_replies, garp_sent, icmp_echo_replies, icmp_errors_forwarded, fragments;
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
 	uint64_t backend_arp_for_vip;
