@@ -60,21 +60,29 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
+int log_enabled(enum log_level lvl)
+{
+	return lvl != LOG_LVL_DEBUG || log_cfg.debug;
+}
+
+/* Several threads (lbd's workers, its main thread) may pass one call site at once, so the state is
+ * changed with atomics and never a lock: whoever moves the window on reports what the last one
+ * suppressed; a message racing with that move may count in either window. */
 int log_rl_allow(struct log_rl *rl, uint32_t burst, enum log_level lvl)
 {
 	uint64_t now = clock_ms();
+	uint64_t start = __atomic_load_n(&rl->window_start_ms, __ATOMIC_RELAXED);
 
-	if (now - rl->window_start_ms >= 1000) {
-		if (rl->suppressed)
-			log_msg(lvl, "(%u more like the previous message suppressed)", rl->suppressed);
-		rl->window_start_ms = now;
-		rl->in_window = 0;
-		rl->suppressed = 0;
+	if (now - start >= 1000 && __atomic_compare_exchange_n(&rl->window_start_ms, &start, now, 0,
+							       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		uint32_t suppressed = __atomic_exchange_n(&rl->suppressed, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&rl->in_window, 0, __ATOMIC_RELAXED);
+		if (suppressed)
+			log_msg(lvl, "(%u more like the previous message suppressed)", suppressed);
 	}
-	if (rl->in_window >= burst) {
-		rl->suppressed++;
+	if (__atomic_fetch_add(&rl->in_window, 1, __ATOMIC_RELAXED) >= burst) {
+		__atomic_fetch_add(&rl->suppressed, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	rl->in_window++;
 	return 1;
 }
