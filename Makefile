@@ -70,6 +70,15 @@ $(B)/unit/%: $(B)/obj/tests/unit/%.o $(B)/libdsrlb.a
 $(B)/unit-san/%: $(B)/san/tests/unit/%.o $(B)/libdsrlb-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+# The health checks need the config and the service table (dp, maglev, flow), not the packet path: their
+# test links only those, so a call into fwd, ring, sync or worker fails to link here.
+UNIT_HEALTH_OBJ := $(addprefix $(B)/obj/lbd/,health.o dp.o maglev.o flow.o) $(COMMON_OBJ)
+$(B)/unit/test_health: $(B)/obj/tests/unit/test_health.o $(UNIT_HEALTH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(B)/unit-san/test_health: $(B)/san/tests/unit/test_health.o $(patsubst $(B)/obj/%,$(B)/san/%,$(UNIT_HEALTH_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 deps:
 	@./scripts/deps.sh
