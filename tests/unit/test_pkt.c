@@ -798,6 +798,29 @@ static uint16_t csum_bytes(const uint8_t *b, uint32_t len)
 	return (uint16_t)(out[0] << 8 | out[1]);
 }
 
+/* The ARP frames lbd writes (replies for the VIPs, requests, gratuitous ARP) parse back as written. */
+static void test_arp_build(void **state)
+{
+	static const uint8_t me[6] = { 0x02, 0, 0, 0, 0, 0x01 }, to[6] = { 0x02, 0, 0, 0, 0, 0x09 };
+	uint8_t f[PKT_ARP_LEN];
+	struct pkt p;
+	uint32_t vip = htonl(VIP), client = htonl(CLIENT);
+
+	(void)state;
+	memset(f, 0xaa, sizeof(f));
+	pkt_arp_build(f, me, to, 2, vip, to, client);
+	assert_int_equal(pkt_parse(f, sizeof(f), &p), PKT_OK);
+	assert_int_equal(p.kind, PKT_ARP);
+	assert_int_equal(p.arp_op, 2);
+	assert_memory_equal(f, to, 6);
+	assert_memory_equal(f + 6, me, 6);
+	assert_memory_equal(p.arp_sha, me, 6);
+	assert_int_equal(p.arp_spa, vip);
+	assert_int_equal(p.arp_tpa, client);
+	for (size_t i = ETH + 28; i < sizeof(f); i++)
+		assert_int_equal(f[i], 0);      /* padding to the minimum frame, no stale bytes */
+}
+
 static void test_csum(void **state)
 {
 	/* RFC 1071 section 3 example: the sum is ddf2, so the checksum is its complement 220d. */
@@ -854,6 +877,7 @@ int main(void)
 		cmocka_unit_test(test_random_frames),
 		cmocka_unit_test(test_err_str),
 		cmocka_unit_test(test_csum),
+		cmocka_unit_test(test_arp_build),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
