@@ -148,6 +148,7 @@ calls:
 	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl
 
 check: deps
+	$(MAKE) calls
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-san

@@ -57,6 +57,7 @@
 #include "control.pb-c.h"
 #include "lbd.h"
 #include "log.h"
+#include "startup.h"
 #include "sync.pb-c.h"
 
 #define SYNC_BATCH        1200              /* flows per message: fits AUTH_MAX_MSG */
@@ -881,8 +882,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 	s->initiator = ntohl(s->self_addr) < ntohl(s->peer_addr);
 	s->start_ms = clock_ms();
 	inet_ntop(AF_INET, &peer->addr, s->peer_str, sizeof(s->peer_str));
-	s->keys = auth_keyring_load((const char *const[]){ l->cfg->key_files[0], l->cfg->key_files[1] },
-				    l->cfg->n_key_files, err, sizeof(err));
+	s->keys = startup_keys(l->cfg, l->gid, err, sizeof(err));
 	if (!s->keys) {
 		log_err("sync: %s", err);
 		goto fail;
