@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from lib import client
-from lib.lab import VIP, topology, wait_for
+from lib.lab import VIP, topology
+from lib.lbdrunner import LbdRunner
 
 TOPOLOGY = topology(lan_hosts={"mallory": "192.0.2.66"})
 BACKENDS = ["be1", "be2", "be3"]
@@ -38,12 +39,6 @@ def backend_macs(st):
     return {b["address"]: b["mac"] for s in st["services"] for b in s["backends"]}
 
 
-def all_up(lab):
-    st = status(lab)
-    bs = [b for s in st["services"] for b in s["backends"]]
-    return st if bs and all(b["state"] == "up" for b in bs) else None
-
-
 def log_lines(lab):
     with open(lab.log_path("lb1-lbd"), errors="replace") as f:
         return f.read().splitlines()
@@ -52,13 +47,12 @@ def log_lines(lab):
 @pytest.fixture(scope="module")
 def lbd(lab, backend_servers):
     lab.keygen()
-    conf = lab.write_config(make_conf(lab), name="lb1.conf")
-    proc = lab.start_lbd("lb1", conf, ["--standalone"])
+    runner = LbdRunner(lab, "lb1")
     try:
-        wait_for(lambda: all_up(lab), 5, what="lbd on lb1 up with every backend resolved")
-        yield proc
+        runner.ensure(make_conf(lab))
+        yield runner
     finally:
-        lab.stop(proc)
+        runner.stop()
 
 
 # A paced raw-socket sender, bounded both in frames and in time.
@@ -150,8 +144,8 @@ def test_replaced_backend_is_learned(lab, lbd):
         for mac in (NEW_MAC, old):
             st0 = status(lab)
             lab.run("be3", ["ip", "link", "set", "dev", "eth0", "address", mac])
-            st = wait_for(lambda: (lambda s: s if backend_macs(s)[addr] == mac else None)(status(lab)),
-                          2 * ARP_REFRESH_S + 2, what=f"lbd learning be3 at {mac}")
+            st = lbd.wait_json({"services": [{"backends": [{"address": addr, "mac": mac}]}]},
+                               2 * ARP_REFRESH_S + 2, f"lbd learning be3 at {mac}")
             c0, c = st0["counters"], st["counters"]
             assert c["arp_mac_changes"] == c0["arp_mac_changes"] + 1, (c0, c)
             assert c["maglev_rebuilds"] == c0["maglev_rebuilds"], (c0, c)

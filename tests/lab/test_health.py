@@ -23,7 +23,8 @@ import time
 import pytest
 
 from lib import client, servers
-from lib.lab import VIP, CommandError, LabError, topology, wait_for
+from lib.lab import VIP, CommandError, topology, wait_for
+from lib.lbdrunner import LbdRunner
 
 VIP2 = "192.0.2.101"
 TOPOLOGY = topology(vips=(VIP, VIP2))
@@ -73,56 +74,6 @@ def make_conf(lab, web=None, web_extra=()):
             + f"\n[service lonely]\nvip = {VIP}\nport = 8080\n" + checks + backends(two)
             + f"\n[service sorry]\nvip = {VIP2}\nport = 8080\nsorry_backend = {lab.addr('be4')}\n"
             + checks + backends(two))
-
-
-class Lbd:
-    """lb1's lbd in --standalone mode and its config file."""
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.proc = None
-        self.text = None
-        self.conf = None
-
-    def start(self, text):
-        self.text = text
-        self.conf = self.lab.write_config(text, name="lb1.conf")
-        self.proc = self.lab.start_lbd("lb1", self.conf, ["--standalone"])
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def alive(self):
-        if not self.running():
-            raise LabError(f"lbd on lb1 is not running (exit {self.proc and self.proc.returncode}):\n"
-                           + self.lab.log_tail("lb1-lbd"))
-
-    def status(self):
-        return self.lab.status("lb1")["lbd"]
-
-    def lbctl(self, *args):
-        return self.lab.lbctl("lb1", *args)
-
-    def ok(self, *args):
-        r = self.lbctl(*args)
-        assert r.returncode == 0, f"lbctl {' '.join(args)}: exit {r.returncode}: {r.stdout} {r.stderr}"
-        return r.stdout
-
-    def write(self, text):
-        self.text = text
-        with open(self.conf, "w") as f:
-            f.write(self.lab.config_text(text))
-
-    def wait_all_up(self, timeout=5):
-        def up():
-            self.alive()
-            st = self.status()
-            bad = [(s["name"], b["address"], b["state"]) for s in st["services"] for b in s["backends"]
-                   if b["state"] != "up"]
-            return st if st["active"] and not bad else None
-
-        return wait_for(up, timeout, what="lbd active with every backend up",
-                        ignore=(CommandError, ValueError, KeyError))
 
 
 def service(st, name):
@@ -210,13 +161,12 @@ def srv(lab):
 @pytest.fixture(scope="module")
 def lbd(lab, srv):
     lab.keygen()
-    runner = Lbd(lab)
+    runner = LbdRunner(lab, "lb1")
     runner.start(make_conf(lab))
     try:
         yield runner
     finally:
-        if runner.proc is not None:
-            lab.stop(runner.proc)
+        runner.stop()
 
 
 @pytest.fixture
@@ -237,7 +187,7 @@ def lb(lab, lbd, srv):
         for b in s["backends"]:
             if b["draining"] and b["weight"]:
                 lbd.ok("undrain", s["name"], b["address"])
-    lbd.wait_all_up()
+    lbd.wait_ready()
     return lbd
 
 
@@ -397,7 +347,7 @@ def test_reload_under_load_adds_backend_and_changes_weight(lab, lb):
     job.wait_event("connected", timeout=15)
     lb.write(make_conf(lab, web={"be1": 1, "be2": 3, "be3": 1, "be4": 1}))
     lb.ok("reload")
-    st = lb.wait_all_up(3)
+    st = lb.wait_ready(3)
     assert st["reloads"] == reloads + 1 and st["last_reload_error"] == "", st
     assert backend(st, "web", lab.addr("be2"))["weight"] == 3
     r = gets(lab, 300, parallel=8)

@@ -17,6 +17,7 @@ import pytest
 
 from lib import client
 from lib.lab import VIP, topology, wait_for
+from lib.lbdrunner import LbdRunner
 
 TOPOLOGY = topology(lan_hosts={"atk": "192.0.2.66"})
 BACKENDS = ("be1", "be2", "be3")
@@ -71,18 +72,14 @@ def lb1(lab):
     for name, port, proto in (("web", 80, "tcp"), ("probe", 9000, "udp")):
         text += (f"\n[service {name}]\nvip = {VIP}\nport = {port}\nprotocol = {proto}\ncheck = none\n"
                  + "".join(f"backend = {lab.addr(b)}\n" for b in BACKENDS))
-    p = lab.start_lbd("lb1", lab.write_config(text), ["--standalone"])
-
-    def ready():
-        st = lab.status("lb1")["lbd"]
-        ok = st["active"] and all(b["state"] == "up" for s in st["services"] for b in s["backends"])
-        return st if ok else None
-
-    wait_for(ready, 5, what="lbd on lb1 active with its backends resolved")
-    lab.run("router", ["ip", "neigh", "replace", VIP, "lladdr", lab.mac("lb1"), "dev", "eth0", "nud",
-                       "permanent"])
-    yield p
-    lab.stop(p)
+    runner = LbdRunner(lab, "lb1")
+    try:
+        runner.ensure(text)
+        lab.run("router", ["ip", "neigh", "replace", VIP, "lladdr", lab.mac("lb1"), "dev", "eth0", "nud",
+                           "permanent"])
+        yield runner
+    finally:
+        runner.stop()
 
 
 @pytest.fixture(scope="module")

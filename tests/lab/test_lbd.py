@@ -21,7 +21,8 @@ import pytest
 
 from lib import client, servers
 from lib.capture import Capture, arp_probe
-from lib.lab import VIP, CommandError, LabError, topology, wait_for
+from lib.lab import VIP, topology, wait_for
+from lib.lbdrunner import LbdRunner
 
 VIP2 = "192.0.2.101"
 NO_HOST = "192.0.2.29"  # a backend address nobody has
@@ -62,78 +63,6 @@ priority = 100
     return text
 
 
-class LbdRunner:
-    """One lbd in a node's namespace, restarted only when its config must change."""
-
-    def __init__(self, lab, node, standalone):
-        self.lab = lab
-        self.node = node
-        self.standalone = standalone
-        self.proc = None
-        self.text = None
-        self.conf = None
-        self.dirty = False
-
-    def ensure(self, text):
-        if self.proc is not None and self.proc.poll() is None and text == self.text and not self.dirty:
-            return self
-        self.stop()
-        self.text = text
-        self.conf = self.lab.write_config(text, name=f"{self.node}.conf")
-        self.proc = self.lab.start_lbd(self.node, self.conf, ["--standalone"] if self.standalone else [])
-        self.dirty = False
-        self.wait_ready()
-        return self
-
-    def rewrite(self, text):
-        """Change the config file in place (for reload); the next ensure() restarts."""
-        self.dirty = True
-        with open(self.conf, "w") as f:
-            f.write(self.lab.config_text(text))
-
-    def wait_ready(self, timeout=5):
-        def ready():
-            self.alive()
-            st = self.status()
-            if st["active"] != self.standalone:
-                return None
-            for svc in st["services"]:
-                for b in svc["backends"]:
-                    if b["address"] != NO_HOST and b["state"] != "up":
-                        return None
-            return st
-
-        return wait_for(ready, timeout, what=f"lbd on {self.node} up with every backend resolved",
-                        ignore=(CommandError, ValueError, KeyError, TypeError))
-
-    def alive(self):
-        if self.proc is None or self.proc.poll() is not None:
-            rc = None if self.proc is None else self.proc.returncode
-            raise LabError(f"lbd on {self.node} is not running (exit {rc}):\n"
-                           + self.lab.log_tail(f"{self.node}-lbd"))
-
-    def status(self):
-        return self.lab.status(self.node)["lbd"]
-
-    def counters(self):
-        return self.status()["counters"]
-
-    def lbctl(self, *args):
-        r = self.lab.lbctl(self.node, *args)
-        assert r.returncode == 0, f"lbctl {' '.join(args)} on {self.node}: {r.returncode} {r.stderr}"
-        return r.stdout
-
-    def flows(self):
-        return json.loads(self.lbctl("flows", "--json", "--limit", "100000"))["flows"]
-
-    def stop(self):
-        rc = None
-        if self.proc is not None:
-            rc = self.lab.stop(self.proc)
-            self.proc = None
-        return rc
-
-
 def backend_of(status, service, addr):
     svc = next(s for s in status["services"] if s["name"] == service)
     return next(b for b in svc["backends"] if b["address"] == addr)
@@ -148,7 +77,7 @@ def delta(before, after):
 @pytest.fixture(scope="module")
 def lb1(lab, backend_servers):
     lab.keygen()
-    runner = LbdRunner(lab, "lb1", standalone=True)
+    runner = LbdRunner(lab, "lb1", unresolved=(NO_HOST,))
     try:
         yield runner
     finally:
@@ -163,7 +92,7 @@ def lb(lab, lb1):
 
 @pytest.fixture
 def lb2(lab, lb):
-    runner = LbdRunner(lab, "lb2", standalone=False)
+    runner = LbdRunner(lab, "lb2", standalone=False, unresolved=(NO_HOST,))
     try:
         runner.ensure(make_conf(lab))
         yield runner
@@ -555,8 +484,8 @@ def test_flows_keep_their_backend_when_one_is_added(lab, lb1, lb):
         hold.wait_event("connected", timeout=5)
         first = udp_query(lab, old)
         assert len(first) == len(old), first
-        lb1.rewrite(make_conf(lab, extra_backends=["be4"]))
-        lb1.lbctl("reload")
+        lb1.write(make_conf(lab, extra_backends=["be4"]))
+        lb1.ok("reload")
         lb1.wait_ready()
         st = lb1.status()
         assert st["reloads"] >= 1 and backend_of(st, "echo", lab.addr("be4"))["state"] == "up", st
@@ -599,7 +528,7 @@ def test_icmp_frag_needed_follows_its_flow(lab, lb1, macs):
     cport = int(est[0]["client"].rsplit(":", 1)[1])
     owner = next(b for b in BACKENDS if lab.addr(b) == est[0]["backend"])
     # Drained, the owner gets no new flows: Maglev alone would send this tuple elsewhere now.
-    lb.lbctl("drain", "web", lab.addr(owner))
+    lb.ok("drain", "web", lab.addr(owner))
     lb.dirty = True
     sc = scapy()
     quoted = bytes(sc.IP(src=VIP, dst=cip) / sc.TCP(sport=80, dport=cport, flags="PA", seq=1))[:28]
@@ -647,7 +576,7 @@ def test_standby_is_silent_then_announces_when_active(lab, lb, lb2, macs):
 
     # Activation: gratuitous ARP for every VIP from lb2's MAC.
     with Capture(lab, "router", "eth0", "arp") as cap:
-        lb2.lbctl("set-mode", "active")
+        lb2.ok("set-mode", "active")
         garps = wait_frames(cap, lambda f: f.arp and f.src == macs["lb2"] and f.arp["spa"] == f.arp["tpa"],
                             2 * GARP_COUNT, what="gratuitous ARPs from lb2")
     assert collections.Counter(f.arp["spa"] for f in garps) == {VIP: GARP_COUNT, VIP2: GARP_COUNT}
@@ -655,7 +584,7 @@ def test_standby_is_silent_then_announces_when_active(lab, lb, lb2, macs):
     st = lb2.status()
     assert st["active"] and st["mode_reason"] == "operator" and st["counters"]["garp_sent"] == 2 * GARP_COUNT
     assert sorted(arp_probe(lab, "router", VIP)) == sorted([macs["lb1"], macs["lb2"]])
-    lb2.lbctl("set-mode", "standby")
+    lb2.ok("set-mode", "standby")
     assert not lb2.status()["active"]
     assert arp_probe(lab, "router", VIP) == [macs["lb1"]]
 

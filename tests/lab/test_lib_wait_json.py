@@ -113,3 +113,13 @@ def test_wait_json_timeout_names_the_last_error():
 
     with pytest.raises(WaitTimeout, match="last error: ConnectionRefusedError: no lbd"):
         wait_json(down, {"lbd": {}}, timeout=0.1, interval=0.02)
+
+
+def test_wait_json_lets_other_errors_through_at_once():
+    def dead():
+        raise RuntimeError("lbd exited")
+
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="lbd exited"):
+        wait_json(dead, {}, timeout=5, ignore=(ConnectionRefusedError,))
+    assert time.monotonic() - t0 < 1

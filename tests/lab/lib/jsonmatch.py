@@ -109,20 +109,21 @@ def _fetcher(source):
     raise TypeError(f"wait_json needs a callable or an object with status(), not {source!r}")
 
 
-def wait_json(source, subset, timeout=5, what=None, interval=0.05):
+def wait_json(source, subset, timeout=5, what=None, interval=0.05, ignore=(Exception,)):
     """Poll `source` until its JSON contains `subset` (the rule of json_cmp) and return that JSON.
 
     source: a callable returning the parsed JSON (e.g. `lambda: pair.status("lb1")`, None while
-    nothing answers), or an object with a status() method (a standalone lbd runner). Errors the
-    source raises count as "not yet". On timeout raises WaitTimeout (an AssertionError) naming the
-    first mismatching path and the last JSON seen."""
+    nothing answers), or an object with a status() method (a standalone lbd runner). Exceptions of
+    the classes in `ignore` that the source raises count as "not yet"; others propagate at once.
+    On timeout raises WaitTimeout (an AssertionError) naming the first mismatching path and the
+    last JSON seen."""
     fetch = _fetcher(source)
     seen = {"json": MISSING, "bad": None, "error": None}
 
     def check():
         try:
             got = fetch()
-        except Exception as e:
+        except ignore as e:
             seen["error"] = f"{type(e).__name__}: {e}"
             return None
         seen["json"], seen["error"] = got, None
