@@ -22,7 +22,7 @@ import pytest
 from lib import client
 from lib.capture import Capture, arp_probe
 from lib.lab import wait_for
-from lib.pair import Pair
+from lib.pair import make_pairs
 
 ADVERT = "50ms"              # functional tests: master-down 150 ms + skew
 ADVERT_MS = 50
@@ -42,20 +42,8 @@ def servers_up(backend_servers):
 def make_pair(lab):
     """make_pair(**Pair kwargs) -> a started Pair; every daemon is killed and every link restored
     after the test."""
-    pairs = []
-
-    def make(start=True, master="lb1", **kw):
-        kw.setdefault("advert", ADVERT)
-        kw.setdefault("cluster_extra", {"lbd_timeout": "300ms"})
-        p = Pair(lab, **kw)
-        pairs.append(p)
-        if start:
-            p.start(master=master)
-        return p
-
-    yield make
-    for p in pairs:
-        p.stop()
+    with make_pairs(lab, advert=ADVERT, cluster_extra={"lbd_timeout": "300ms"}) as make:
+        yield make
 
 
 def probe_ok(r):

@@ -15,7 +15,7 @@ import pytest
 
 from lib import client
 from lib.lab import wait_for
-from lib.pair import Pair
+from lib.pair import make_pairs
 
 ADVERT = "20ms"
 RUNS = int(os.environ.get("DSRLB_STOP_RUNS", "1"))
@@ -30,19 +30,8 @@ def servers_up(backend_servers):
 
 @pytest.fixture
 def make_pair(lab):
-    pairs = []
-
-    def make(start=True, **kw):
-        kw.setdefault("advert", ADVERT)
-        p = Pair(lab, **kw)
-        pairs.append(p)
-        if start:
-            p.start(master="lb1")
-        return p
-
-    yield make
-    for p in pairs:
-        p.stop()
+    with make_pairs(lab, advert=ADVERT) as make:
+        yield make
 
 
 def exited(pair, node, prog, timeout):

@@ -46,7 +46,7 @@ import pytest
 from lib import client, servers
 from lib.capture import Capture, arp_probe
 from lib.lab import VIP, wait_for, topology
-from lib.pair import BACKENDS, NODES, Pair, config_text
+from lib.pair import BACKENDS, NODES, config_text, make_pairs
 
 GEN = "gen"                       # a LAN host that generates new flows (trafgen, paced_start)
 GEN_ADDR = "192.0.2.50"
@@ -90,23 +90,17 @@ def pair_conf(key, sync=True, backends=BACKENDS, priorities=None, extra=None):
 def make_pair(lab):
     """make_pair(sync=, backends=, priorities=, extra=, start=, master=, key=) -> Pair; every
     daemon, generator and fake peer is stopped and every link restored after the test."""
-    pairs = []
+    with make_pairs(lab, advert=ADVERT) as new:
+        def make(sync=True, backends=BACKENDS, priorities=None, extra=None, start=True, master="lb1",
+                 key=None):
+            key = key or lab.keygen()
+            p = new(start=False, key=key, conf_text=pair_conf(key, sync, backends, priorities, extra))
+            p.sync_args = dict(sync=sync, priorities=priorities, extra=extra)
+            if start:
+                p.start(master=master)
+            return p
 
-    def make(sync=True, backends=BACKENDS, priorities=None, extra=None, start=True, master="lb1",
-             key=None):
-        key = key or lab.keygen()
-        p = Pair(lab, key=key, conf_text=pair_conf(key, sync, backends, priorities, extra))
-        p.sync_args = dict(sync=sync, priorities=priorities, extra=extra)
-        pairs.append(p)
-        if start:
-            p.start(master=master)
-        return p
-
-    yield make
-    for p in pairs:
-        for proc in getattr(p, "extra_procs", []):
-            lab.stop(proc, timeout=3)
-        p.stop()
+        yield make
     for n in NODES:
         lab.run(n, ["nft", "delete", "table", "inet", "syncblock"], check=False)
 

@@ -21,7 +21,7 @@ import pytest
 
 from lib import client
 from lib.lab import wait_for
-from lib.pair import Pair, config_text
+from lib.pair import config_text, make_pairs
 
 ADVERT = "100ms"
 NOTIFY_TIMEOUT_MS = 500
@@ -40,25 +40,13 @@ def servers_up(backend_servers):
 def make_pair(lab):
     """make_pair(**Pair kwargs) -> a started Pair (lb1 MASTER); every daemon is killed after the test,
     and so is every hook process the test recorded (hooks run in their own sessions)."""
-    pairs = []
-
-    def make(start=True, master="lb1", **kw):
-        kw.setdefault("advert", ADVERT)
-        extra = {"lbd_timeout": "300ms"}
-        extra.update(kw.pop("cluster_extra", None) or {})
-        kw["cluster_extra"] = extra
+    def prepare(p):
         clear_hook_logs(lab)
-        p = Pair(lab, **kw)
         for line in p.conf_text.splitlines():
             assert len(line.strip()) <= MAX_LINE, f"config line over {MAX_LINE} characters: {line!r}"
-        pairs.append(p)
-        if start:
-            p.start(master=master)
-        return p
 
-    yield make
-    for p in pairs:
-        p.stop()
+    with make_pairs(lab, advert=ADVERT, cluster_extra={"lbd_timeout": "300ms"}, prepare=prepare) as make:
+        yield make
     for pid in hook_pids(lab):
         kill_group(pid)
 

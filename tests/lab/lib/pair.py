@@ -8,14 +8,18 @@ checks every failover scenario ends with (exactly one node owns the VIP, on the 
     pair.restart("lb1")
     owner = pair.assert_single_owner()  # polls until exactly one lbd is active; ARP agrees
     pair.stop()                         # every daemon, links back up; always call it (finally)
+
+A suite's `make_pair` fixture is `make_pairs` with the suite's defaults (see there).
 """
 
+import contextlib
 import json
 import os
 import signal
 import time
 
 from .capture import arp_probe
+from .jsonmatch import wait_json
 from .lab import WaitTimeout, wait_for
 
 NODES = {"lb1": ("192.0.2.11", 150), "lb2": ("192.0.2.12", 100)}
@@ -51,6 +55,7 @@ class Pair:
         self.procs = {}            # (node, "lbd"|"vrrpd") -> Popen
         self.cut = set()           # bridge ports we took down
         self.ifdown = set()        # nodes whose eth0 we set down
+        self.extra_procs = []      # helper processes of a test (generators, fake peers): stopped first
         self.nodes = list(NODES)
 
     # --- daemons
@@ -132,7 +137,10 @@ class Pair:
         (self.cut.discard if up else self.cut.add)(node)
 
     def stop(self):
-        """Kill every daemon of the pair and bring every link back: the next test starts clean."""
+        """Stop the test's extra processes, kill every daemon of the pair and bring every link
+        back: the next test starts clean."""
+        for p in self.extra_procs:
+            self.lab.stop(p, timeout=3)
         for p in self.procs.values():
             if p.poll() is None:
                 self.lab.stop(p, signal.SIGKILL)
@@ -151,6 +159,10 @@ class Pair:
             return json.loads(r.stdout) if r.stdout.lstrip().startswith("{") else None
         except Exception:
             return None
+
+    def wait_json(self, node, subset, timeout=5, what=None, interval=0.02):
+        """Poll node's status until it contains subset (lib.jsonmatch.json_cmp); returns it."""
+        return wait_json(lambda: self.status(node), subset, timeout, what or f"status of {node}", interval)
 
     def vrrp(self, node):
         s = self.status(node)
@@ -213,3 +225,39 @@ class Pair:
         while time.monotonic() < end:
             out.append(arp_probe(self.lab, "router", self.lab.vip, timeout=timeout))
         return out
+
+
+@contextlib.contextmanager
+def make_pairs(lab, advert="100ms", cluster_extra=None, prepare=None):
+    """The body of a suite's function-scoped `make_pair` fixture:
+
+        @pytest.fixture
+        def make_pair(lab):
+            with make_pairs(lab, advert="50ms", cluster_extra={"lbd_timeout": "300ms"}) as make:
+                yield make
+
+    make(start=True, master="lb1", **Pair kwargs) -> a Pair, started (master MASTER, the other
+    BACKUP) unless start=False. `advert` is the default advert_interval; `cluster_extra` the
+    suite's default [cluster] keys, which a call's own cluster_extra adds to and overrides;
+    `prepare(pair)` runs on each new pair before it starts. On leaving, every pair is stopped:
+    its extra processes, every daemon, every link it took down."""
+    pairs = []
+
+    def make(start=True, master="lb1", **kw):
+        kw.setdefault("advert", advert)
+        extra = dict(cluster_extra or {})
+        extra.update(kw.pop("cluster_extra", None) or {})
+        kw["cluster_extra"] = extra
+        p = Pair(lab, **kw)
+        pairs.append(p)
+        if prepare:
+            prepare(p)
+        if start:
+            p.start(master=master)
+        return p
+
+    try:
+        yield make
+    finally:
+        for p in pairs:
+            p.stop()
