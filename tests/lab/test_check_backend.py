@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lib.lab import VIP, wait_for
+from lib.lab import VIP
 from lib.pair import config_text
 
 NO_HOST = "192.0.2.99"
@@ -94,7 +94,7 @@ def test_with_an_active_balancer(lab, backend_servers, conf, node):
     """lbd owns the VIP on lb2: its ARP answer is no problem, and the check also runs on lb2 itself."""
     p = lab.start_lbd("lb2", conf, ["--standalone"])
     try:
-        wait_for(lambda: lab.status("lb2")["lbd"]["active"], 5, what="lbd active on lb2")
+        lab.wait_json("lb2", {"lbd": {"active": True}}, 5, "lbd active on lb2")
         r, _ = check_backend(lab, lab.addr("be1"), node=node)
         assert r.returncode == 0, r.stdout + r.stderr
         if node == "lb1":

@@ -69,8 +69,9 @@ def test_election_follows_priorities(lab, make_pair, prios, master):
     vm, vo = pair.vrrp(master), pair.vrrp(other)
     assert vm["state"] == "MASTER" and vm["master"] == master, vm
     assert vo["state"] == "BACKUP", vo
-    wait_for(lambda: pair.vrrp(other)["master"] == master and pair.vrrp(master)["peer"]["state"] == "BACKUP",
-             2, what="both nodes agree on the master")
+    # Both nodes agree on the master.
+    pair.wait_vrrp(other, {"master": master}, 2, f"{other} naming {master} the master")
+    pair.wait_vrrp(master, {"peer": {"state": "BACKUP"}}, 2, f"{master} hearing {other} as BACKUP")
     assert pair.assert_single_owner() == master
     assert not pair.lbd(other)["active"]
     r = client.udp_probe(lab, 0.3)
@@ -105,7 +106,7 @@ def test_crashed_master_comes_back(lab, make_pair, preempt):
         assert pair.assert_single_owner() == "lb1"
     else:
         # lb1 is back, hears lb2 as master, and must stay BACKUP however long we watch.
-        pair.wait_vrrp("lb1", lambda v: v["state"] == "BACKUP" and v["peer"]["state"] == "MASTER", 3,
+        pair.wait_vrrp("lb1", {"state": "BACKUP", "peer": {"state": "MASTER"}}, 3,
                        "lb1 back as BACKUP, hearing lb2 as MASTER")
         end = time.monotonic() + 20 * ADVERT_MS / 1000
         while time.monotonic() < end:
@@ -121,8 +122,7 @@ def test_graceful_stop_loses_nothing(lab, make_pair):
     pair = make_pair()
     assert pair.assert_single_owner() == "lb1"
     job = client.start_udp_probe(lab, 3.0)
-    job.wait_event("answered", timeout=3)
-    time.sleep(0.3)
+    job.wait_event("steady", timeout=3)
     t0 = time.monotonic()
     pair.kill("lb1", "vrrpd", signal.SIGTERM)
     vrrpd = pair.proc("lb1", "vrrpd")
@@ -171,15 +171,15 @@ def test_crash_failover(lab, make_pair, how):
     mac2 = lab.mac("lb2")
     with Capture(lab, "router", "eth0", "arp") as cap:
         job = client.start_udp_probe(lab, 2.0)
-        job.wait_event("answered", timeout=3)
-        time.sleep(0.3 + random.uniform(0, ADVERT_MS / 1000))
+        job.wait_event("steady", timeout=3)
+        time.sleep(random.uniform(0, ADVERT_MS / 1000))  # a random phase of the crash against the adverts
         crash(pair, how)
         pair.wait_master("lb2", 2)
         if how in ("cable", "ifdown"):
             # The cut-off master's vrrpd sees its link down and leaves MASTER; its lbd follows.
-            v1 = pair.wait_vrrp("lb1", lambda v: v["state"] == "FAULT", 2, "lb1 in FAULT")
+            v1 = pair.wait_vrrp("lb1", {"state": "FAULT"}, 2, "lb1 in FAULT")
             assert not v1["link_up"] and v1["fault_reason"], v1
-            wait_for(lambda: pair.lbd("lb1")["active"] is False, 2, what="lb1's lbd standby")
+            pair.wait_lbd("lb1", {"active": False}, 2, "lb1's lbd standby")
         r = job.result()
         cap.wait_packets(lambda p: garps([p], lab.vip, mac2), timeout=2)
     announce = garps(cap.packets(), lab.vip, mac2)
@@ -317,7 +317,7 @@ def test_established_tcp_survives_crash(lab, make_pair):
     pair = make_pair()
     job = client.start_hold(lab, 20, 3.0)
     job.wait_event("connected", timeout=5)
-    time.sleep(0.2)
+    pair.wait_lbd("lb2", {"flows": lambda n: n >= 20}, 3, "the 20 connections synced to lb2")
     crash(pair, "killcable")
     pair.wait_master("lb2", 2)
     r = job.result()
@@ -336,8 +336,7 @@ def test_dead_vrrpd_fences_its_lbd(lab, make_pair):
     fence_ms = 4 * ADVERT_MS   # the default fence_timeout
     t0 = time.monotonic()
     pair.kill("lb1", "vrrpd").wait(5)
-    st = wait_for(lambda: (lambda s: s if s and not s["active"] else None)(pair.lbd("lb1")),
-                  2, 0.01, "lb1's lbd to fence itself")
+    st = pair.wait_lbd("lb1", {"active": False}, 2, "lb1's lbd to fence itself", interval=0.01)
     fenced_ms = (time.monotonic() - t0) * 1000
     assert st["mode_reason"] == "fenced", st
     assert fenced_ms <= fence_ms + 150, f"lbd fenced after {fenced_ms:.0f} ms (fence_timeout {fence_ms} ms)"
@@ -354,12 +353,12 @@ def test_dead_vrrpd_fences_its_lbd(lab, make_pair):
 def test_dead_lbd_puts_vrrpd_in_fault(lab, make_pair):
     pair = make_pair()
     pair.kill("lb1", "lbd").wait(5)
-    v1 = pair.wait_vrrp("lb1", lambda v: v["state"] == "FAULT", 2, "lb1 in FAULT")
+    v1 = pair.wait_vrrp("lb1", {"state": "FAULT"}, 2, "lb1 in FAULT")
     assert v1["fault_reason"] and not v1["lbd_healthy"] and v1["effective_priority"] == 0, v1
     pair.wait_master("lb2", 2)
     assert pair.assert_single_owner() == "lb2"
     pair.start_lbd("lb1")
-    v1 = pair.wait_vrrp("lb1", lambda v: v["state"] in ("BACKUP", "MASTER"), 3, "lb1 out of FAULT")
+    v1 = pair.wait_vrrp("lb1", {"state": lambda s: s in ("BACKUP", "MASTER")}, 3, "lb1 out of FAULT")
     assert not v1["fault_reason"], v1
     pair.wait_master("lb1", 5)
     assert pair.assert_single_owner() == "lb1"
@@ -393,7 +392,7 @@ def test_takeover_reaches_lbd_without_waiting_a_tick(lab, make_pair):
     finally:
         t0 = time.time()
         os.kill(lbd2.pid, signal.SIGCONT)
-    wait_for(lambda: pair.lbd("lb2")["active"], 2, 0.005, "lb2's lbd active")
+    pair.wait_lbd("lb2", {"active": True}, 2, "lb2's lbd active", interval=0.005)
     # Timed by lbd's own log line (wall clock, ms), not by polling status: on a busy machine each
     # `lbctl status` costs tens of ms, which would be measured too.
     lines = [ln for ln in lab.log_tail("lb2-lbd", 1000).splitlines() if "now ACTIVE (vrrpd)" in ln]

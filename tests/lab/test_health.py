@@ -401,12 +401,11 @@ def test_every_backend_down_drops_or_uses_sorry_backend(lab, lb, srv):
     srv["be1", "alt"].stop()
     srv["be2", "alt"].stop()
 
-    def both_down(st):
-        return all(service(st, s)["all_down"] and all(b["state"] == "down" for b in service(st, s)["backends"])
-                   for s in ("lonely", "sorry"))
+    def all_down(name):
+        return {"name": name, "all_down": True, "backends": lambda bs: all(b["state"] == "down" for b in bs)}
 
-    st = lab.wait_status("lb1", lambda s: both_down(s["lbd"]), FALL * INTERVAL + TIMEOUT + 2,
-                         what="lonely and sorry all down")["lbd"]
+    st = lb.wait_json({"services": [all_down("lonely"), all_down("sorry")]}, FALL * INTERVAL + TIMEOUT + 2,
+                      "lonely and sorry all down")
     assert not service(st, "web")["all_down"]
     drops0 = st["counters"]["drop_no_backend"]
     # lonely: dropped (a timeout, not a refusal: nobody answers at all)
@@ -425,8 +424,7 @@ def test_every_backend_down_drops_or_uses_sorry_backend(lab, lb, srv):
 def test_all_down_text_names_the_sorry_backend(lab, lb, srv):
     srv["be1", "alt"].stop()
     srv["be2", "alt"].stop()
-    lab.wait_status("lb1", lambda s: service(s["lbd"], "sorry")["all_down"], FALL * INTERVAL + TIMEOUT + 2,
-                    what="sorry all down")
+    lb.wait_json({"services": [{"name": "sorry", "all_down": True}]}, FALL * INTERVAL + TIMEOUT + 2, "sorry all down")
     text = lb.ok("status")
     head = next(line for line in text.splitlines() if line.startswith("service sorry "))
     assert "dropped" not in head and lab.addr("be4") in head, head

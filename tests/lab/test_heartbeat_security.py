@@ -35,7 +35,7 @@ def pair(lab):
     try:
         p.start()
         for n in p.nodes:
-            p.wait_vrrp(n, lambda v: v["peer"]["state"] in ("MASTER", "BACKUP"), 3, f"{n} hearing its peer")
+            p.wait_vrrp(n, {"peer": {"state": lambda st: st in ("MASTER", "BACKUP")}}, 3, f"{n} hearing its peer")
         yield p
     finally:
         p.stop()
@@ -198,9 +198,9 @@ def test_replay_after_sender_restart(lab, pair):
     pair.lab.stop(pair.proc("lb2", "vrrpd"), signal.SIGKILL)
     pair.start_vrrpd("lb2")
     pair.wait_backup("lb2", 3)
-    pair.wait_vrrp("lb1", lambda v: v["peer"]["state"] == "BACKUP" and 0 <= v["peer"]["last_heard_ms"] < ADVERT_MS * 2,
+    pair.wait_vrrp("lb1", {"peer": {"state": "BACKUP", "last_heard_ms": lambda ms: 0 <= ms < ADVERT_MS * 2}},
                    3, "lb1 hearing the restarted lb2")
-    pair.wait_vrrp("lb2", lambda v: v["peer"]["state"] == "MASTER", 3, "lb2 hearing lb1")
+    pair.wait_vrrp("lb2", {"peer": {"state": "MASTER"}}, 3, "lb2 hearing lb1")
     before = snapshot(pair)
     replays = old * 4
     send(lab, replays, interval=0.005)
@@ -218,7 +218,7 @@ def test_replayed_step_down_does_not_move_the_backup(lab, pair):
     with Capture(lab, "lb2", "eth0", f"udp and src host {LB1} and dst port 8112") as cap:
         os.kill(lbd1.pid, signal.SIGSTOP)
         try:
-            pair.wait_vrrp("lb1", lambda v: v["state"] == "FAULT", 3, "lb1 in FAULT")
+            pair.wait_vrrp("lb1", {"state": "FAULT"}, 3, "lb1 in FAULT")
             pair.wait_master("lb2", 2)
             cap.wait_packets(count=10, timeout=3)
         finally:
@@ -367,7 +367,7 @@ def test_replays_cannot_keep_a_restarted_node_out(lab):
         old = capture_heartbeats(lab, "lb1", LB2, 5)
         pair.lab.stop(pair.proc("lb2", "vrrpd"), signal.SIGKILL)   # those are now an old epoch
         pair.start_vrrpd("lb2")
-        pair.wait_vrrp("lb1", lambda v: v["peer"]["state"] == "BACKUP", 3, "lb1 hearing the new lb2")
+        pair.wait_vrrp("lb1", {"peer": {"state": "BACKUP"}}, 3, "lb1 hearing the new lb2")
         duration = 6.0
         inj = lab.popen("br", [sys.executable, "-c", INJECTOR, lab.bridge_port("lb1"), lab.mac("lb1"),
                                lab.mac("lb2"), str(duration)],
@@ -381,9 +381,9 @@ def test_replays_cannot_keep_a_restarted_node_out(lab):
         # priority, rightly takes the VIPs itself.
         pair.wait_master("lb2", 2)
         pair.start_vrrpd("lb1")
-        pair.wait_vrrp("lb1", lambda v: v["peer"]["state"] == "MASTER", 3, "lb1 hearing lb2 as master")
+        pair.wait_vrrp("lb1", {"peer": {"state": "MASTER"}}, 3, "lb1 hearing lb2 as master")
         try:
-            pair.wait_vrrp("lb2", lambda v: v["peer"]["state"] == "BACKUP", 20 * ADVERT_MS / 1000,
+            pair.wait_vrrp("lb2", {"peer": {"state": "BACKUP"}}, 20 * ADVERT_MS / 1000,
                            "lb2 accepting the restarted lb1")
         except AssertionError:
             v2 = pair.vrrp("lb2")

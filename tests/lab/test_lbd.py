@@ -361,8 +361,8 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
             cap.start()
         with Capture(lab, "br", "lb1", "", snaplen=128) as lcap:
             send_frames(lab, "client", [bytes(p) for p in pkts], l3_dst=VIP)
-            wait_for(lambda: lb.counters()["drop_no_service"] - before["drop_no_service"] >= len(unserved), 3,
-                     what="the unserved SYNs counted")
+            lb.wait_json({"counters": {"drop_no_service": lambda n: n - before["drop_no_service"] >= len(unserved)}},
+                         3, "the unserved SYNs counted")
             wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in served
                         and f.flags is not None and f.flags & 0x02, len(served), what="forwarded SYNs")
     finally:
@@ -568,8 +568,8 @@ def test_standby_is_silent_then_announces_when_active(lab, lb, lb2, macs):
     quiet = f"ether src {macs['lb2']} and not arp and not port 8112 and not port 8113"
     with Capture(lab, "br", "lb2", quiet) as cap:
         send_frames(lab, "router", frames)
-        wait_for(lambda: lb2.counters()["drop_standby"] - before["drop_standby"] >= len(frames) + 2, 3,
-                 what="lb2 counting the frames it must not forward (and the ARP requests)")
+        lb2.wait_json({"counters": {"drop_standby": lambda n: n - before["drop_standby"] >= len(frames) + 2}}, 3,
+                      "lb2 counting the frames it must not forward (and the ARP requests)")
     assert read_frames(cap.path) == [], "a standby lbd sent IP frames"
     c = delta(before, lb2.counters())
     assert c["forwarded"] == 0 and c["arp_replies"] == 0 and c["icmp_echo_replies"] == 0, c
@@ -655,8 +655,8 @@ def test_hostile_frames_counted_not_fatal(lab, lb, macs):
     assert res["elapsed"] <= 10, res
     # IPv4 to the VIP, ARP and VLAN frames pass the kernel filter: all of them reach lbd.
     reach = len(malformed) + len(vlan) + len(fragments) + 18
-    wait_for(lambda: lb.counters()["rx_frames"] - before["rx_frames"] >= reach * repeat, 5,
-             what=f"lbd receiving the {reach * repeat} hostile frames that pass its filter")
+    lb.wait_json({"counters": {"rx_frames": lambda n: n - before["rx_frames"] >= reach * repeat}}, 5,
+                 f"lbd receiving the {reach * repeat} hostile frames that pass its filter")
     lb.alive()
     c = delta(before, lb.counters())
     assert c["ring_drops"] == 0, c

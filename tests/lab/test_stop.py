@@ -14,7 +14,6 @@ import time
 import pytest
 
 from lib import client
-from lib.lab import wait_for
 from lib.pair import make_pairs
 
 ADVERT = "20ms"
@@ -105,9 +104,8 @@ def test_status_shows_a_stopping_node(lab, make_pair):
     pair.kill("lb2", "vrrpd", signal.SIGSTOP)
     try:
         pair.kill("lb1", "lbd", signal.SIGTERM)
-        st = wait_for(lambda: (lambda s: s if s["lbd"] and s["lbd"].get("stopping") and s["vrrpd"]
-                               and s["vrrpd"].get("lbd_stopping") else None)(pair.status("lb1")),
-                      3, what="lb1's lbd and vrrpd reporting the stop")
+        st = pair.wait_json("lb1", {"lbd": {"stopping": True}, "vrrpd": {"lbd_stopping": True}}, 3,
+                            "lb1's lbd and vrrpd reporting the stop")
         assert st["lbd"]["active"], st["lbd"]
         assert st["vrrpd"]["state"] == "MASTER" and st["vrrpd"]["effective_priority"] == 0, st["vrrpd"]
         text = lab.lbctl("lb1", "status", check=True).stdout
@@ -119,7 +117,7 @@ def test_status_shows_a_stopping_node(lab, make_pair):
     # lb2 hears lb1 at priority 0, takes over; lb1's lbd leaves; lb1's vrrpd holds FAULT.
     pair.wait_master("lb2", 2)
     exited(pair, "lb1", "lbd", 5)
-    v1 = pair.wait_vrrp("lb1", lambda v: v["state"] == "FAULT", 3, "lb1's vrrpd in FAULT without its lbd")
+    v1 = pair.wait_vrrp("lb1", {"state": "FAULT"}, 3, "lb1's vrrpd in FAULT without its lbd")
     assert "lbd" in v1["fault_reason"], v1
 
 

@@ -129,18 +129,16 @@ def sync_st(pair, node):
     return st and st.get("sync")
 
 
-def wait_sync(pair, node, pred, timeout=5, what=None):
-    def check():
-        st = pair.lbd(node)
-        return st if st is not None and st.get("sync") is not None and pred(st["sync"], st) else None
-
-    return wait_for(check, timeout, 0.02, what or f"sync status of {node}")
+def wait_sync(pair, node, subset, timeout=5, what=None, **lbd):
+    """Poll until node's lbd status has sync fields `subset` and other fields `lbd` (json_cmp);
+    returns that lbd status."""
+    return pair.wait_lbd(node, dict(lbd, sync=subset), timeout, what or f"sync status of {node}")
 
 
 def wait_established(pair, nodes=("lb1", "lb2"), timeout=5):
     for n in nodes:
-        wait_sync(pair, n, lambda s, _st: s["state"] == "established" and s["bulk_state"] == "done",
-                  timeout, f"{n}: sync established and its bulk done")
+        wait_sync(pair, n, {"state": "established", "bulk_state": "done"}, timeout,
+                  f"{n}: sync established and its bulk done")
 
 
 def set_backends(pair, backends, nodes=("lb1", "lb2"), timeout=5):
@@ -264,8 +262,8 @@ def fill(lab, pair, node, flows, timeout=30):
     base = pair.lbd(node)["flows"]
     tg = trafgen_start(lab, node, rate=60_000, name="fill")
     try:
-        return wait_for(lambda: (lambda st: st if st["flows"] >= base + flows else None)(pair.lbd(node)),
-                        timeout, 0.2, f"{flows} more flows in {node}'s table")
+        return pair.wait_lbd(node, {"flows": lambda n: n >= base + flows}, timeout,
+                             f"{flows} more flows in {node}'s table", interval=0.2)
     finally:
         lab.stop(tg, sig=signal.SIGINT, timeout=3)
 
@@ -361,12 +359,12 @@ def test_sync_lag_p99_at_10k_new_flows_per_second(lab, make_pair):
         g = paced_wait(lab, gen, LAG_SECONDS + 10)
     finally:
         lab.stop(gen, timeout=3)
-    time.sleep(0.1)
+    settled_flows(pair, "lb1")   # the frames left in lb1's RX ring are in its table
     created = pair.lbd("lb1")["counters"]["flows_created"] - c0
     rate = created / g["seconds"]
     # Every flow reached the standby.
-    wait_for(lambda: pair.lbd("lb2")["flows"] >= pair.lbd("lb1")["flows"], 3, 0.05,
-             "lb2 holding as many flows as lb1")
+    pair.wait_lbd("lb2", {"flows": lambda n: n >= pair.lbd("lb1")["flows"]}, 3, "lb2 holding as many flows as lb1",
+                  interval=0.05)
     st1 = pair.lbd("lb1")
     s1 = st1["sync"]
     print(f"\nsync lag at {rate:,.0f} new flows/s (generator {g['rate']:,}/s for {g['seconds']}s; {st1['flows']:,} "
@@ -386,8 +384,8 @@ def test_returning_node_bulk_syncs_before_it_preempts(lab, make_pair):
     pair = make_pair(sync=True, extra={"sync_timeout": "30s", "udp_timeout": "10m"})
     wait_established(pair)
     fill(lab, pair, "lb1", flows)
-    wait_for(lambda: pair.lbd("lb2")["flows"] >= pair.lbd("lb1")["flows"], 5, 0.1,
-             "lb2 holding lb1's flows")
+    pair.wait_lbd("lb2", {"flows": lambda n: n >= pair.lbd("lb1")["flows"]}, 5, "lb2 holding lb1's flows",
+                  interval=0.1)
     pair.crash("lb1")
     pair.wait_master("lb2", 2)
     n2 = pair.lbd("lb2")["flows"]
@@ -442,7 +440,7 @@ def test_returning_standby_gets_the_table_promptly_after_an_outage(lab, make_pai
     t0 = time.monotonic()
     pair.start_node("lb2")
     try:
-        st = wait_sync(pair, "lb2", lambda s, _st: s["bulk_state"] == "done", 3, "lb2's bulk sync done")
+        st = wait_sync(pair, "lb2", {"bulk_state": "done"}, 3, "lb2's bulk sync done")
     finally:
         print(f"\nlb2 back after an 8 s outage: {sync_st(pair, 'lb2')}; lb1: {sync_st(pair, 'lb1')['state']}")
     took = time.monotonic() - t0
@@ -547,7 +545,7 @@ def interrupt_bulk(lab, pair, flows, during_stall=None):
     # Kill lb2's end of the sync connection: lb2's lbd sees the abort at once, lb1 gets a reset.
     kill = lab.run("lb2", ["ss", "-K", "-tn", "state", "established", f"( sport = :{SYNC_PORT} )"], timeout=10)
     assert lab.addr("lb1") in kill.stdout, f"ss -K found no sync connection on lb2:\n{kill.stdout}{kill.stderr}"
-    cut = wait_sync(pair, "lb2", lambda s, _st: s["reconnects"] >= 1, 3, "lb2 noticing the killed connection")
+    cut = wait_sync(pair, "lb2", {"reconnects": lambda n: n >= 1}, 3, "lb2 noticing the killed connection")
     counters = nft_counters(lab, "lb2")
     block_sync(lab, "lb2", on=False)
     return dict(n1=n1, s1_before=s1_before, quota=quota, held=held, t_held=t_held, cut=cut, counters=counters,
@@ -591,7 +589,7 @@ def test_interrupted_bulk_sync_starts_over_and_leaves_no_holes(lab, make_pair):
     pair = make_pair(sync=True, extra=STALL_CONFIG)
     r = interrupt_bulk(lab, pair, INTERRUPT_FLOWS)
     n1, cut, cs = r["n1"], r["cut"], r["cut"]["sync"]
-    done = wait_sync(pair, "lb2", lambda s, st: s["bulk_state"] == "done", 10, "lb2's new bulk done")
+    done = wait_sync(pair, "lb2", {"bulk_state": "done"}, 10, "lb2's new bulk done")
     took = time.monotonic() - r["t_free"]
     st1 = pair.lbd("lb1")
     s2, s1 = done["sync"], st1["sync"]
@@ -748,7 +746,7 @@ print(json.dumps(out))
     to1 = [r for h, r in res if h == lab.addr("lb1")]
     assert all(r in ("closed", "ConnectionResetError", "BrokenPipeError") for r in to2), res
     assert to1 == ["ConnectionRefusedError"], res
-    after = wait_sync(pair, listener, lambda s, _st: s["rejected"] >= before["rejected"] + 5, 2,
+    after = wait_sync(pair, listener, {"rejected": lambda n: n >= before["rejected"] + 5}, 2,
                       f"{listener} counting the refused connections")["sync"]
     assert after["state"] == "established" and after["reconnects"] == before["reconnects"], after
     assert after["refused_not_peer"] == before["refused_not_peer"] + 5, after
@@ -757,7 +755,7 @@ print(json.dumps(out))
     # The real connection still works: a new flow reaches the standby.
     n2 = pair.lbd("lb2")["flows"]
     assert client.http_gets(lab, 5)["ok"] == 5
-    wait_for(lambda: pair.lbd("lb2")["flows"] >= n2 + 5, 2, 0.05, "new flows synced to lb2")
+    pair.wait_lbd("lb2", {"flows": lambda n: n >= n2 + 5}, 2, "new flows synced to lb2", interval=0.05)
 
 
 # Opens connections to HOST:PORT from this namespace, one every GAP seconds, N in all, and keeps each
@@ -869,7 +867,7 @@ def test_silent_connections_from_the_peer_node_leave_the_session_up(lab, make_pa
     polls = watch_sync(pair, "lb2", proc)
     res = sync_client_result(proc, 20)
     paced_wait(lab, gen, 10)
-    a2 = wait_sync(pair, "lb2", lambda s, _st: s["unauthenticated"] >= b2["unauthenticated"] + n_conns, 3,
+    a2 = wait_sync(pair, "lb2", {"unauthenticated": lambda n: n >= b2["unauthenticated"] + n_conns}, 3,
                    "lb2 counting the silent connections")["sync"]
     a1 = sync_st(pair, "lb1")
     d2 = counter_delta(b2, a2)
@@ -890,7 +888,8 @@ def test_silent_connections_from_the_peer_node_leave_the_session_up(lab, make_pa
     assert a2["state"] == "established" and a2["bulk_state"] == "done", a2
     # The updates of the flows lb1 created meanwhile arrived on the session.
     assert a2["received_flows"] >= b2["received_flows"] + 1000, (b2["received_flows"], a2["received_flows"])
-    wait_for(lambda: pair.lbd("lb2")["flows"] == pair.lbd("lb1")["flows"], 3, 0.05, "lb2 holding lb1's flows")
+    pair.wait_lbd("lb2", {"flows": lambda n: n == pair.lbd("lb1")["flows"]}, 3, "lb2 holding lb1's flows",
+                  interval=0.05)
 
 
 def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pair):
@@ -908,7 +907,7 @@ def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pa
         polls = watch_sync(pair, "lb2", proc, 0.1)
         res[kind] = sync_client_result(proc, 15)
         assert {p for p in polls} == {("established", b2["reconnects"])}, (kind, polls)
-    a2 = wait_sync(pair, "lb2", lambda s, _st: s["unauthenticated"] >= b2["unauthenticated"] + 16, 3,
+    a2 = wait_sync(pair, "lb2", {"unauthenticated": lambda n: n >= b2["unauthenticated"] + 16}, 3,
                    "lb2 counting the closed connections")["sync"]
     d2 = counter_delta(b2, a2)
     print(f"\nhostile connections: oversize closed after {res['oversize']['closed']} s, trickle after "
@@ -929,7 +928,7 @@ def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pa
     assert a2["state"] == "established", a2
     n2 = pair.lbd("lb2")["flows"]
     assert client.http_gets(lab, 5)["ok"] == 5
-    wait_for(lambda: pair.lbd("lb2")["flows"] >= n2 + 5, 2, 0.05, "new flows synced to lb2")
+    pair.wait_lbd("lb2", {"flows": lambda n: n >= n2 + 5}, 2, "new flows synced to lb2", interval=0.05)
 
 
 def test_restarted_peer_replaces_a_half_dead_session_promptly(lab, make_pair):
@@ -951,8 +950,8 @@ def test_restarted_peer_replaces_a_half_dead_session_promptly(lab, make_pair):
     t0 = time.monotonic()
     pair.start_lbd("lb1")
     t_up = time.monotonic()
-    a2 = wait_sync(pair, "lb2", lambda s, _st: s["reconnects"] == b2["reconnects"] + 1
-                   and s["state"] == "established", 3, "lb2 taking the new session")["sync"]
+    a2 = wait_sync(pair, "lb2", {"reconnects": b2["reconnects"] + 1, "state": "established"}, 3,
+                   "lb2 taking the new session")["sync"]
     t_new = time.monotonic()
     wait_established(pair, ("lb1",), timeout=3)
     t_bulk = time.monotonic()
@@ -1065,9 +1064,12 @@ def test_hostile_input_from_the_peer_address(lab, make_pair):
         wait_established(pair)
         paced_wait(lab, paced_start(lab, "lb2", 300, 3000), 10)
         # The standby holds what the master created (some frames may be lost in lb2's RX ring).
-        wait_sync(pair, "lb1", lambda s, st: s["received_flows"] >= 100 and st["flows"] >= 100
-                  and st["flows"] == pair.lbd("lb2")["flows"], 3, "lb1 holding lb2's flows")
-        time.sleep(0.2)
+        wait_sync(pair, "lb1", {"received_flows": lambda n: n >= 100}, 3, "lb1 holding lb2's flows",
+                  flows=lambda n: n >= 100 and n == pair.lbd("lb2")["flows"])
+        # The capture holds lb2's side of the stream: at least three segments with data.
+        from scapy.layers.inet import TCP
+        cap.wait_packets(lambda p: TCP in p and p[TCP].sport == SYNC_PORT and len(p[TCP].payload) > 0,
+                         count=3, timeout=3)
     finally:
         pkts = cap.packets()
     streams = tcp_streams(pkts, SYNC_PORT)
@@ -1081,7 +1083,7 @@ def test_hostile_input_from_the_peer_address(lab, make_pair):
     # lb2's daemons stop; lb1 takes over and its copies of lb2's flows expire.
     pair.crash("lb2")
     pair.wait_master("lb1", 2)
-    wait_for(lambda: pair.lbd("lb1")["flows"] == 0, 8, 0.1, "lb1's flows expired")
+    pair.wait_lbd("lb1", {"flows": 0}, 8, "lb1's flows expired", interval=0.1)
     base = pair.lbd("lb1")
     s0 = base["sync"]
 
@@ -1117,7 +1119,10 @@ def test_hostile_input_from_the_peer_address(lab, make_pair):
     results = [json.loads(line) for line in open(lab.log_path("fake-peer")) if line.strip()]
     assert [r["name"] for r in results] == [p[0] for p in payloads], (results, lab.log_tail("fake-peer-err"))
     assert all(r["from"] == lab.addr("lb1") for r in results), results
-    time.sleep(0.2)
+    # Each replayed, reflected or forged frame is counted: wait until lb1 has counted them all.
+    expect = len(fr2) + len(fr2) - 1 + len(frames(rec1)) + 1 + 1 + 1 + 1
+    wait_sync(pair, "lb1", {"rejected": lambda n: n - s0["rejected"] >= expect}, 3,
+              f"lb1 counting {expect} rejected frames")
     after = pair.lbd("lb1")
     s1 = after["sync"]
     print(f"\nhostile: lb1 rejected {s1['rejected'] - s0['rejected']} frames, flows {base['flows']} -> "
@@ -1126,8 +1131,6 @@ def test_hostile_input_from_the_peer_address(lab, make_pair):
     assert after["flows"] == base["flows"], f"lb1's table changed: {base['flows']} -> {after['flows']}"
     assert s1["received_messages"] == s0["received_messages"], "a hostile frame was accepted"
     assert s1["received_flows"] == s0["received_flows"]
-    # Each replayed, reflected or forged frame is counted.
-    expect = len(fr2) + len(fr2) - 1 + len(frames(rec1)) + 1 + 1 + 1 + 1
     assert s1["rejected"] - s0["rejected"] >= expect, (s1["rejected"] - s0["rejected"], expect)
     assert s1["state"] != "established", s1
     assert after["active"]

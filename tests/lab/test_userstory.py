@@ -32,6 +32,7 @@ import time
 import pytest
 
 from lib import client
+from lib.jsonmatch import wait_json
 from lib.lab import REPO, VIP, topology, wait_for
 
 TOPOLOGY = topology()  # lb1 .11, lb2 .12, be1..be3 .21..23 (be4 spare): examples/dsrlb.conf's network
@@ -351,14 +352,16 @@ def test_drain_and_undrain(lab, step):
 def test_stop_master_hands_over(lab, step):
     # Connections open across the handover must survive it (deploy.md section 8: "no connection
     # may break"), and new ones must work through lb2 afterwards.
+    received = step.status("lb2")["lbd"]["sync"]["received_flows"]
     hold = client.start_hold(lab, conns=6, seconds=6)
     hold.wait_event("connected", timeout=5)
-    time.sleep(0.5)
+    wait_json(lambda: step.status("lb2"), {"lbd": {"sync": {"received_flows": lambda n: n >= received + 6}}}, 3,
+              "the 6 connections synced to lb2")
     rcs = step.stop_node("lb1")
     assert rcs["vrrpd"] == 0 and rcs["lbd"] == 0, f"exit codes on SIGTERM: {rcs}"
     assert rcs["vrrpd_seconds"] < 3.0, f"vrrpd took {rcs['vrrpd_seconds']} s to hand over (stop_timeout 3s)"
-    s2 = wait_for(lambda: (lambda s: s if s and s["vrrpd"]["state"] == "MASTER" and s["lbd"]["active"]
-                           else None)(step.status("lb2")), 3, what="lb2 MASTER with its lbd active")
+    s2 = wait_json(lambda: step.status("lb2"), {"vrrpd": {"state": "MASTER"}, "lbd": {"active": True}}, 3,
+                   "lb2 MASTER with its lbd active")
     v2, l2 = s2["vrrpd"], s2["lbd"]
     assert v2["master"] == "lb2" and l2["mode_reason"] == "vrrpd", s2
     # lb1 runs nothing now: lbctl there is "not reachable" (3) with one line on stderr.

@@ -197,8 +197,8 @@ def assert_stable(before, after, what):
 
 def wait_sync_established(pair, timeout=5):
     for n in pair.nodes:
-        wait_for(lambda n=n: pair.lbd(n)["sync"]["state"] == "established", timeout, 0.05,
-                 f"{n}'s connection sync established")
+        pair.wait_lbd(n, {"sync": {"state": "established"}}, timeout, f"{n}'s connection sync established",
+                      interval=0.05)
 
 
 # ----------------------------------------------------------------------------- 1. hooks run
@@ -323,11 +323,11 @@ def test_hooks_never_delay_the_election(lab, make_pair, kind):
     md = pair.vrrp("lb2")["master_down_ms"]
 
     job = client.start_udp_probe(lab, 1.5 + md / 1000)
-    job.wait_event("answered", timeout=3)
-    time.sleep(0.3 + random.uniform(0, 0.1))
+    job.wait_event("steady", timeout=3)
+    time.sleep(random.uniform(0, 0.1))  # a random phase of the crash against the adverts
     t_crash = time.monotonic()
     pair.crash("lb1")
-    wait_for(lambda: pair.lbd("lb2")["active"], 2, 0.01, "lb2's lbd active")
+    pair.wait_lbd("lb2", {"active": True}, 2, "lb2's lbd active", interval=0.01)
     active_ms = (time.monotonic() - t_crash) * 1000
     if kind == "slow":
         # Watched while the probe still runs: the kill comes notify_timeout after the takeover.
@@ -346,9 +346,11 @@ def test_hooks_never_delay_the_election(lab, make_pair, kind):
                        3, 0.01, "lb2's MASTER hook to run")
         wait_for(lambda: f"notify hook (pid {run[2]}) exited with status 1" in lab.log_tail("lb2-vrrpd", 2000),
                  2, 0.05, "vrrpd logging the failing hook's exit status")
-    # The hook's fate changes nothing: lb2 stays MASTER, no further transition.
-    time.sleep(0.3)
-    v2b = pair.vrrp("lb2")
+    # The hook's fate changes nothing: lb2 stays MASTER, no further transition, for three more of
+    # its heartbeats (0.3 s).
+    sent = pair.vrrp("lb2")["adverts_sent"]
+    v2b = pair.wait_vrrp("lb2", {"adverts_sent": lambda x: x >= sent + 3}, 2, "three more heartbeats from lb2",
+                         interval=0.05)
     assert v2b["state"] == "MASTER" and v2b["transitions"] == v2["transitions"], (v2, v2b)
 
     # lb1 comes back and preempts; lb2's BACKUP hook (slow / failing) does not hold that up either.
@@ -377,7 +379,7 @@ def test_reload_priority_preempts(lab, make_pair):
     v1, v2 = pair.vrrp("lb1"), pair.vrrp("lb2")
     assert v2["priority"] == 200 and v2["effective_priority"] == 200, v2
     assert v1["priority"] == 150, v1
-    wait_for(lambda: pair.vrrp("lb1")["peer"]["priority"] == 200, 1, 0.05, "lb1 hearing lb2's priority 200")
+    pair.wait_vrrp("lb1", {"peer": {"priority": 200}}, 1, "lb1 hearing lb2's priority 200", interval=0.05)
     assert v1["master"] == "lb2" and v2["peer"]["priority"] == 150, (v1, v2)
     print(f"\nlb2 preempted {took:.3f}s after the reloads")
 
@@ -436,12 +438,13 @@ def test_key_rotation_with_reloads(lab, make_pair):
         rewrite(pair, text)
         reload_ok(pair, "lb1", "lb2")
         # A few heartbeats each way under the new keys, and new flows for the sync stream to carry.
-        wait_for(lambda: all(pair.vrrp(n)["adverts_received"] >= before[n]["adverts_received"] + 3
-                             for n in pair.nodes), 2, 0.05, f"heartbeats both ways after '{what}'")
+        for n in pair.nodes:
+            pair.wait_vrrp(n, {"adverts_received": lambda x, n=n: x >= before[n]["adverts_received"] + 3}, 2,
+                           f"heartbeats to {n} after '{what}'", interval=0.05)
         g = client.http_gets(lab, 3, timeout=1.0)
         assert g["ok"] == 3, (what, g)
-        wait_for(lambda: pair.lbd("lb2")["sync"]["received_flows"] >= before["lb2"]["received_flows"] + 3,
-                 2, 0.05, f"lb2's lbd receiving the new flows over sync after '{what}'")
+        pair.wait_lbd("lb2", {"sync": {"received_flows": lambda x: x >= before["lb2"]["received_flows"] + 3}}, 2,
+                      f"lb2's lbd receiving the new flows over sync after '{what}'", interval=0.05)
         after = snapshot(pair)
         assert_stable(base, after, f"key rotation step '{what}'")
         assert after["lb1"]["digest"] == after["lb2"]["digest"], what
@@ -459,8 +462,8 @@ def test_key_rotation_with_reloads(lab, make_pair):
     rewrite(pair, config_text(rogue, ADVERT, cluster_extra=extra, key2=new))
     try:
         reload_ok(pair, "lb1")
-        wait_for(lambda: pair.vrrp("lb2")["rejected"]["unknown_key"] > before["lb2"]["unknown_key"], 2, 0.01,
-                 "lb2 counting unknown_key")
+        pair.wait_vrrp("lb2", {"rejected": {"unknown_key": lambda x: x > before["lb2"]["unknown_key"]}}, 2,
+                       "lb2 counting unknown_key", interval=0.01)
     finally:
         rewrite(pair, good)
         reload_ok(pair, "lb1")
@@ -473,9 +476,11 @@ def test_key_rotation_with_reloads(lab, make_pair):
     pair.wait_backup("lb2", 3)
     assert pair.assert_single_owner() == "lb1"
     wait_sync_established(pair)
-    n = pair.vrrp("lb2")["rejected"]["unknown_key"]
-    time.sleep(0.3)
-    assert pair.vrrp("lb2")["rejected"]["unknown_key"] == n, "lb2 still rejecting after the restore"
+    v2 = pair.vrrp("lb2")
+    # Three more heartbeats from lb1 (0.3 s of them), and not one rejected.
+    v2b = pair.wait_vrrp("lb2", {"adverts_received": lambda x: x >= v2["adverts_received"] + 3}, 2,
+                         "further heartbeats to lb2", interval=0.05)
+    assert v2b["rejected"]["unknown_key"] == v2["rejected"]["unknown_key"], "lb2 still rejecting after the restore"
 
 
 # ----------------------------------------------------------------------------- 5. broken reloads
@@ -501,7 +506,10 @@ def test_broken_reload_refused(lab, make_pair, kind):
             vmsg = [line for line in r.stderr.splitlines() if line.startswith("lbctl: vrrpd:")]
             assert vmsg and where in vmsg[0], f"vrrpd's refusal does not name {where}: {r.stderr!r}"
         assert "reload refused" in lab.log_tail("lb1-vrrpd", 20), lab.log_tail("lb1-vrrpd", 20)
-        time.sleep(0.5)
+        # Five more heartbeats each way (half a second of the old timers) before looking again.
+        for n in pair.nodes:
+            pair.wait_vrrp(n, {"adverts_received": lambda x, n=n: x >= before[n]["adverts_received"] + 5}, 3,
+                           f"heartbeats to {n} after the refused reload", interval=0.05)
         after = snapshot(pair)
         assert_stable(before, after, f"refused reload ({kind})")
         for n in pair.nodes:
@@ -548,9 +556,10 @@ def test_multicast_heartbeats(lab, make_pair):
     pair = make_pair(cluster_extra={"multicast": "224.0.0.18"})
     v1, v2 = pair.vrrp("lb1"), pair.vrrp("lb2")
     assert v1["state"] == "MASTER" and v2["state"] == "BACKUP", (v1, v2)
-    wait_for(lambda: pair.vrrp("lb2")["peer"]["state"] == "MASTER", 2, 0.05, "lb2 hearing lb1 by multicast")
+    pair.wait_vrrp("lb2", {"peer": {"state": "MASTER"}}, 2, "lb2 hearing lb1 by multicast", interval=0.05)
     received = pair.vrrp("lb2")["adverts_received"]
-    wait_for(lambda: pair.vrrp("lb2")["adverts_received"] >= received + 10, 3, 0.05, "further heartbeats")
+    pair.wait_vrrp("lb2", {"adverts_received": lambda x: x >= received + 10}, 3, "further heartbeats",
+                   interval=0.05)
     rej = pair.vrrp("lb2")["rejected"]
     assert rej["replay"] == 0 and rej["bad_mac"] == 0 and rej["unknown_node"] == 0, rej
     pair.crash("lb1")

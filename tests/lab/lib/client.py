@@ -193,6 +193,7 @@ def mode_udp(a):
     sent_at = [None] * n
     answered = [None] * n  # backend name of the first reply
     dups = [0]
+    count = [0]  # probes answered so far
     stop = threading.Event()
     first = threading.Event()
     magic = b"DSRP"
@@ -213,9 +214,12 @@ def mode_udp(a):
                 continue
             if answered[seq] is None:
                 answered[seq] = name.decode(errors="replace")
+                count[0] += 1
                 if not first.is_set():
                     first.set()
                     emit({"event": "answered", "seq": seq})
+                if count[0] == a.steady:
+                    emit({"event": "steady", "seq": seq, "answered": count[0]})
             else:
                 dups[0] += 1
 
@@ -430,6 +434,7 @@ def main(argv=None):
     p.add_argument("--interval", type=float, default=0.001)
     p.add_argument("--size", type=int, default=32, help="probe payload bytes (>= 12)")
     p.add_argument("--grace", type=float, default=0.3, help="wait for late replies")
+    p.add_argument("--steady", type=int, default=200, help='report event "steady" at this many answers')
     p = sub.add_parser("ping")
     common(p, 0)
     p.add_argument("--count", type=int, default=1)
@@ -582,11 +587,13 @@ def upload(lab, size, dst=None, port=81, timeout=5.0, host="client", src=None):
 
 
 def start_udp_probe(lab, duration, interval=0.001, dst=None, port=9000, host="client", src=None,
-                    grace=0.3):
-    """Start probing; job.wait_event("answered") once the path works, job.result() at the end:
-    {"sent", "answered", "lost", "longest_outage_ms", "outages", "by_backend", "switches", "duplicates"}."""
+                    grace=0.3, steady=200):
+    """Start probing; job.wait_event("answered") once the path works, job.wait_event("steady") once
+    `steady` probes are answered (the stream runs before a fault is injected), job.result() at the
+    end: {"sent", "answered", "lost", "longest_outage_ms", "outages", "by_backend", "switches",
+    "duplicates"}."""
     args = ["udp", "--host", dst or lab.vip, "--port", port, "--duration", duration,
-            "--interval", interval, "--grace", grace]
+            "--interval", interval, "--grace", grace, "--steady", steady]
     if src:
         args += ["--src", src]
     return _job(lab, host, args, duration + grace + 5, "client-udp", realtime=True)

@@ -690,6 +690,11 @@ class Lab:
 
         return wait_for(check, timeout, interval, what or f"status of {node} matching {pred!r}")
 
+    def wait_json(self, node, subset, timeout=5, what=None, interval=0.05):
+        """Poll status(node) until it contains subset (lib.jsonmatch.json_cmp); returns it."""
+        from .jsonmatch import wait_json
+        return wait_json(lambda: self.status(node), subset, timeout, what or f"status of {node}", interval)
+
     def describe(self):
         rows = [f"lab {self.prefix} tmp {self.tmpdir}"]
         for name, h in self.hosts.items():

@@ -172,18 +172,19 @@ class Pair:
         s = self.status(node)
         return s and s.get("lbd")
 
-    def wait_vrrp(self, node, pred, timeout=5, what=None, interval=0.02):
-        def check():
-            v = self.vrrp(node)
-            return v if v is not None and pred(v) else None
+    def wait_vrrp(self, node, subset, timeout=5, what=None, interval=0.02):
+        """Poll until node's vrrpd status contains subset (json_cmp); returns that vrrpd status."""
+        return self.wait_json(node, {"vrrpd": subset}, timeout, what or f"vrrpd on {node}", interval)["vrrpd"]
 
-        return wait_for(check, timeout, interval, what or f"vrrpd on {node}")
+    def wait_lbd(self, node, subset, timeout=5, what=None, interval=0.02):
+        """Poll until node's lbd status contains subset (json_cmp); returns that lbd status."""
+        return self.wait_json(node, {"lbd": subset}, timeout, what or f"lbd on {node}", interval)["lbd"]
 
     def wait_master(self, node, timeout=5):
-        return self.wait_vrrp(node, lambda v: v["state"] == "MASTER", timeout, f"{node} MASTER")
+        return self.wait_vrrp(node, {"state": "MASTER"}, timeout, f"{node} MASTER")
 
     def wait_backup(self, node, timeout=5):
-        return self.wait_vrrp(node, lambda v: v["state"] == "BACKUP", timeout, f"{node} BACKUP")
+        return self.wait_vrrp(node, {"state": "BACKUP"}, timeout, f"{node} BACKUP")
 
     def actives(self):
         """{node: lbd active?} of the nodes whose lbd answers."""
