@@ -17,7 +17,6 @@ import json
 import os
 import random
 import socket
-import sys
 import time
 
 import pytest
@@ -100,48 +99,10 @@ def changed_at(b, t):
     return t - b["last_change_ms_ago"] / 1000
 
 
-UDP_ASK = r"""
-import json, selectors, socket, sys, time
-a = json.loads(sys.argv[1])
-sel = selectors.DefaultSelector()
-socks = {}
-for src, port in a["from"]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((src, port))
-    s.connect((a["dst"], a["port"]))
-    s.setblocking(False)
-    key = f"{src}:{port}"
-    socks[key] = s
-    sel.register(s, selectors.EVENT_READ, key)
-answers = {}
-deadline = time.monotonic() + a["timeout"]
-next_send = 0.0
-while len(answers) < len(socks) and time.monotonic() < deadline:
-    if time.monotonic() >= next_send:
-        for key, s in socks.items():
-            if key not in answers:
-                try:
-                    s.send(b"Q " + key.encode())
-                except OSError:
-                    pass
-        next_send = time.monotonic() + 0.2
-    for sk, _ in sel.select(max(0.0, min(next_send, deadline) - time.monotonic())):
-        try:
-            data = sk.fileobj.recv(2048)
-        except OSError:
-            continue
-        name, _, rest = data.partition(b" ")
-        if rest == b"Q " + sk.data.encode():
-            answers.setdefault(sk.data, name.decode())
-print(json.dumps(answers))
-"""
-
-
 def udp_ask(lab, dst, sources, timeout=2.0):
     """One datagram from each fixed (address, port) to dst:9000: {"addr:port": answering backend};
     a flow that got no answer within timeout is missing."""
-    arg = json.dumps({"dst": dst, "port": 9000, "from": sources, "timeout": timeout})
-    return json.loads(lab.run("client", [sys.executable, "-c", UDP_ASK, arg], timeout=timeout + 5).stdout)
+    return client.udp_query(lab, sources, dst=dst, timeout=timeout, resend=0.2)
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -223,56 +223,6 @@ def send_frames(lab, host, frames, repeat=1, rate=0, l3_dst=None, timeout=20):
     return res
 
 
-UDP_QUERY = r"""
-import json, selectors, socket, sys, time
-a = json.loads(sys.argv[1])
-sel = selectors.DefaultSelector()
-socks = {}
-for src, port in a["from"]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((src, port))
-    s.connect((a["dst"], a["port"]))
-    s.setblocking(False)
-    key = f"{src}:{port}"
-    socks[key] = s
-    sel.register(s, selectors.EVENT_READ, key)
-def payload(key):
-    return f"Q {key} ".encode().ljust(a["size"], b"x")
-answers, sends = {}, 0
-deadline = time.monotonic() + a["timeout"]
-next_send = 0.0
-while len(answers) < len(socks) and time.monotonic() < deadline:
-    if time.monotonic() >= next_send:
-        for key, s in socks.items():
-            if key not in answers:
-                try:
-                    s.send(payload(key))
-                    sends += 1
-                except OSError:
-                    pass
-        next_send = time.monotonic() + a["resend"]
-    for sk, _ in sel.select(max(0.0, min(next_send, deadline) - time.monotonic())):
-        try:
-            data = sk.fileobj.recv(65535)
-        except OSError:
-            continue
-        name, _, body = data.partition(b" ")
-        if body == payload(sk.data):
-            answers.setdefault(sk.data, name.decode())
-print(json.dumps({"answers": answers, "sends": sends}))
-"""
-
-
-def udp_query(lab, sources, dst=VIP, port=9000, size=32, timeout=3.0, resend=0.5):
-    """One datagram from each (src_addr, src_port) to dst:port, resent until answered;
-    {"src:port": backend name} of the answers (the payload must come back intact)."""
-    arg = json.dumps({"from": [list(s) for s in sources], "dst": dst, "port": port, "size": size,
-                      "timeout": timeout, "resend": resend})
-    r = lab.run("client", [sys.executable, "-c", UDP_QUERY, arg], timeout=timeout + 10)
-    return json.loads(r.stdout)["answers"]
-
-
 def scapy():
     from scapy import all as s
     return s
@@ -400,7 +350,7 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
 
 def test_unserved_port_dropped_and_counted(lab, lb):
     before = lb.counters()
-    r = udp_query(lab, [(lab.addr("client"), 30000 + i) for i in range(5)], port=9001, timeout=0.6, resend=0.2)
+    r = client.udp_query(lab, [(lab.addr("client"), 30000 + i) for i in range(5)], port=9001, timeout=0.6, resend=0.2)
     assert r == {}
     c = delta(before, lb.counters())
     assert c["drop_no_service"] >= 5 and c["forwarded"] == 0, c
@@ -437,7 +387,7 @@ def test_fragments_of_a_datagram_reach_one_backend(lab, lb):
     sources = [(a, 45000) for a in lab.addrs("client")]
     # 4000 bytes: three fragments on the 1500-byte path; only a backend that got all of them can
     # reassemble the datagram and echo it back whole.
-    r = udp_query(lab, sources, size=4000, timeout=3.0)
+    r = client.udp_query(lab, sources, size=4000, timeout=3.0)
     assert sorted(r) == sorted(f"{a}:{p}" for a, p in sources), r
     assert set(r.values()) <= set(BACKENDS)
     c = delta(before, lb.counters())
@@ -482,16 +432,16 @@ def test_flows_keep_their_backend_when_one_is_added(lab, lb1, lb):
     try:
         hold = client.start_hold(lab, 12, 3.0)
         hold.wait_event("connected", timeout=5)
-        first = udp_query(lab, old)
+        first = client.udp_query(lab, old)
         assert len(first) == len(old), first
         lb1.write(make_conf(lab, extra_backends=["be4"]))
         lb1.ok("reload")
         lb1.wait_ready()
         st = lb1.status()
         assert st["reloads"] >= 1 and backend_of(st, "echo", lab.addr("be4"))["state"] == "up", st
-        again = udp_query(lab, old)
+        again = client.udp_query(lab, old)
         assert again == first, {k: (first.get(k), v) for k, v in again.items() if first.get(k) != v}
-        new = udp_query(lab, [(cip, 41000 + i) for i in range(200)])
+        new = client.udp_query(lab, [(cip, 41000 + i) for i in range(200)])
         assert len(new) == 200 and collections.Counter(new.values())["be4"] >= 10, collections.Counter(new.values())
         held = hold.result()
         assert held["ok"] == 12 and held["reset"] == 0, held
@@ -510,7 +460,7 @@ def test_flows_keep_their_backend_when_one_is_added(lab, lb1, lb):
     try:
         lb1.dirty = True
         lb1.ensure(make_conf(lab, extra_backends=["be4"]))
-        fresh = udp_query(lab, old)
+        fresh = client.udp_query(lab, old)
     finally:
         be4.stop()
         lb1.dirty = True

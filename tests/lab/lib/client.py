@@ -603,6 +603,57 @@ def udp_probe(lab, duration, **kw):
     return start_udp_probe(lab, duration, **kw).result()
 
 
+# One datagram from each fixed (address, port), resent until answered; run with -c in a namespace.
+UDP_QUERY = r"""
+import json, selectors, socket, sys, time
+a = json.loads(sys.argv[1])
+sel = selectors.DefaultSelector()
+socks = {}
+for src, port in a["from"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, port))
+    s.connect((a["dst"], a["port"]))
+    s.setblocking(False)
+    key = f"{src}:{port}"
+    socks[key] = s
+    sel.register(s, selectors.EVENT_READ, key)
+def payload(key):
+    return f"Q {key} ".encode().ljust(a["size"], b"x")
+answers, sends = {}, 0
+deadline = time.monotonic() + a["timeout"]
+next_send = 0.0
+while len(answers) < len(socks) and time.monotonic() < deadline:
+    if time.monotonic() >= next_send:
+        for key, s in socks.items():
+            if key not in answers:
+                try:
+                    s.send(payload(key))
+                    sends += 1
+                except OSError:
+                    pass
+        next_send = time.monotonic() + a["resend"]
+    for sk, _ in sel.select(max(0.0, min(next_send, deadline) - time.monotonic())):
+        try:
+            data = sk.fileobj.recv(65535)
+        except OSError:
+            continue
+        name, _, body = data.partition(b" ")
+        if body == payload(sk.data):
+            answers.setdefault(sk.data, name.decode())
+print(json.dumps({"answers": answers, "sends": sends}))
+"""
+
+
+def udp_query(lab, sources, dst=None, port=9000, size=32, timeout=3.0, resend=0.5, host="client"):
+    """One datagram from each (src_addr, src_port) to dst:port, resent until answered;
+    {"src:port": backend name} of the answers (the payload must come back intact)."""
+    arg = json.dumps({"from": [list(s) for s in sources], "dst": dst or lab.vip, "port": port, "size": size,
+                      "timeout": timeout, "resend": resend})
+    r = lab.run(host, [sys.executable, "-c", UDP_QUERY, arg], timeout=timeout + 10)
+    return json.loads(r.stdout)["answers"]
+
+
 def start_hold(lab, conns, seconds, dst=None, port=80, host="client", src=None, stall=3.0,
                timeout=3.0):
     """Open `conns` long-lived connections (GET /hold/seconds); job.wait_event("connected") once
