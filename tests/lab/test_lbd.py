@@ -405,9 +405,9 @@ def test_fragments_stay_with_the_service_of_their_port(lab, lb1, macs):
         lb = lb1.ensure(text)
         before = lb.counters()
         sources = [(a, 46000) for a in lab.addrs("client")]
-        r = udp_query(lab, sources, port=9001, size=4000, timeout=3.0)
+        r = client.udp_query(lab, sources, port=9001, size=4000, timeout=3.0)
         assert r == {f"{a}:{p}": "be4" for a, p in sources}, r
-        r = udp_query(lab, sources, port=9000, size=4000, timeout=3.0)
+        r = client.udp_query(lab, sources, port=9000, size=4000, timeout=3.0)
         assert len(r) == len(sources) and set(r.values()) <= set(BACKENDS), r
         c = delta(before, lb.counters())
         assert c["fragments"] >= 6 * len(sources) and c["frag_unmatched"] == 0, c
