@@ -69,7 +69,8 @@
 #define SYNC_HELLO_MAX    16                /* per connection: the handshake needs 2 or 3 */
 #define SYNC_HANDSHAKE_S  2.0               /* a connection's first authentic message is due within */
 #define SYNC_BACKLOG      16                /* a burst of connections waits here, not in lbd */
-#define SYNC_LAGS         4096
+#define SYNC_LAGS         4096              /* lag samples kept ... */
+#define SYNC_LAG_WINDOW_MS 5000             /* ... of which those this recent make lag_p99_ms */
 
 enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
 
@@ -122,6 +123,7 @@ struct sync_ctx {
 	int peer_active;
 	uint64_t start_ms;
 	uint32_t lags[SYNC_LAGS];
+	uint64_t lag_at[SYNC_LAGS];             /* when each sample was taken (ms) */
 	uint32_t n_lags, last_lag;
 	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
 		bulk_sent;
@@ -362,6 +364,7 @@ static void sync_record_lag(struct sync_ctx *s, uint64_t sent_ms)
 	if (!sent_ms || sent_ms > now)
 		return;
 	s->last_lag = (uint32_t)(now - sent_ms);
+	s->lag_at[s->n_lags % SYNC_LAGS] = now;
 	s->lags[s->n_lags++ % SYNC_LAGS] = s->last_lag;
 }
 
@@ -1003,12 +1006,16 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 		return;
 	st->peer = s->peer_str;
 	st->last_lag_ms = s->last_lag;
-	uint32_t n = s->n_lags < SYNC_LAGS ? s->n_lags : SYNC_LAGS;
+	/* p99 of the updates acknowledged in the last SYNC_LAG_WINDOW_MS: what the lag is now, not what
+	 * a bulk transfer or a reconnect did to it minutes ago. */
+	uint32_t kept = s->n_lags < SYNC_LAGS ? s->n_lags : SYNC_LAGS, n = 0;
+	for (uint32_t i = 0; i < kept; i++)
+		if (now - s->lag_at[i] <= SYNC_LAG_WINDOW_MS)
+			s->lags_sorted[n++] = s->lags[i];
+	st->lag_samples = n;
 	if (n) {
-		uint32_t *sorted = s->lags_sorted;
-		memcpy(sorted, s->lags, n * sizeof(uint32_t));
-		qsort(sorted, n, sizeof(uint32_t), sync_cmp_u32);
-		st->lag_p99_ms = sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+		qsort(s->lags_sorted, n, sizeof(uint32_t), sync_cmp_u32);
+		st->lag_p99_ms = s->lags_sorted[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
 	}
 	st->bulk_state = (char *)(s->bulk != BULK_DONE && now - s->start_ms >= s->l->cfg->sync_timeout_ms
 				  ? "timeout" : bulk_names[s->bulk]);
