@@ -141,10 +141,10 @@ class SyncBench:
         if room < count * 1.1:
             log(f"lag ({name}): skipped, only {room} free entries in the table")
             return {"skipped": f"only {room} free entries"}
-        # lag_p99_ms is taken over the updates acknowledged in the last 5 s: wait until those of the
-        # phases before (a bulk transfer delays the updates queued behind it) have left the window.
-        self.wait_st("lb1", lambda s: s["sync"]["lag_samples"] == 0, 15, "lb1's lag window clear of earlier updates",
-                     interval=0.2)
+        # lag_p99_ms is taken over the updates acknowledged in the last 5 s: wait until those delayed
+        # behind lb2's last bulk transfer (the updates queued behind it) have left the window.
+        self.wait_st("lb2", lambda s: s["sync"]["bulk_state"] == "done" and s["sync"]["bulk_done_ms_ago"] > 5500,
+                     20, "lb2's last bulk sync 5.5 s behind", interval=0.2)
         c0 = self.st("lb1")["counters"]["flows_created"]
         proc = self.paced(count, a.lag_rate * 1.02)      # a little above: the bar is ">= lag_rate"
         try:
