@@ -9,9 +9,11 @@ CC      ?= gcc
 B       := build
 GEN     := $(B)/gen
 
+# The version is written in one place, the file VERSION.
+VERSION := $(shell cat VERSION)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
-           -D_GNU_SOURCE -I. -Icommon -I$(GEN)
+           -D_GNU_SOURCE -I. -Icommon -I$(GEN) -DDSRLB_VERSION='"$(VERSION)"'
 LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lnftables -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -197,5 +199,8 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# --version prints VERSION: rebuild what prints it when it changes.
+$(B)/obj/common/startup.o $(B)/obj/lbctl/lbctl.o: VERSION
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -18,7 +18,8 @@ static void startup_usage(FILE *out, const char *prog, int with_standalone)
 		"  -f, --foreground    stay in the foreground, log to stderr\n"
 		"  -d, --debug         debug logging\n"
 		"%s"
-		"  -t, --test          check the config and its key files, and exit\n",
+		"  -t, --test          check the config and its key files, and exit\n"
+		"      --version       print the version and exit\n",
 		prog, with_standalone ? " [--standalone]" : "", prog,
 		with_standalone ? "      --standalone    a single always-active node (no vrrpd)\n" : "");
 }
@@ -34,13 +35,14 @@ void startup_args(struct startup_args *a, const char *prog, int with_standalone,
 		{ "standalone", no_argument, NULL, 'S' },
 		{ "test", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*a = (struct startup_args){ .prog = prog, .cfg_path = STARTUP_DEFAULT_CONFIG,
 				    .run_dir = STARTUP_DEFAULT_RUN_DIR };
-	while ((c = getopt_long(argc, argv, "c:n:fdth", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:fdthV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': a->cfg_path = optarg; break;
 		case 'n': a->node = optarg; break;
@@ -54,6 +56,7 @@ void startup_args(struct startup_args *a, const char *prog, int with_standalone,
 			break;
 		case 't': a->test = 1; break;
 		case 'h': startup_usage(stdout, prog, with_standalone); exit(0);
+		case 'V': printf("%s (dsrlb) %s\n", prog, DSRLB_VERSION); exit(0);
 		default: goto bad;
 		}
 	}

@@ -36,6 +36,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: lbctl [--run-dir DIR] [-c FILE] COMMAND [ARGS]\n"
+		"       lbctl --version\n"
 		"\n"
 		"commands:\n"
 		"  status [--json]             this node and its peer: roles, VIPs, services, backends, counters;\n"
@@ -408,6 +409,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct lbctl c = { .run_dir = "/run/dsrlb", .limit = 100 };
@@ -422,6 +424,7 @@ int main(int argc, char **argv)
 		case 'j': c.json = 1; break;
 		case 'l': c.limit = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("lbctl (dsrlb) %s\n", DSRLB_VERSION); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -441,6 +444,7 @@ int main(int argc, char **argv)
 		case 'j': c.json = 1; break;
 		case 'l': c.limit = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("lbctl (dsrlb) %s\n", DSRLB_VERSION); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
