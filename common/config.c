@@ -1169,3 +1169,18 @@ uint32_t cfg_release_ms(const struct cfg *cfg)
 {
 	return 2 * cfg->advert_interval_ms + 50;
 }
+
+size_t cfg_vips(const struct cfg *cfg, uint32_t *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		uint32_t vip = cfg->services[i].vip.s_addr;
+		size_t j;
+		for (j = 0; j < n && out[j] != vip; j++)
+			;
+		if (j == n && n < cap)
+			out[n++] = vip;
+	}
+	return n;
+}

@@ -128,4 +128,7 @@ int cfg_parse_user(const char *spec, uid_t *uid, gid_t *gid, char *err, size_t e
 /* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
 int cfg_parse_duration_ms(const char *s, uint32_t *out);
 
+/* The distinct VIPs of the config's services, in order of first use (network order); how many. */
+size_t cfg_vips(const struct cfg *cfg, uint32_t *out, size_t cap);
+
 #endif

@@ -13,28 +13,12 @@
 
 #define RELOAD_FILTER_MAX 256
 
-/* The distinct VIPs of a config, as the packet filter needs them. */
-static size_t reload_vips(const struct cfg *cfg, uint32_t *vips, size_t cap)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < cfg->n_services; i++) {
-		uint32_t vip = cfg->services[i].vip.s_addr;
-		size_t j;
-		for (j = 0; j < n && vips[j] != vip; j++)
-			;
-		if (j == n && n < cap)
-			vips[n++] = vip;
-	}
-	return n;
-}
-
 /* The new config's own checks: what changes only on restart, our node in it, a filter that fits. */
 static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter *prog, size_t *prog_len,
 			char *err, size_t errlen)
 {
 	uint32_t vips[LBD_MAX_VIPS];
-	size_t n_vips = reload_vips(cfg, vips, LBD_MAX_VIPS);
+	size_t n_vips = cfg_vips(cfg, vips, LBD_MAX_VIPS);
 
 	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
 	    cfg->workers != l->cfg->workers || strcmp(cfg->user, l->cfg->user) != 0) {

@@ -166,21 +166,14 @@ void advert_send(struct vrrpd *v)
 	Dsrlb__Heartbeat hb = DSRLB__HEARTBEAT__INIT;
 	uint32_t vips[CFG_MAX_SERVICES];
 	uint8_t payload[ADVERT_BUF], out[ADVERT_BUF + AUTH_OVERHEAD];
-	size_t plen, olen, nv = 0;
+	size_t plen, olen, nv;
 	struct vrrp_advert a;
 	struct sockaddr_in to;
 
 	if (!v->have_peer && !v->cfg->multicast.s_addr)
 		return;
 	vrrp_fsm_advert_fill(&v->fsm, &a);
-	for (size_t i = 0; i < v->cfg->n_services; i++) {
-		uint32_t vip = v->cfg->services[i].vip.s_addr;
-		size_t j;
-		for (j = 0; j < nv && vips[j] != vip; j++)
-			;
-		if (j == nv)
-			vips[nv++] = vip;
-	}
+	nv = cfg_vips(v->cfg, vips, CFG_MAX_SERVICES);
 	hb.node = v->node;
 	hb.priority = a.priority;
 	hb.state = (Dsrlb__NodeState)vrrp_fsm_state(&v->fsm);
