@@ -262,6 +262,26 @@ static int kw_check(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, co
 	return kw_choice(p, kw, dst, val, w, v, 3, "none, tcp, http");
 }
 
+static int kw_mode(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	static const char *const w[] = { "pair", "ecmp" };
+	static const int v[] = { CFG_MODE_PAIR, CFG_MODE_ECMP };
+
+	return kw_choice(p, kw, dst, val, w, v, 2, "pair, ecmp");
+}
+
+/* A kernel routing table for announcements: not 0 (unspec) nor the kernel's own 253..255. */
+static int kw_table(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	uint64_t v;
+
+	if (cfg_parse_u64(val, UINT32_MAX, &v) < 0 || v == 0 || (v >= 253 && v <= 255))
+		return kw_err(p, kw, "'%s' is not a routing table id in 1..252 or 256..4294967295 "
+			      "(253..255 are the kernel's default, main and local)", val);
+	*(uint32_t *)dst = (uint32_t)v;
+	return 0;
+}
+
 static int kw_on_down(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
 {
 	static const char *const w[] = { "reschedule", "keep" };
@@ -507,7 +527,11 @@ static int kw_group(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, co
 #define S(f) FIELD(struct cfg_service, f)
 
 static const struct cfg_kw cfg_cluster_kws[] = {
+	{ "mode",                    kw_mode,      C(mode),               0, 0, 0 },
 	{ "interface",               kw_ifname,    C(interface),          0, 0, KW_REQUIRED },
+	{ "announce_table",          kw_table,     C(announce_table),     0, 0, 0 },
+	{ "announce_device",         kw_ifname,    C(announce_device),    0, 0, 0 },
+	{ "drain_quiet",             kw_duration,  C(drain_quiet_ms),     MS(10), MINS(1), 0 },
 	{ "key_file",                kw_key_file,  C(key_files),          0, 0, KW_REQUIRED | KW_REPEAT },
 	{ "advert_interval",         kw_duration,  C(advert_interval_ms), MS(5), SEC(40), 0 },
 	{ "preempt",                 kw_bool,      C(preempt),            0, 0, 0 },
@@ -545,7 +569,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 
 static const struct cfg_kw cfg_node_kws[] = {
 	{ "address",  kw_unicast, N(addr),     0, 0, KW_REQUIRED },
-	{ "priority", kw_uint,    N(priority), 1, 254, KW_REQUIRED },
+	{ "priority", kw_uint,    N(priority), 1, 254, 0 },  /* required in mode = pair: cfg_check_all */
 };
 
 static const struct cfg_kw cfg_service_kws[] = {
@@ -583,6 +607,9 @@ static int cfg_kw_line(const struct cfg_parser *p, const char *name)
 static void cfg_defaults(struct cfg *cfg)
 {
 	cfg->advert_interval_ms = MS(100);
+	cfg->announce_table = 100;
+	strcpy(cfg->announce_device, "dsrlb0");
+	cfg->drain_quiet_ms = MS(500);
 	cfg->preempt = 1;
 	cfg->garp_count = 5;
 	cfg->garp_repeat_ms = SEC(5);
@@ -932,6 +959,17 @@ static int cfg_check_all(struct cfg_parser *p)
 		return cfg_err(p, 0, "no [cluster] section");
 	if (cfg->n_nodes == 0)
 		return cfg_err(p, 0, "no [node] section");
+	if (cfg->mode == CFG_MODE_PAIR) {
+		if (cfg->n_nodes > CFG_PAIR_NODES)
+			return cfg_err(p, cfg->nodes[CFG_PAIR_NODES].line,
+				       "[node %s]: more than %d nodes in mode = pair (mode = ecmp allows %d)",
+				       cfg->nodes[CFG_PAIR_NODES].name, CFG_PAIR_NODES, CFG_MAX_NODES);
+		for (k = 0; k < cfg->n_nodes; k++)
+			if (cfg->nodes[k].priority == 0)
+				return cfg_err(p, cfg->nodes[k].line,
+					       "[node %s]: missing 'priority' (required in mode = pair)",
+					       cfg->nodes[k].name);
+	}
 
 	for (i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *s = &cfg->services[i];
@@ -1107,7 +1145,7 @@ const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, ch
 {
 	const struct cfg_node *found = NULL;
 	struct ifaddrs *ifa, *i;
-	char list[256], scratch[1];
+	char list[1024], scratch[1];
 	size_t k;
 
 	if (err == NULL || errlen == 0) {
@@ -1135,7 +1173,7 @@ const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, ch
 				continue;
 			if (found != NULL) {
 				freeifaddrs(ifa);
-				snprintf(err, errlen, "%s: the addresses of both nodes (%s) are local; "
+				snprintf(err, errlen, "%s: the addresses of several nodes (%s) are local; "
 					 "name the node to run as", cfg->path, list);
 				return NULL;
 			}

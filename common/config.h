@@ -12,7 +12,8 @@
 #include <sys/types.h>
 
 #define CFG_NAME_MAX      32
-#define CFG_MAX_NODES     2
+#define CFG_MAX_NODES     16  /* mode = ecmp; a pair has at most 2 */
+#define CFG_PAIR_NODES    2
 #define CFG_MAX_SERVICES  64
 #define CFG_MAX_BACKENDS  64
 #define CFG_MAX_KEYS      2
@@ -24,6 +25,9 @@
 
 enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
 enum cfg_on_down { CFG_DOWN_RESCHEDULE, CFG_DOWN_KEEP };
+/* pair: one active node elected by vrrpd; ecmp: every node forwards, the VIP routed to each over BGP
+ * (docs/deploy-ecmp.md). */
+enum cfg_mode { CFG_MODE_PAIR, CFG_MODE_ECMP };
 
 /* A group named in the config (operator_group, status_group): by name or as a numeric gid. */
 struct cfg_group {
@@ -35,7 +39,7 @@ struct cfg_group {
 struct cfg_node {
 	char name[CFG_NAME_MAX];
 	struct in_addr addr;
-	uint8_t priority;               /* 1..254 */
+	uint8_t priority;               /* 1..254; 0 = not set (mode = ecmp only) */
 	int line;
 };
 
@@ -66,7 +70,13 @@ struct cfg_service {
 
 struct cfg {
 	char path[PATH_MAX];
+	enum cfg_mode mode;
 	char interface[IFNAMSIZ];
+	/* mode = ecmp: the VIP routes lbd holds in announce_table via announce_device while it may take
+	 * traffic, for the local routing daemon to export (docs/deploy-ecmp.md) */
+	uint32_t announce_table;
+	char announce_device[IFNAMSIZ];
+	uint32_t drain_quiet_ms;        /* after a withdrawal: no VIP frame this long = the router has moved */
 	char key_files[CFG_MAX_KEYS][PATH_MAX]; /* the first seals, all open (key rotation) */
 	size_t n_key_files;
 	uint32_t advert_interval_ms;    /* 10 ms .. 40 s */

@@ -140,6 +140,11 @@ int vrrpd_set_node(struct vrrpd *v, struct cfg *cfg, char *err, size_t errlen)
 
 	if (!self)
 		return -1;
+	if (cfg->mode != CFG_MODE_PAIR) {
+		snprintf(err, errlen, "%s: mode = ecmp: vrrpd serves mode = pair only; in ecmp mode lbd runs "
+			 "alone and the routing daemon announces the VIP (docs/deploy-ecmp.md)", cfg->path);
+		return -1;
+	}
 	v->self = *self;
 	peer = cfg_peer(cfg, self);
 	v->have_peer = peer != NULL;

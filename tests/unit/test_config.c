@@ -102,6 +102,28 @@ static uint32_t ip(const char *s)
 #define NODE  "[node a]\naddress = 10.0.0.1\npriority = 100\n"
 #define SVC   "[service s]\nvip = 10.0.0.100\nport = 80\nbackend = 10.0.0.21\n"
 
+/* mode = ecmp: up to 16 nodes, no priorities; the announcement's defaults. */
+static void test_ecmp(void **state)
+{
+	struct cfg *cfg = load_ok(CL "mode = ecmp\n" "[node a]\naddress = 10.0.0.1\n[node b]\naddress = 10.0.0.2\n"
+				  "[node c]\naddress = 10.0.0.3\n" SVC);
+
+	(void)state;
+	assert_int_equal(cfg->mode, CFG_MODE_ECMP);
+	assert_int_equal(cfg->n_nodes, 3);
+	assert_int_equal(cfg->nodes[2].priority, 0);
+	assert_int_equal(cfg->announce_table, 100);
+	assert_string_equal(cfg->announce_device, "dsrlb0");
+	assert_int_equal(cfg->drain_quiet_ms, 500);
+	cfg_free(cfg);
+	cfg = load_ok(CL "announce_table = 4242\nannounce_device = vipann\ndrain_quiet = 2s\n" NODE SVC);
+	assert_int_equal(cfg->mode, CFG_MODE_PAIR);
+	assert_int_equal(cfg->announce_table, 4242);
+	assert_string_equal(cfg->announce_device, "vipann");
+	assert_int_equal(cfg->drain_quiet_ms, 2000);
+	cfg_free(cfg);
+}
+
 static void test_example(void **state)
 {
 	struct cfg *cfg = load_ok(EXAMPLE);
@@ -381,7 +403,18 @@ static const struct {
 	{ CL NODE "[cluster] # <-\n", "second [cluster] section (the first is at line 1)" },
 	{ CL NODE "[node a] # <-\n", "node a is already defined at line 4" },
 	{ CL NODE SVC "[service s] # <-\n", "service s is already defined at line 7" },
-	{ CL NODE "[node b]\naddress = 10.0.0.2\npriority = 1\n[node c] # <-\n", "more than 2 nodes" },
+	{ CL NODE "[node b]\naddress = 10.0.0.2\npriority = 1\n[node c] # <-\naddress = 10.0.0.3\npriority = 1\n",
+	  "[node c]: more than 2 nodes in mode = pair (mode = ecmp allows 16)" },
+	{ CL "mode = ecmp\n" NODE "[node b]\naddress = 10.0.0.2\n[node c]\naddress = 10.0.0.3\n[node d]\naddress = 10.0.0.4\n"
+	  "[node e]\naddress = 10.0.0.5\n[node f]\naddress = 10.0.0.6\n[node g]\naddress = 10.0.0.7\n"
+	  "[node h]\naddress = 10.0.0.8\n[node i]\naddress = 10.0.0.9\n[node j]\naddress = 10.0.0.10\n"
+	  "[node k]\naddress = 10.0.0.11\n[node l]\naddress = 10.0.0.12\n[node m]\naddress = 10.0.0.13\n"
+	  "[node n]\naddress = 10.0.0.14\n[node o]\naddress = 10.0.0.15\n[node p]\naddress = 10.0.0.16\n"
+	  "[node q] # <-\n", "more than 16 nodes" },
+	{ CL "mode = active # <-\n" NODE, "mode: 'active' is not one of pair, ecmp" },
+	{ CL "announce_table = 254 # <-\n" NODE, "announce_table: '254' is not a routing table id" },
+	{ CL "announce_table = 0 # <-\n" NODE, "announce_table: '0' is not a routing table id" },
+	{ CL "drain_quiet = 5ms # <-\n" NODE, "drain_quiet: '5ms' is out of range" },
 	{ CL "interface = eth1 # <-\n" NODE, "interface: already set at line 2" },
 	{ "[cluster]\ninterface = # <-\n", "interface: no value" },
 	{ CL "line = " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -391,7 +424,7 @@ static const struct {
 	/* Missing pieces. */
 	{ "[cluster] # <-\nkey_file = /k\n" NODE, "[cluster]: missing 'interface'" },
 	{ "[cluster] # <-\ninterface = eth0\n" NODE, "[cluster]: missing 'key_file'" },
-	{ CL "[node a] # <-\naddress = 10.0.0.1\n", "[node a]: missing 'priority'" },
+	{ CL "[node a] # <-\naddress = 10.0.0.1\n", "[node a]: missing 'priority' (required in mode = pair)" },
 	{ CL "[node a] # <-\npriority = 1\n" SVC, "[node a]: missing 'address'" },
 	{ CL NODE "[service s] # <-\nport = 80\nbackend = 10.0.0.21\n", "[service s]: missing 'vip'" },
 	{ CL NODE "[service s] # <-\nvip = 10.0.0.100\nbackend = 10.0.0.21\n", "[service s]: missing 'port'" },
@@ -671,7 +704,7 @@ static void test_hostile(void **state)
 	for (i = 0; i < 10000; i++)
 		off += (size_t)sprintf(t + off, "[node n%zu]\naddress = 10.9.%zu.%zu\npriority = 9\n", i,
 				       i / 250, i % 250 + 1);
-	expect_error(t, off, ":10: more than 2 nodes");
+	expect_error(t, off, ":52: more than 16 nodes");
 	off = (size_t)sprintf(t, CL NODE);
 	for (i = 0; i < 10000; i++)
 		off += (size_t)sprintf(t + off, "[service s%zu]\nvip = 10.8.0.1\nport = %zu\nbackend = 10.7.0.1\n",
@@ -847,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_err_buffer),
+		cmocka_unit_test(test_ecmp),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_digest),
