@@ -207,6 +207,14 @@ static int kw_duration(struct cfg_parser *p, const struct cfg_kw *kw, void *dst,
 
 	if (cfg_parse_duration_ms(val, &v) < 0)
 		return kw_err(p, kw, "'%s' is not a duration (like 100ms, 2s, 1m, 1h)", val);
+	/* A bare number would mean milliseconds, which is rarely what `stop_timeout = 3` meant: refused,
+	 * with seconds as the hint where they fit the range. */
+	if (v != 0 && val[strspn(val, "0123456789")] == '\0') {
+		int s_ok = (uint64_t)v * 1000 >= kw->min && (uint64_t)v * 1000 <= kw->max;
+
+		return kw_err(p, kw, "'%s' has no unit: did you mean %s%s? (a duration takes ms, s, m or h)",
+			      val, val, s_ok ? "s" : "ms");
+	}
 	if ((v == 0 && (kw->flags & KW_ZERO_OK)) || (v >= kw->min && v <= kw->max)) {
 		*(uint32_t *)dst = v;
 		return 0;
@@ -412,6 +420,7 @@ static int kw_key_file(struct cfg_parser *p, const struct cfg_kw *kw, void *dst,
 	for (i = 0; i < cfg->n_key_files; i++)
 		if (strcmp(cfg->key_files[i], val) == 0)
 			return kw_err(p, kw, "'%s' is listed twice", val);
+	cfg->key_file_lines[cfg->n_key_files] = p->line;
 	strcpy(cfg->key_files[cfg->n_key_files++], val);
 	return 0;
 }

@@ -79,6 +79,7 @@ struct cfg {
 	uint32_t drain_quiet_ms;        /* after a withdrawal: no VIP frame this long = the router has moved */
 	char key_files[CFG_MAX_KEYS][PATH_MAX]; /* the first seals, all open (key rotation) */
 	size_t n_key_files;
+	int key_file_lines[CFG_MAX_KEYS];       /* where each is named, for errors about the file itself */
 	uint32_t advert_interval_ms;    /* 10 ms .. 40 s */
 	int preempt;
 	uint32_t preempt_delay_ms;

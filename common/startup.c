@@ -67,10 +67,43 @@ bad:
 	exit(2);
 }
 
+/* A key file that cannot be used is reported at the config line that names it. */
 struct auth_keyring *startup_keys(const struct cfg *cfg, gid_t reader, char *err, size_t errlen)
 {
-	return auth_keyring_load_for((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
-				     cfg->n_key_files, reader, err, errlen);
+	struct auth_keyring *kr;
+	char msg[400];
+	size_t i;
+
+	kr = auth_keyring_load_for((const char *const[]){ cfg->key_files[0], cfg->key_files[1] },
+				   cfg->n_key_files, reader, err, errlen);
+	if (kr)
+		return kr;
+	for (i = 0; i < cfg->n_key_files; i++) {
+		struct auth_keyring *one = auth_keyring_load_for((const char *const[]){ cfg->key_files[i] }, 1,
+								 reader, msg, sizeof(msg));
+		if (one) {
+			auth_keyring_destroy(one);
+			continue;
+		}
+		snprintf(err, errlen, "%s:%d: key_file: %s", cfg->path, cfg->key_file_lines[i], msg);
+		break;
+	}
+	return NULL;
+}
+
+/* What is valid but almost certainly not meant: said at start-up, at reload and by -t. */
+void startup_warn_config(const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *svc = &cfg->services[i];
+		size_t j;
+
+		for (j = 0; j < svc->n_backends && svc->backends[j].weight == 0; j++)
+			;
+		if (svc->n_backends && j == svc->n_backends)
+			log_warn("%s:%d: [service %s]: every backend has weight 0: the service takes no new flows",
+				 cfg->path, svc->line, svc->name);
+	}
 }
 
 struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **keys, uid_t *uid, gid_t *gid)
@@ -90,6 +123,7 @@ struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **key
 	}
 	if (err[0])
 		log_warn("%s", err);
+	startup_warn_config(cfg);
 	if (a->test) {
 		printf("%s: ok\n", a->cfg_path);
 		exit(0);

@@ -31,6 +31,8 @@ struct cfg *startup_load(const struct startup_args *a, struct auth_keyring **key
 
 /* The key files a config names, as one keyring (also at reload); NULL with err set. A warning (say, a
  * key file readable by others than `reader`, the daemons' group) comes back in err with a keyring. */
+/* Log what is valid but almost certainly a mistake (every backend of a service at weight 0). */
+void startup_warn_config(const struct cfg *cfg);
 struct auth_keyring *startup_keys(const struct cfg *cfg, gid_t reader, char *err, size_t errlen);
 
 #endif

@@ -446,6 +446,8 @@ static const struct {
 	{ CL "advert_interval = 4ms # <-\n" NODE, "'4ms' is out of range (5ms..40s)" },
 	{ CL "advert_interval = 41s # <-\n" NODE, "out of range (5ms..40s)" },
 	{ CL "advert_interval = 1x # <-\n" NODE, "'1x' is not a duration" },
+	{ CL "stop_timeout = 3 # <-\n" NODE, "stop_timeout: '3' has no unit: did you mean 3s?" },
+	{ CL "advert_interval = 100 # <-\n" NODE, "advert_interval: '100' has no unit: did you mean 100ms?" },
 	{ CL "advert_interval = -100ms # <-\n" NODE, "not a duration" },
 	{ CL "preempt = maybe # <-\n" NODE, "'maybe' is neither yes nor no" },
 	{ CL "realtime = YES # <-\n" NODE, "neither yes nor no" },
