@@ -185,11 +185,12 @@ install: all
 	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
-	for u in lbd vrrpd; do \
-		sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/local/share/doc/dsrlb/|$(DOCDIR)/|g' \
-			examples/systemd/$$u.service > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
-		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
-		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
+	for u in lbd.service vrrpd.service dsrlb.target; do \
+		sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' \
+			-e 's|/usr/local/share/doc/dsrlb/|$(DOCDIR)/|g' \
+			examples/systemd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
 	install -m 0644 README.md docs/config.md docs/deploy.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
 	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb

@@ -1,7 +1,10 @@
-/* Logging to stderr (foreground) or syslog, with a per-call-site rate limiter. */
+/* Logging to stderr (foreground) or syslog, with a per-call-site rate limiter. When stderr is the
+ * journal's stream (systemd sets JOURNAL_STREAM to its device:inode), each line starts with the
+ * sd-daemon priority prefix "<N>" instead of a time stamp, so `journalctl -p warning` works. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "clock.h"
@@ -10,14 +13,27 @@
 static struct {
 	int foreground;
 	int debug;
+	int journal;                    /* stderr is the journal's stream */
 	const char *ident;
-} log_cfg = { 1, 0, "dsrlb" };
+} log_cfg = { 1, 0, 0, "dsrlb" };
+
+/* JOURNAL_STREAM=DEV:INO names stderr only while stderr still is that stream (not redirected since). */
+static int log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *ident, int foreground, int debug)
 {
 	log_cfg.ident = ident;
 	log_cfg.foreground = foreground;
 	log_cfg.debug = debug;
+	log_cfg.journal = foreground && log_stderr_is_journal();
 	if (!foreground)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -29,7 +45,13 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
 	if (lvl == LOG_LVL_DEBUG && !log_cfg.debug)
 		return;
-	if (log_cfg.foreground) {
+	if (log_cfg.journal) {
+		/* One write per line: the journal splits the stream at newlines. */
+		char line[1024];
+		int n = vsnprintf(line, sizeof(line), fmt, ap);
+
+		fprintf(stderr, "<%d>%s%s\n", prio[lvl], line, n >= (int)sizeof(line) ? "..." : "");
+	} else if (log_cfg.foreground) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		fprintf(stderr, "%lld.%03ld %s: %s: ", (long long)ts.tv_sec, ts.tv_nsec / 1000000,

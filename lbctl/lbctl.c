@@ -46,7 +46,8 @@ static void usage(FILE *out)
 		"  flows [--limit N] [--json]  entries of the connection table (default limit 100)\n"
 		"  drain SERVICE BACKEND       no new flows to BACKEND; its established flows continue\n"
 		"  undrain SERVICE BACKEND     give BACKEND new flows again\n"
-		"  reload                      make lbd and vrrpd re-read the config (like SIGHUP)\n"
+		"  reload [lbd|vrrpd]          make lbd and vrrpd (or the one named) re-read the config; exit 1\n"
+		"                              and the reason if a daemon refused it (it keeps its old config)\n"
 		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs)\n"
 		"  keygen FILE [GROUP]         write a new random cluster key (mode 0600; never overwrites); with\n"
 		"                              GROUP (the daemons' group, docs/deploy.md): mode 0640, that group\n"
@@ -349,16 +350,24 @@ static int lbctl_simple(struct lbctl *c, Dsrlb__LbdRequest *q)
 	return rc;
 }
 
-static int lbctl_reload(struct lbctl *c)
+/* Both daemons, or the one named (a unit's synchronous ExecReload= names its own daemon). */
+static int lbctl_reload(struct lbctl *c, const char *which)
 {
 	Dsrlb__LbdRequest q = DSRLB__LBD_REQUEST__INIT;
 	char err[512];
 	Dsrlb__VrrpResponse *v;
-	int rc;
+	int rc = EXIT_OK;
 
 	q.cmd = DSRLB__LBD_CMD__LBD_CMD_RELOAD;
-	rc = lbctl_simple(c, &q);
+	if (!which || !strcmp(which, "lbd"))
+		rc = lbctl_simple(c, &q);
+	if (which && strcmp(which, "vrrpd") != 0)
+		return rc;
 	v = lbctl_vrrpd(c, DSRLB__VRRP_CMD__VRRP_CMD_RELOAD, err, sizeof(err));
+	if (!v && which) {
+		fprintf(stderr, "lbctl: %s\n", err);
+		return EXIT_DOWN;
+	}
 	if (v) {
 		if (!v->ok) {
 			fprintf(stderr, "lbctl: vrrpd: %s\n", v->error);
@@ -472,7 +481,9 @@ int main(int argc, char **argv)
 		return lbctl_simple(&c, &q);
 	}
 	if (!strcmp(cmd, "reload") && nargs == 0)
-		return lbctl_reload(&c);
+		return lbctl_reload(&c, NULL);
+	if (!strcmp(cmd, "reload") && nargs == 1 && (!strcmp(args[0], "lbd") || !strcmp(args[0], "vrrpd")))
+		return lbctl_reload(&c, args[0]);
 	if (!strcmp(cmd, "set-mode") && nargs == 1 &&
 	    (!strcmp(args[0], "active") || !strcmp(args[0], "standby"))) {
 		q.cmd = DSRLB__LBD_CMD__LBD_CMD_SET_MODE;

@@ -17,6 +17,7 @@
 #include "lbd.h"
 #include "log.h"
 #include "privs.h"
+#include "sdnotify.h"
 #include "startup.h"
 
 static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -123,9 +124,42 @@ static void lbd_stop(struct lbd *l)
 	cfg_free(l->cfg);
 }
 
+/* STATUS= for systemd: the role, as `lbctl status` names it. */
+static void lbd_status_text(void *ctx, char *buf, size_t len)
+{
+	const struct lbd *l = ctx;
+
+	if (l->stopping)
+		snprintf(buf, len, "stopping: forwarding until the peer has the VIPs");
+	else if (l->active)
+		snprintf(buf, len, "active (%s)%s", mode_reason_str(l->reason), l->owner ? ", owns the VIPs" : "");
+	else
+		snprintf(buf, len, "standby (%s)", mode_reason_str(l->reason));
+}
+
+#define LBD_READY_WAIT_MS 1000       /* longest wait for backend MACs before READY=1 */
+
+static struct sdnotify sdn;
+
+/* READY=1 once lbd can forward: every backend's MAC resolved (the first ARP round), or after
+ * LBD_READY_WAIT_MS for backends that do not answer. */
+static void lbd_ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct lbd *l = t->data;
+	size_t i, unresolved = 0;
+
+	for (i = 0; i < LBD_MAX_SLOTS; i++)
+		unresolved += l->slots[i].addr && !l->slots[i].mac_known;
+	if (unresolved && clock_ms() - l->start_ms < LBD_READY_WAIT_MS)
+		return;
+	ev_timer_stop(loop, t);
+	sdnotify_ready(&sdn, loop, lbd_status_text, l);
+}
+
 int main(int argc, char **argv)
 {
 	static struct lbd l;
+	ev_timer ready_timer;
 	struct startup_args a;
 	struct auth_keyring *keys;
 	char err[512];
@@ -134,6 +168,7 @@ int main(int argc, char **argv)
 
 	startup_args(&a, "lbd", 1, argc, argv);
 	log_init("lbd", a.foreground || a.test, a.debug);
+	sdnotify_open(&sdn);
 	/* The key is needed by connection sync (which loads it itself); a bad key file is a config error. */
 	cfg = startup_load(&a, &keys, &l.uid, &l.gid);
 	auth_keyring_destroy(keys);
@@ -185,7 +220,14 @@ int main(int argc, char **argv)
 		 flow_bytes_per_flow(l.workers[0].flows));
 	if (l.standalone)
 		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0, 0);
+	/* Rings, workers, sockets and the first config are up: READY=1 once the backends are resolved. */
+	ev_timer_init(&ready_timer, lbd_ready_cb, 0, 0.01);
+	ready_timer.data = &l;
+	ev_timer_start(l.loop, &ready_timer);
 	ev_run(l.loop, 0);
+	ev_timer_stop(l.loop, &ready_timer);
+	sdnotify_send(&sdn, "STOPPING=1");
+	sdnotify_close(&sdn, l.loop);
 	lbd_stop(&l);
 	log_info("stopped");
 	return 0;

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "privs.h"
+#include "sdnotify.h"
 #include "startup.h"
 #include "control.pb-c.h"
 #include "vrrpd.h"
@@ -33,9 +34,19 @@ static void vrrpd_realtime(const struct vrrpd *v)
 		log_warn("realtime priority: %s", strerror(errno));
 }
 
+/* STATUS= for systemd: the VRRP state and the node. */
+static void vrrpd_status_text(void *ctx, char *buf, size_t len)
+{
+	const struct vrrpd *v = ctx;
+
+	snprintf(buf, len, "%s%s, node %s", vrrp_state_name(v->fsm.state), v->fsm.stopping ? " (stopping)" : "",
+		 v->node);
+}
+
 int main(int argc, char **argv)
 {
 	static struct vrrpd v;
+	static struct sdnotify sdn;
 	struct startup_args a;
 	char err[512] = "";
 	struct vrrp_fsm_config fc;
@@ -43,6 +54,7 @@ int main(int argc, char **argv)
 
 	startup_args(&a, "vrrpd", 0, argc, argv);
 	log_init("vrrpd", a.foreground || a.test, a.debug);
+	sdnotify_open(&sdn);
 	v.cfg = startup_load(&a, &v.keys, &v.uid, &v.gid);
 	if (a.node)
 		snprintf(v.node, sizeof(v.node), "%s", a.node);
@@ -79,7 +91,10 @@ int main(int argc, char **argv)
 		fatal("cannot drop privileges");
 
 	vrrpd_start(&v, &fc);
+	sdnotify_ready(&sdn, v.loop, vrrpd_status_text, &v);
 	ev_run(v.loop, 0);
+	sdnotify_send(&sdn, "STOPPING=1");
+	sdnotify_close(&sdn, v.loop);
 
 	/* Leaving: lbd goes standby now (it would also fence itself when we fall silent). */
 	if (v.lbd_want_active || v.lbd_release_ms) {
