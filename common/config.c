@@ -270,6 +270,14 @@ static int kw_check(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, co
 	return kw_choice(p, kw, dst, val, w, v, 3, "none, tcp, http");
 }
 
+static int kw_persist(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	static const char *const w[] = { "none", "client" };
+	static const int v[] = { CFG_PERSIST_NONE, CFG_PERSIST_CLIENT };
+
+	return kw_choice(p, kw, dst, val, w, v, 2, "none, client");
+}
+
 static int kw_mode(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
 {
 	static const char *const w[] = { "pair", "ecmp" };
@@ -566,6 +574,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "tcp_syn_timeout",         kw_duration,  C(tcp_syn_ms),         SEC(1), HOURS(168), 0 },
 	{ "tcp_fin_timeout",         kw_duration,  C(tcp_fin_ms),         SEC(1), HOURS(168), 0 },
 	{ "udp_timeout",             kw_duration,  C(udp_ms),             SEC(1), HOURS(168), 0 },
+	{ "persistence_timeout",     kw_duration,  C(persistence_ms),     SEC(1), HOURS(168), 0 },
 	{ "arp_refresh",             kw_duration,  C(arp_refresh_ms),     MS(100), HOURS(1), 0 },
 	{ "notify_master",           kw_command,   C(notify_master),      0, 0, 0 },
 	{ "notify_backup",           kw_command,   C(notify_backup),      0, 0, 0 },
@@ -595,6 +604,7 @@ static const struct cfg_kw cfg_service_kws[] = {
 	{ "check_status",    kw_uint,      S(check_status),      100, 599, 0 },
 	{ "check_host",      kw_http_host, S(check_host),        0, 0, 0 },
 	{ "on_backend_down", kw_on_down,   S(on_backend_down),   0, 0, 0 },
+	{ "persistence",     kw_persist,   S(persistence),       0, 0, 0 },
 	{ "sorry_backend",   kw_unicast,   S(sorry_backend),     0, 0, 0 },
 };
 
@@ -638,6 +648,7 @@ static void cfg_defaults(struct cfg *cfg)
 	cfg->tcp_syn_ms = SEC(60);
 	cfg->tcp_fin_ms = SEC(120);
 	cfg->udp_ms = SEC(300);
+	cfg->persistence_ms = SEC(300);
 	cfg->arp_refresh_ms = SEC(5);
 	cfg->notify_timeout_ms = SEC(5);
 	/* fence_ms is derived from advert_interval once [cluster] is complete. */

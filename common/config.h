@@ -25,6 +25,8 @@
 
 enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
 enum cfg_on_down { CFG_DOWN_RESCHEDULE, CFG_DOWN_KEEP };
+/* none: one flow per connection; client: one entry per client address and service (IPVS persistence). */
+enum cfg_persist { CFG_PERSIST_NONE, CFG_PERSIST_CLIENT };
 /* pair: one active node elected by vrrpd; ecmp: every node forwards, the VIP routed to each over BGP
  * (docs/deploy-ecmp.md). */
 enum cfg_mode { CFG_MODE_PAIR, CFG_MODE_ECMP };
@@ -64,6 +66,7 @@ struct cfg_service {
 	char check_host[128];
 	uint32_t check_status;
 	enum cfg_on_down on_backend_down;
+	enum cfg_persist persistence;
 	struct in_addr sorry_backend;   /* INADDR_ANY = drop when all are down */
 	int line;
 };
@@ -104,6 +107,7 @@ struct cfg {
 	uint32_t tcp_syn_ms;
 	uint32_t tcp_fin_ms;
 	uint32_t udp_ms;
+	uint32_t persistence_ms;        /* idle timeout of a client's entry in a `persistence = client` service */
 	uint32_t arp_refresh_ms;        /* how often backend MACs are re-resolved */
 	char notify_master[CFG_CMD_MAX];
 	char notify_backup[CFG_CMD_MAX];

@@ -241,6 +241,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 		s->port = htons(cs->port);
 		s->proto = cs->proto;
 		s->on_down = cs->on_backend_down;
+		s->persist = cs->persistence == CFG_PERSIST_CLIENT;
 		s->mg = mgs[i];
 		s->sorry_slot = LBD_NO_SLOT;
 		for (size_t k = 0; k <= cs->n_backends; k++) {
@@ -297,6 +298,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 	l->timeouts.tcp_fin_ms = cfg->tcp_fin_ms;
 	l->timeouts.udp_ms = cfg->udp_ms;
 	l->timeouts.other_ms = cfg->udp_ms;
+	l->timeouts.persist_ms = cfg->persistence_ms;
 	if (l->cfg != cfg)
 		cfg_free(l->cfg);
 	l->cfg = cfg;

@@ -314,6 +314,8 @@ uint32_t flow_timeout_ms(const struct flow_timeouts *to, uint8_t state)
 		return to->tcp_fin_ms;
 	case FLOW_UDP:
 		return to->udp_ms;
+	case FLOW_PERSIST:
+		return to->persist_ms;
 	default:
 		return to->other_ms;
 	}
@@ -390,6 +392,7 @@ const char *flow_state_name(uint8_t state)
 	static const char *const name[] = {
 		[FLOW_TCP_SYN] = "SYN", [FLOW_TCP_EST] = "EST", [FLOW_TCP_FIN] = "FIN",
 		[FLOW_TCP_CLOSED] = "CLOSED", [FLOW_UDP] = "UDP", [FLOW_OTHER] = "OTHER",
+		[FLOW_PERSIST] = "PERSIST",
 	};
 
 	return state < sizeof(name) / sizeof(name[0]) ? name[state] : "?";

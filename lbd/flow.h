@@ -18,7 +18,9 @@ struct flow_key {
 	uint8_t proto;
 };
 
-enum flow_state { FLOW_TCP_SYN, FLOW_TCP_EST, FLOW_TCP_FIN, FLOW_TCP_CLOSED, FLOW_UDP, FLOW_OTHER };
+/* FLOW_PERSIST: a client's entry in a `persistence = client` service (key without the client port). */
+enum flow_state { FLOW_TCP_SYN, FLOW_TCP_EST, FLOW_TCP_FIN, FLOW_TCP_CLOSED, FLOW_UDP, FLOW_OTHER, FLOW_PERSIST };
+#define FLOW_STATE_LAST FLOW_PERSIST
 
 /* What callers see: 24 bytes. backend, state and flags are the caller's to change in place. */
 struct flow {
@@ -31,7 +33,7 @@ struct flow {
 
 /* Idle time after which a flow in each state is expired. FLOW_TCP_CLOSED uses tcp_fin_ms. */
 struct flow_timeouts {
-	uint32_t tcp_syn_ms, tcp_est_ms, tcp_fin_ms, udp_ms, other_ms;
+	uint32_t tcp_syn_ms, tcp_est_ms, tcp_fin_ms, udp_ms, other_ms, persist_ms;
 };
 
 struct flow_table;

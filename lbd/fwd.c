@@ -87,7 +87,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	memset(&k, 0, sizeof(k));
 	k.saddr = p->saddr;
 	k.daddr = p->daddr;
-	k.sport = p->sport;
+	k.sport = s->persist ? 0 : p->sport;    /* persistence: every connection of a client, one entry */
 	k.dport = p->dport;
 	k.proto = p->proto;
 	h = flow_hash(&k);
@@ -95,7 +95,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	if (f) {
 		uint8_t old_state = f->state;
 		uint16_t old_slot = f->backend;
-		if (p->proto == IPPROTO_TCP) {
+		if (p->proto == IPPROTO_TCP && !s->persist) {
 			int newconn = 0;
 			f->state = (uint8_t)flow_tcp_next((enum flow_state)f->state, p->tcp_flags, &newconn);
 			if (newconn)
@@ -125,8 +125,8 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	slot = fwd_pick(l, s, h);
 	if (slot == LBD_NO_SLOT)
 		return slot;
-	uint8_t st = FLOW_UDP;
-	if (p->proto == IPPROTO_TCP) {
+	uint8_t st = s->persist ? FLOW_PERSIST : FLOW_UDP;
+	if (p->proto == IPPROTO_TCP && !s->persist) {
 		/* A first segment without SYN (a flow that began before us, or a spoofed ACK) starts in SYN and
 		 * with its short timeout: the next ACK makes it established. One packet per tuple, as a spoofed
 		 * flood sends, never buys an entry for tcp_established_timeout. */
@@ -162,7 +162,7 @@ static uint16_t fwd_icmp_error(struct fwd_ctx *c, const struct pkt *p)
 	memset(&k, 0, sizeof(k));
 	k.saddr = p->in_daddr;
 	k.daddr = p->in_saddr;
-	k.sport = p->in_dport;
+	k.sport = s->persist ? 0 : p->in_dport;
 	k.dport = p->in_sport;
 	k.proto = p->in_proto;
 	h = flow_hash(&k);

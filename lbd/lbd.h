@@ -67,6 +67,7 @@ struct lbd_service {
 	uint16_t port;                  /* network order */
 	uint8_t proto;
 	enum cfg_on_down on_down;
+	int persist;                    /* persistence = client: flows keyed without the client port */
 	uint16_t slots[CFG_MAX_BACKENDS];
 	size_t n_slots;
 	uint16_t sorry_slot;            /* LBD_NO_SLOT: drop when no backend is usable */

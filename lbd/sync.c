@@ -308,7 +308,7 @@ static void sync_apply(struct sync_ctx *s, const Dsrlb__SyncFlow *sf)
 	struct flow *f;
 	uint64_t now = clock_ms();
 
-	if (sf->sport > 65535 || sf->dport > 65535 || sf->proto > 255 || sf->state > FLOW_OTHER)
+	if (sf->sport > 65535 || sf->dport > 65535 || sf->proto > 255 || sf->state > FLOW_STATE_LAST)
 		return;
 	memset(&k, 0, sizeof(k));
 	k.saddr = sf->saddr;

@@ -115,6 +115,12 @@ static void test_ecmp(void **state)
 	assert_int_equal(cfg->announce_table, 100);
 	assert_string_equal(cfg->announce_device, "dsrlb0");
 	assert_int_equal(cfg->drain_quiet_ms, 500);
+	assert_int_equal(cfg->persistence_ms, 300000);
+	assert_int_equal(cfg->services[0].persistence, CFG_PERSIST_NONE);
+	cfg_free(cfg);
+	cfg = load_ok(CL "persistence_timeout = 1h\n" NODE SVC "persistence = client\n");
+	assert_int_equal(cfg->persistence_ms, 3600000);
+	assert_int_equal(cfg->services[0].persistence, CFG_PERSIST_CLIENT);
 	cfg_free(cfg);
 	cfg = load_ok(CL "announce_table = 4242\nannounce_device = vipann\ndrain_quiet = 2s\n" NODE SVC);
 	assert_int_equal(cfg->mode, CFG_MODE_PAIR);
@@ -446,6 +452,8 @@ static const struct {
 	{ CL "advert_interval = 4ms # <-\n" NODE, "'4ms' is out of range (5ms..40s)" },
 	{ CL "advert_interval = 41s # <-\n" NODE, "out of range (5ms..40s)" },
 	{ CL "advert_interval = 1x # <-\n" NODE, "'1x' is not a duration" },
+	{ CL NODE SVC "persistence = sticky # <-\n", "persistence: 'sticky' is not one of none, client" },
+	{ CL "persistence_timeout = 500ms # <-\n" NODE, "persistence_timeout: '500ms' is out of range (1s..168h)" },
 	{ CL "stop_timeout = 3 # <-\n" NODE, "stop_timeout: '3' has no unit: did you mean 3s?" },
 	{ CL "advert_interval = 100 # <-\n" NODE, "advert_interval: '100' has no unit: did you mean 100ms?" },
 	{ CL "advert_interval = -100ms # <-\n" NODE, "not a duration" },

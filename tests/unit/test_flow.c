@@ -414,6 +414,7 @@ static void test_tcp_next(void **state)
 
 	assert_string_equal(flow_state_name(FLOW_TCP_EST), "EST");
 	assert_string_equal(flow_state_name(FLOW_OTHER), "OTHER");
+	assert_string_equal(flow_state_name(FLOW_PERSIST), "PERSIST");
 	assert_string_equal(flow_state_name(0xff), "?");
 	assert_int_equal(flow_timeout_ms(&timeouts, FLOW_TCP_CLOSED), timeouts.tcp_fin_ms);
 	assert_int_equal(flow_timeout_ms(&timeouts, 0xff), timeouts.other_ms);
