@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 	if (!a.foreground && daemon(0, 0) < 0)
 		fatal("daemon: %s", strerror(errno));
 	/* The helper first, while lbd holds nothing it should not inherit. */
-	if (!(l.kdrop = kdrop_create(cfg->interface, l.uid, l.gid)))
+	if (!(l.kdrop = kdrop_create(cfg, l.uid, l.gid)))
 		log_warn("no nftables helper: the rule that keeps the local stack off VIP frames cannot be set");
 	l.loop = ev_default_loop(EVFLAG_AUTO);
 	l.start_ms = clock_ms();
