@@ -14,7 +14,7 @@ VERSION := $(shell cat VERSION)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation \
            -D_GNU_SOURCE -I. -Icommon -I$(GEN) -DDSRLB_VERSION='"$(VERSION)"'
-LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lnftables -lpthread -lm
+LDLIBS  := -lev -lsodium -lprotobuf-c -linih -lnftables -lmnl -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROTOS      := $(wildcard proto/*.proto)

@@ -674,6 +674,9 @@ static int cfg_cluster_finish(struct cfg_parser *p)
 	struct cfg *cfg = p->cfg;
 	int line;
 
+	cfg->mode_line = cfg_kw_line(p, "mode");
+	cfg->announce_table_line = cfg_kw_line(p, "announce_table");
+	cfg->announce_device_line = cfg_kw_line(p, "announce_device");
 	line = cfg_kw_line(p, "fence_timeout");
 	if (line == 0) {
 		cfg->fence_ms = 4 * cfg->advert_interval_ms;

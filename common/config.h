@@ -80,6 +80,9 @@ struct cfg {
 	uint32_t announce_table;
 	char announce_device[IFNAMSIZ];
 	uint32_t drain_quiet_ms;        /* after a withdrawal: no VIP frame this long = the router has moved */
+	/* Where mode, announce_table and announce_device were set (0: default), for the file:line of a
+	 * reload that changes them (they change only on restart). */
+	int mode_line, announce_table_line, announce_device_line;
 	char key_files[CFG_MAX_KEYS][PATH_MAX]; /* the first seals, all open (key rotation) */
 	size_t n_key_files;
 	int key_file_lines[CFG_MAX_KEYS];       /* where each is named, for errors about the file itself */

@@ -40,7 +40,8 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  status [--json]             this node and its peer: roles, VIPs, services, backends, counters;\n"
-		"                              STOPPING / RELEASING while a node hands its VIPs over\n"
+		"                              STOPPING / RELEASING while a node hands its VIPs over; in mode = ecmp\n"
+		"                              whether each VIP is announced, and why not\n"
 		"  stats [--json]              packet and flow counters of the local lbd\n"
 		"  backends [--json]           backends of every service: state, MAC, weight, flows\n"
 		"  flows [--limit N] [--json]  entries of the connection table (default limit 100)\n"
@@ -48,7 +49,10 @@ static void usage(FILE *out)
 		"  undrain SERVICE BACKEND     give BACKEND new flows again\n"
 		"  reload [lbd|vrrpd]          make lbd and vrrpd (or the one named) re-read the config; exit 1\n"
 		"                              and the reason if a daemon refused it (it keeps its old config)\n"
-		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs)\n"
+		"  set-mode active|standby     operator override of lbd's mode (when no vrrpd runs; mode = pair)\n"
+		"  drain-node                  mode = ecmp: withdraw every VIP route (the routers stop sending here);\n"
+		"                              lbd keeps forwarding and stays up\n"
+		"  undrain-node                mode = ecmp: announce the VIPs again\n"
 		"  keygen FILE [GROUP]         write a new random cluster key (mode 0600; never overwrites); with\n"
 		"                              GROUP (the daemons' group, docs/deploy.md): mode 0640, that group\n"
 		"  check-backend ADDRESS [--vip VIP] [--port PORT] [--udp] [--interface IF]\n"
@@ -216,16 +220,29 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 	}
 	if (!st)
 		return;
-	printf("  lbd     %s (%s)  flows %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes each)  up %" PRIu64 " s",
-	       st->release_remaining_ms ? "RELEASING" : st->active ? "ACTIVE" : "standby", st->mode_reason, st->flows,
+	printf("  lbd     %s%s (%s)  flows %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes each)  up %" PRIu64 " s",
+	       st->release_remaining_ms ? "RELEASING" : st->active ? "ACTIVE" : "standby",
+	       !strcmp(st->cluster_mode, "ecmp") ? " mode ecmp" : "", st->mode_reason, st->flows,
 	       st->flow_max, st->flow_bytes, st->uptime_ms / 1000);
 	if (st->release_remaining_ms)
 		printf("  forwarding %u ms more, no ARP answers", st->release_remaining_ms);
-	printf("%s\n", st->stopping ? "  STOPPING: leaving once the peer has the VIPs" : "");
-	printf("  vips   ");
-	for (size_t i = 0; i < st->n_vips; i++)
-		printf(" %s", st->vips[i]);
-	printf("%s\n", st->active ? "  (owned by this node)" : "");
+	if (!strcmp(st->cluster_mode, "ecmp")) {
+		printf("%s\n", st->stopping ? "  STOPPING: routes withdrawn, forwarding until the routers stop sending"
+		       : "");
+		printf("  announce %s%s%s\n", st->announced ? "yes" : "NO", st->announced ? "" : ": ",
+		       st->announced ? "" : st->announce_why);
+		for (size_t i = 0; i < st->n_announcements; i++)
+			printf("  vip     %-16s %s\n", st->announcements[i]->vip, st->announcements[i]->why);
+		if (st->draining)
+			printf("  DRAINING (lbctl drain-node): withdrawn, still forwarding; lbctl undrain-node announces "
+			       "again\n");
+	} else {
+		printf("%s\n", st->stopping ? "  STOPPING: leaving once the peer has the VIPs" : "");
+		printf("  vips   ");
+		for (size_t i = 0; i < st->n_vips; i++)
+			printf(" %s", st->vips[i]);
+		printf("%s\n", st->active ? "  (owned by this node)" : "");
+	}
 	if (st->counters) {
 		const Dsrlb__Counters *c = st->counters;
 		printf("  frames  rx %" PRIu64 "  forwarded %" PRIu64 "  ring drops %" PRIu64 "  malformed %" PRIu64
@@ -265,6 +282,9 @@ static int lbctl_status(struct lbctl *c, int what)
 		dsrlb__lbd_response__free_unpacked(r, NULL);
 		r = NULL;
 	}
+	/* In mode = ecmp no vrrpd runs: not asking it spares an error that means nothing. */
+	if (r && r->status && !strcmp(r->status->cluster_mode, "ecmp"))
+		what = what == 's' ? 'e' : what;
 	if (what == 's')
 		v = lbctl_vrrpd(c, DSRLB__VRRP_CMD__VRRP_CMD_STATUS, verr, sizeof(verr));
 	if (v && !v->ok) {
@@ -282,7 +302,7 @@ static int lbctl_status(struct lbctl *c, int what)
 			pbjson_write(stdout, &r->status->base, 1);
 		else
 			printf("null");
-		if (what == 's') {
+		if (what == 's' || what == 'e') {
 			printf(",\n  \"vrrpd\": ");
 			if (v && v->status)
 				pbjson_write(stdout, &v->status->base, 1);
@@ -298,8 +318,8 @@ static int lbctl_status(struct lbctl *c, int what)
 		if (what == 's' && !v)
 			printf("%s\"vrrpd: %s\"", first ? "" : ", ", verr);
 		printf("]\n}\n");
-	} else if (what == 's') {
-		lbctl_print_status(r ? r->status : NULL, v ? v->status : NULL, v ? NULL : verr);
+	} else if (what == 's' || what == 'e') {
+		lbctl_print_status(r ? r->status : NULL, v ? v->status : NULL, v || what == 'e' ? NULL : verr);
 		if (!r)
 			printf("  lbd     not reachable (%s)\n", err);
 	} else if (r && what == 'b') {
@@ -488,6 +508,10 @@ int main(int argc, char **argv)
 	    (!strcmp(args[0], "active") || !strcmp(args[0], "standby"))) {
 		q.cmd = DSRLB__LBD_CMD__LBD_CMD_SET_MODE;
 		q.active = !strcmp(args[0], "active");
+		return lbctl_simple(&c, &q);
+	}
+	if ((!strcmp(cmd, "drain-node") || !strcmp(cmd, "undrain-node")) && nargs == 0) {
+		q.cmd = cmd[0] == 'd' ? DSRLB__LBD_CMD__LBD_CMD_DRAIN_NODE : DSRLB__LBD_CMD__LBD_CMD_UNDRAIN_NODE;
 		return lbctl_simple(&c, &q);
 	}
 	if (!strcmp(cmd, "keygen") && (nargs == 1 || nargs == 2))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "announce.h"
 #include "clock.h"
 #include "control.pb-c.h"
 #include "ctlauth.h"
@@ -96,6 +97,31 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->frag_unmatched = ctr.frag_unmatched;
 	c->arp_requests_sent = ctr.arp_requests_sent;
 	c->health_waited = health_waited(l->health);
+	c->vip_frames = ctr.vip_frames;
+}
+
+/* mode = ecmp: each VIP's route, as announce.c last judged it. */
+static void ctl_announce_fill(struct lbd *l, Dsrlb__LbdStatus *st)
+{
+	const struct announce *a = l->announce;
+
+	st->cluster_mode = ctl_strdup(l->cfg->mode == CFG_MODE_ECMP ? "ecmp" : "pair");
+	st->announced = l->announced;
+	st->announce_why = ctl_strdup(l->announce_why);
+	if (!a)
+		return;
+	st->draining = a->draining;
+	st->announcements = calloc(a->n_vips ? a->n_vips : 1, sizeof(*st->announcements));
+	for (size_t i = 0; st->announcements && i < a->n_vips; i++) {
+		Dsrlb__VipAnnouncement *pa = calloc(1, sizeof(*pa));
+		if (!pa)
+			break;
+		dsrlb__vip_announcement__init(pa);
+		pa->vip = ctl_addr(a->vips[i].vip);
+		pa->announced = a->vips[i].installed;
+		pa->why = ctl_strdup(a->vips[i].why);
+		st->announcements[st->n_announcements++] = pa;
+	}
 }
 
 static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
@@ -204,6 +230,7 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 	st->last_reload_error = ctl_strdup(l->last_reload_error);
 	sync_status(l->sync, ss);
 	st->sync = ss;
+	ctl_announce_fill(l, st);
 }
 
 static void ctl_status_free(Dsrlb__LbdStatus *st)
@@ -223,6 +250,14 @@ static void ctl_status_free(Dsrlb__LbdStatus *st)
 		free(ps);
 	}
 	free(st->services);
+	for (size_t i = 0; i < st->n_announcements; i++) {
+		ctl_free_str(st->announcements[i]->vip);
+		ctl_free_str(st->announcements[i]->why);
+		free(st->announcements[i]);
+	}
+	free(st->announcements);
+	ctl_free_str(st->cluster_mode);
+	ctl_free_str(st->announce_why);
 	ctl_free_str(st->node);
 	ctl_free_str(st->mode_reason);
 	ctl_free_str(st->interface);
@@ -326,6 +361,8 @@ static enum ipc_access ctl_need(int cmd, const char **what)
 	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN: *what = "undrain a backend"; return IPC_ACCESS_CHANGE;
 	case DSRLB__LBD_CMD__LBD_CMD_RELOAD: *what = "reload lbd"; return IPC_ACCESS_CHANGE;
 	case DSRLB__LBD_CMD__LBD_CMD_GARP: *what = "send gratuitous ARP"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_DRAIN_NODE: *what = "drain the node"; return IPC_ACCESS_CHANGE;
+	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN_NODE: *what = "undrain the node"; return IPC_ACCESS_CHANGE;
 	default: *what = "use lbd's control socket"; return IPC_ACCESS_READ;
 	}
 }
@@ -363,6 +400,11 @@ static int ctl_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req
 			snprintf(err, sizeof(err), "lbd runs --standalone: its mode is fixed");
 			break;
 		}
+		if (l->announce) {
+			snprintf(err, sizeof(err), "mode = ecmp: lbd always forwards and vrrpd is not used; "
+				 "lbctl drain-node withdraws the node");
+			break;
+		}
 		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp,
 			 q->release_ms);
 		with_status = brief = 1;
@@ -374,6 +416,17 @@ static int ctl_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_RELOAD:
 		r.ok = lbd_reload(l, err, sizeof(err)) == 0;
+		break;
+	case DSRLB__LBD_CMD__LBD_CMD_DRAIN_NODE:
+	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN_NODE:
+		if (!l->announce) {
+			snprintf(err, sizeof(err), "drain-node and undrain-node are for mode = ecmp; this node runs "
+				 "mode = pair, where stopping vrrpd or lbd hands the VIPs to the peer");
+			break;
+		}
+		announce_drain(l->announce, q->cmd == DSRLB__LBD_CMD__LBD_CMD_DRAIN_NODE);
+		with_status = 1;
+		r.ok = 1;
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_GARP:
 		if (l->owner) {

@@ -258,6 +258,7 @@ static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struc
 		c->ctr.drop_not_for_us++;
 		return;
 	}
+	c->ctr.vip_frames++;
 	if (!l->active) {
 		c->ctr.drop_standby++;
 		return;

@@ -1,14 +1,21 @@
-/* The stack-side drop rule for VIP frames, through libnftables (the library behind `nft`). Packet
- * sockets receive frames before the netdev ingress hook, so lbd still sees every frame it drops here.
+/* The privileged helper: the stack-side drop rule for VIP frames, through libnftables (the library
+ * behind `nft`), and in mode = ecmp the VIP routes that announce this node to the local routing daemon,
+ * through rtnetlink (libmnl). Packet sockets receive frames before the netdev ingress hook, so lbd still
+ * sees every frame it drops here.
  *
- * Changing nftables needs CAP_NET_ADMIN, which lets a process reconfigure the whole host's network.
- * lbd itself gives it up: a helper process forked at start-up, before any packet socket exists, keeps
- * it alone and does one thing, on a socketpair: replace this one table for a list of VIPs (or remove
- * it). It reads nothing from the network; each request is a fixed-size record it checks in full, and
- * the interface and its MAC are its own (fixed at start-up and read from the kernel), not lbd's word.
- * So a bug in lbd's packet path that hands an attacker lbd gets no CAP_NET_ADMIN, only this rule. */
+ * Changing nftables or routes needs CAP_NET_ADMIN, which lets a process reconfigure the whole host's
+ * network. lbd itself gives it up: a helper process forked at start-up, before any packet socket exists,
+ * keeps it alone and does a few things, on a socketpair: replace this one table for a list of VIPs (or
+ * remove it), and add or delete one route `VIP/32 dev announce_device table announce_table proto
+ * KDROP_RTPROT`. It reads nothing from the network; each request is a fixed-size record it checks in full,
+ * and the interface, its MAC, the routing table and the device are its own (fixed at start-up and read
+ * from the kernel), not lbd's word. A route is added only for a VIP of the config file (read by the
+ * helper itself), since the routing daemon exports it to the routers. So a bug in lbd's packet path that
+ * hands an attacker lbd gets no CAP_NET_ADMIN, only this rule and the announcement of its own VIPs. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <nftables/libnftables.h>
 #include <poll.h>
@@ -33,7 +40,7 @@
 #define KDROP_MAX_VIPS   CFG_MAX_SERVICES
 #define KDROP_TIMEOUT_MS 5000
 
-enum kdrop_op { KDROP_OP_INSTALL = 1, KDROP_OP_REMOVE = 2 };
+enum kdrop_op { KDROP_OP_INSTALL = 1, KDROP_OP_REMOVE = 2, KDROP_OP_ANNOUNCE = 3, KDROP_OP_WITHDRAW = 4 };
 
 struct kdrop_req {
 	uint32_t seq;
@@ -51,6 +58,17 @@ struct kdrop {
 	int fd;
 	pid_t pid;
 	uint32_t seq;
+};
+
+/* What the helper knows of its own, fixed when it is forked: never taken from a request. */
+struct kdrop_helper {
+	char ifname[IFNAMSIZ];
+	char cfg_path[PATH_MAX];
+	int ecmp;                       /* routes may be announced at all */
+	uint32_t table;
+	char device[IFNAMSIZ];
+	uint32_t vips[KDROP_MAX_VIPS];  /* the config's VIPs, as last read by the helper */
+	size_t n_vips;
 };
 
 static int kdrop_run(const char *cmd)
@@ -94,9 +112,11 @@ static int kdrop_helper_mac(const char *ifname, uint8_t mac[6])
 /* A VIP is a host address (config.c's rule): not 0/8, not multicast, reserved or broadcast. */
 static int kdrop_req_valid(const struct kdrop_req *q, ssize_t len)
 {
-	if (len < (ssize_t)offsetof(struct kdrop_req, vips) || (q->op != KDROP_OP_INSTALL && q->op != KDROP_OP_REMOVE))
+	if (len < (ssize_t)offsetof(struct kdrop_req, vips) || q->op < KDROP_OP_INSTALL || q->op > KDROP_OP_WITHDRAW)
 		return 0;
 	if (q->n > KDROP_MAX_VIPS || (size_t)len != offsetof(struct kdrop_req, vips) + q->n * sizeof(uint32_t))
+		return 0;
+	if ((q->op == KDROP_OP_ANNOUNCE || q->op == KDROP_OP_WITHDRAW) && q->n != 1)
 		return 0;
 	for (uint32_t i = 0; i < q->n; i++) {
 		uint32_t h = ntohl(q->vips[i]);
@@ -106,12 +126,111 @@ static int kdrop_req_valid(const struct kdrop_req *q, ssize_t len)
 	return 1;
 }
 
-static int kdrop_helper_apply(const char *ifname, const struct kdrop_req *q)
+static int kdrop_helper_has_vip(const struct kdrop_helper *h, uint32_t vip)
+{
+	for (size_t i = 0; i < h->n_vips; i++)
+		if (h->vips[i] == vip)
+			return 1;
+	return 0;
+}
+
+/* Only a VIP of the config may be announced: the helper reads the file again (as the daemons' user,
+ * like lbd's reload) when a VIP it does not know is asked for, so a reload that adds one still works. */
+static int kdrop_helper_vip_allowed(struct kdrop_helper *h, uint32_t vip)
+{
+	char err[512];
+	struct cfg *cfg;
+
+	if (kdrop_helper_has_vip(h, vip))
+		return 1;
+	cfg = cfg_load(h->cfg_path, err, sizeof(err));
+	if (!cfg) {
+		log_err("kdrop helper: %s", err);
+		return 0;
+	}
+	h->n_vips = cfg_vips(cfg, h->vips, KDROP_MAX_VIPS);
+	cfg_free(cfg);
+	return kdrop_helper_has_vip(h, vip);
+}
+
+/* One rtnetlink request (RTM_NEWROUTE or RTM_DELROUTE) for VIP/32 dev device table table, and its ack. */
+static int kdrop_helper_route(const struct kdrop_helper *h, uint16_t type, uint32_t vip)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	unsigned ifindex = if_nametoindex(h->device);
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	int rc = -1, e = 0;
+	ssize_t n;
+
+	if (!ifindex) {
+		if (type == RTM_DELROUTE)
+			return 0;       /* the device is gone, and every route through it with it */
+		log_err("kdrop helper: announce device %s: %s", h->device, strerror(errno));
+		return -1;
+	}
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	nlh->nlmsg_seq = seq;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 32;
+	rtm->rtm_table = h->table < 256 ? (uint8_t)h->table : RT_TABLE_UNSPEC;
+	rtm->rtm_protocol = KDROP_RTPROT;
+	rtm->rtm_scope = RT_SCOPE_LINK;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put_u32(nlh, RTA_DST, vip);
+	mnl_attr_put_u32(nlh, RTA_TABLE, h->table);
+	mnl_attr_put_u32(nlh, RTA_OIF, ifindex);
+	nl = mnl_socket_open(NETLINK_ROUTE);
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_err("kdrop helper: netlink socket: %s", strerror(errno));
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		log_err("kdrop helper: netlink send: %s", strerror(errno));
+		goto out;
+	}
+	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0 || (rc = mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL)) < 0)
+		e = errno;
+	rc = rc < 0 ? -1 : 0;
+	if (rc < 0 && type == RTM_DELROUTE && (e == ESRCH || e == ENODEV))
+		rc = 0;         /* not there: withdrawn already */
+	else if (rc < 0)
+		log_err("kdrop helper: %s route %s/32 dev %s table %u: %s", type == RTM_NEWROUTE ? "adding" : "deleting",
+			inet_ntoa((struct in_addr){ .s_addr = vip }), h->device, h->table, strerror(e));
+out:
+	if (nl)
+		mnl_socket_close(nl);
+	return rc;
+}
+
+static int kdrop_helper_apply(struct kdrop_helper *h, const struct kdrop_req *q)
 {
 	char cmd[8192], set[KDROP_MAX_VIPS * 18] = "";
+	const char *ifname = h->ifname;
 	uint8_t mac[6];
 	size_t off = 0;
 
+	if (q->op == KDROP_OP_ANNOUNCE || q->op == KDROP_OP_WITHDRAW) {
+		if (!h->ecmp) {
+			log_err("kdrop helper: refused a route request: not mode = ecmp");
+			return -1;
+		}
+		if (q->op == KDROP_OP_WITHDRAW)
+			return kdrop_helper_route(h, RTM_DELROUTE, q->vips[0]);
+		if (!kdrop_helper_vip_allowed(h, q->vips[0])) {
+			log_err("kdrop helper: refused to announce %s: no VIP of %s",
+				inet_ntoa((struct in_addr){ .s_addr = q->vips[0] }), h->cfg_path);
+			return -1;
+		}
+		return kdrop_helper_route(h, RTM_NEWROUTE, q->vips[0]);
+	}
 	if (q->op == KDROP_OP_REMOVE || q->n == 0)
 		return kdrop_run("add table netdev " KDROP_TABLE "\ndelete table netdev " KDROP_TABLE "\n");
 	if (kdrop_helper_mac(ifname, mac) < 0)
@@ -138,7 +257,7 @@ static int kdrop_helper_apply(const char *ifname, const struct kdrop_req *q)
 /* The helper's whole life: requests in, one answer each, until lbd closes its end (or dies). Signals
  * meant for lbd (Ctrl-C in a terminal, systemd's SIGTERM to the unit) leave it alone, so lbd can still
  * remove the rule on its way out. */
-static void __attribute__((noreturn)) kdrop_helper_main(int fd, const char *ifname, uid_t uid, gid_t gid)
+static void __attribute__((noreturn)) kdrop_helper_main(int fd, struct kdrop_helper *h, uid_t uid, gid_t gid)
 {
 	struct kdrop_req q;
 	struct kdrop_resp r;
@@ -166,15 +285,16 @@ static void __attribute__((noreturn)) kdrop_helper_main(int fd, const char *ifna
 			log_err("kdrop helper: refused a malformed request (%zd bytes)", n);
 			r.rc = -1;
 		} else {
-			r.rc = kdrop_helper_apply(ifname, &q);
+			r.rc = kdrop_helper_apply(h, &q);
 		}
 		send(fd, &r, sizeof(r), MSG_NOSIGNAL);
 	}
 }
 
-struct kdrop *kdrop_create(const char *ifname, uid_t uid, gid_t gid)
+struct kdrop *kdrop_create(const struct cfg *cfg, uid_t uid, gid_t gid)
 {
 	struct kdrop *k = calloc(1, sizeof(*k));
+	static struct kdrop_helper h;
 	int sv[2];
 
 	if (!k) {
@@ -201,7 +321,13 @@ struct kdrop *kdrop_create(const char *ifname, uid_t uid, gid_t gid)
 		if (sv[1] > 3)
 			close_range(3, (unsigned)sv[1] - 1, 0);
 		close_range((unsigned)sv[1] + 1, ~0u, 0);
-		kdrop_helper_main(sv[1], ifname, uid, gid);
+		snprintf(h.ifname, sizeof(h.ifname), "%s", cfg->interface);
+		snprintf(h.cfg_path, sizeof(h.cfg_path), "%s", cfg->path);
+		h.ecmp = cfg->mode == CFG_MODE_ECMP;
+		h.table = cfg->announce_table;
+		snprintf(h.device, sizeof(h.device), "%s", cfg->announce_device);
+		h.n_vips = cfg_vips(cfg, h.vips, KDROP_MAX_VIPS);
+		kdrop_helper_main(sv[1], &h, uid, gid);
 	}
 	close(sv[1]);
 	k->fd = sv[0];
@@ -267,6 +393,11 @@ int kdrop_install(struct kdrop *k, const uint32_t *vips, size_t n)
 void kdrop_remove(struct kdrop *k)
 {
 	kdrop_call(k, KDROP_OP_REMOVE, NULL, 0);
+}
+
+int kdrop_route(struct kdrop *k, uint32_t vip, int announce)
+{
+	return kdrop_call(k, announce ? KDROP_OP_ANNOUNCE : KDROP_OP_WITHDRAW, &vip, 1);
 }
 
 void kdrop_destroy(struct kdrop *k)

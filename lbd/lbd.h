@@ -47,6 +47,7 @@ struct lbd_counters {
 	uint64_t maglev_rebuilds;        /* lookup tables built (dp_rebuild_service) */
 	uint64_t sync_dropped;           /* updates a worker could not queue */
 	uint64_t frag_unmatched;         /* later fragments dropped: first one unseen, several services fit */
+	uint64_t vip_frames;             /* IPv4 frames to a VIP and to our MAC: the routers still send */
 };
 
 struct lbd_backend {
@@ -145,7 +146,7 @@ struct lbd_worker {
 };
 
 enum lbd_reason { LBD_REASON_STARTUP, LBD_REASON_STANDALONE, LBD_REASON_VRRPD, LBD_REASON_OPERATOR,
-		  LBD_REASON_FENCED };
+		  LBD_REASON_FENCED, LBD_REASON_ECMP };
 
 struct lbd {
 	struct ev_loop *loop;
@@ -155,7 +156,8 @@ struct lbd {
 	char run_dir[PATH_MAX];
 	uid_t uid;                      /* who lbd runs as after start-up (config `user`) */
 	gid_t gid;
-	struct kdrop *kdrop;            /* the helper that alone may change nftables */
+	struct kdrop *kdrop;            /* the helper that alone may change nftables and routes */
+	struct announce *announce;      /* mode = ecmp: the VIP routes (announce.c); NULL in a pair */
 	uint32_t node_addr;             /* network order: source of our ARP requests */
 	uint8_t mac[6];
 	int standalone;
@@ -167,6 +169,8 @@ struct lbd {
 	uint64_t fence_deadline_ms;     /* 0 = no fence */
 	uint64_t release_until_ms;      /* releasing the VIPs: forwarding until then (0 = not releasing) */
 	int stopping;                   /* SIGTERM/SIGINT while active: leaving once the peer has the VIPs */
+	int announced;                  /* mode = ecmp: every VIP's route is in announce_table (announce.c) */
+	char announce_why[64];          /* "announced", or why not */
 
 	struct lbd_service services[CFG_MAX_SERVICES];
 	size_t n_services;
@@ -275,6 +279,8 @@ void mode_init(struct lbd *l);
 void mode_stop(struct lbd *l, int signum);
 /* While stopping: the peer has taken the VIPs (how: for the log); release them and leave. */
 void mode_peer_has_vips(struct lbd *l, const char *how);
+/* mode = ecmp: forwarding from now on without vrrpd, never the owner (no ARP for the VIPs), no fence. */
+void mode_ecmp(struct lbd *l);
 
 /* main.c */
 int lbd_reload(struct lbd *l, char *err, size_t errlen);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "announce.h"
 #include "clock.h"
 #include "auth.h"
 #include "ipc.h"
@@ -29,7 +30,10 @@ static void lbd_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		lbd_reload(l, err, sizeof(err));
 		return;
 	}
-	mode_stop(l, w->signum);
+	if (l->announce)
+		announce_stop(l->announce, w->signum);
+	else
+		mode_stop(l, w->signum);
 }
 
 static void lbd_warn_forwarding(const struct lbd *l)
@@ -66,6 +70,9 @@ static int lbd_start(struct lbd *l)
 		return -1;
 	memcpy(l->mac, ring_mac(l->workers[0].ring), 6);
 	l->ifindex = ring_ifindex(l->workers[0].ring);
+	/* The device the announced routes point at: created now, while root; lbd holds it to the end. */
+	if (l->cfg->mode == CFG_MODE_ECMP && !(l->announce = announce_open(l)))
+		return -1;
 	if (arp_open(l) < 0)
 		return -1;
 	char sock[PATH_MAX + 16];
@@ -107,6 +114,8 @@ static void lbd_stop(struct lbd *l)
 	ev_timer_stop(l->loop, &l->release_timer);
 	ev_timer_stop(l->loop, &l->stop_timer);
 	ctl_close(l);
+	announce_close(l->announce);
+	l->announce = NULL;
 	if (l->cfg->kernel_drop)
 		kdrop_remove(l->kdrop);
 	kdrop_destroy(l->kdrop);
@@ -129,7 +138,10 @@ static void lbd_status_text(void *ctx, char *buf, size_t len)
 {
 	const struct lbd *l = ctx;
 
-	if (l->stopping)
+	if (l->cfg->mode == CFG_MODE_ECMP)
+		snprintf(buf, len, "ecmp: %s%s", l->announced ? "announced" : "not announced: ",
+			 l->announced ? "" : l->announce_why);
+	else if (l->stopping)
 		snprintf(buf, len, "stopping: forwarding until the peer has the VIPs");
 	else if (l->active)
 		snprintf(buf, len, "active (%s)%s", mode_reason_str(l->reason), l->owner ? ", owns the VIPs" : "");
@@ -187,11 +199,12 @@ int main(int argc, char **argv)
 	if (!a.foreground && daemon(0, 0) < 0)
 		fatal("daemon: %s", strerror(errno));
 	/* The helper first, while lbd holds nothing it should not inherit. */
-	if (!(l.kdrop = kdrop_create(cfg->interface, l.uid, l.gid)))
+	if (!(l.kdrop = kdrop_create(cfg, l.uid, l.gid)))
 		log_warn("no nftables helper: the rule that keeps the local stack off VIP frames cannot be set");
 	l.loop = ev_default_loop(EVFLAG_AUTO);
 	l.start_ms = clock_ms();
 	l.ctl_tx_fd = -1;
+	snprintf(l.announce_why, sizeof(l.announce_why), "mode = pair: the VIPs move by ARP");
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
 	/* Writers are rare and short; they must not starve behind a steady stream of worker batches. */
@@ -218,8 +231,15 @@ int main(int argc, char **argv)
 	log_info("node %s on %s, %zu services, %zu VIPs, %u worker(s), flow table %u flows x %zu bytes", l.node,
 		 l.cfg->interface, l.n_services, l.n_vips, l.n_workers, flow_max(l.workers[0].flows) * l.n_workers,
 		 flow_bytes_per_flow(l.workers[0].flows));
-	if (l.standalone)
+	if (l.cfg->mode == CFG_MODE_ECMP) {
+		if (l.standalone)
+			log_warn("--standalone changes nothing in mode = ecmp: lbd forwards without vrrpd anyway");
+		l.standalone = 0;
+		mode_ecmp(&l);
+		announce_start(l.announce);
+	} else if (l.standalone) {
 		mode_set(&l, 1, LBD_REASON_STANDALONE, 0, 0, 0);
+	}
 	/* Rings, workers, sockets and the first config are up: READY=1 once the backends are resolved. */
 	ev_timer_init(&ready_timer, lbd_ready_cb, 0, 0.01);
 	ready_timer.data = &l;

@@ -11,6 +11,9 @@
  *   stopping: forwards, still the owner, no fence; answers tell vrrpd "stopping" and vrrpd hands the
  *   VIPs over (vrrp_fsm_release). The peer has them when vrrpd sets standby or a gratuitous ARP for a
  *   VIP arrives from another MAC: releasing for cfg_release_ms, then leave. stop_timeout bounds it all.
+ *
+ * mode = ecmp has none of this: lbd forwards from start to end, never owns the VIPs (the routers route
+ * them to the node's own address, docs/deploy-ecmp.md) and is not fenced; announce.c stops it.
  */
 #include "clock.h"
 #include "lbd.h"
@@ -18,7 +21,7 @@
 
 const char *mode_reason_str(enum lbd_reason r)
 {
-	static const char *s[] = { "startup", "standalone", "vrrpd", "operator", "fenced" };
+	static const char *s[] = { "startup", "standalone", "vrrpd", "operator", "fenced", "ecmp" };
 	return (unsigned)r < sizeof(s) / sizeof(s[0]) ? s[r] : "?";
 }
 
@@ -188,7 +191,7 @@ void mode_peer_has_vips(struct lbd *l, const char *how)
 {
 	uint32_t ms = cfg_release_ms(l->cfg);
 
-	if (!l->stopping)
+	if (!l->stopping || l->cfg->mode == CFG_MODE_ECMP)
 		return;
 	if (!l->active) {
 		log_info("stopping: %s; leaving", how);
@@ -198,4 +201,13 @@ void mode_peer_has_vips(struct lbd *l, const char *how)
 	if (!l->release_until_ms)
 		log_info("stopping: %s", how);
 	mode_release(l, l->reason, ms);
+}
+
+void mode_ecmp(struct lbd *l)
+{
+	l->fence_deadline_ms = 0;
+	ev_timer_stop(l->loop, &l->fence_timer);
+	mode_apply(l, 1, 0, LBD_REASON_ECMP);
+	log_info("now forwarding (mode = ecmp: no ARP for the VIPs, the routers route them to %s)",
+		 l->cfg->interface);
 }

@@ -13,6 +13,30 @@
 
 #define RELOAD_FILTER_MAX 256
 
+/* mode, announce_table and announce_device shape what lbd set up at start (vrrpd or not, the device
+ * and the helper's table): a change is refused with the file:line of the new value. */
+static int reload_check_ecmp(const struct lbd *l, const struct cfg *cfg, char *err, size_t errlen)
+{
+	const char *key = NULL;
+	int line = 0;
+
+	if (cfg->mode != l->cfg->mode)
+		key = "mode", line = cfg->mode_line;
+	else if (cfg->mode == CFG_MODE_ECMP && cfg->announce_table != l->cfg->announce_table)
+		key = "announce_table", line = cfg->announce_table_line;
+	else if (cfg->mode == CFG_MODE_ECMP && strcmp(cfg->announce_device, l->cfg->announce_device) != 0)
+		key = "announce_device", line = cfg->announce_device_line;
+	if (!key)
+		return 0;
+	if (line)
+		snprintf(err, errlen, "%s:%d: %s changes only on restart (lbd runs with the old value)", cfg->path,
+			 line, key);
+	else
+		snprintf(err, errlen, "%s: %s (now its default) changes only on restart (lbd runs with the old value)",
+			 cfg->path, key);
+	return -1;
+}
+
 /* The new config's own checks: what changes only on restart, our node in it, a filter that fits. */
 static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter *prog, size_t *prog_len,
 			char *err, size_t errlen)
@@ -25,7 +49,7 @@ static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter
 		snprintf(err, errlen, "%s: interface, flow_max, workers and user change only on restart", l->cfg_path);
 		return -1;
 	}
-	if (!cfg_find_node(cfg, l->node, err, errlen))
+	if (reload_check_ecmp(l, cfg, err, errlen) < 0 || !cfg_find_node(cfg, l->node, err, errlen))
 		return -1;
 	*prog_len = filter_build(vips, n_vips, prog, RELOAD_FILTER_MAX);
 	if (!*prog_len) {

@@ -2,7 +2,7 @@
 # Installs the Debian packages dsrlb needs to build, test, fuzz, benchmark and run its demo, and nothing else.
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
 set -eu
-pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev
+pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev libmnl-dev
 libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
 clang libclang-rt-14-dev"
 missing=""

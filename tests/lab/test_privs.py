@@ -17,6 +17,7 @@ import pytest
 from lib import client
 from lib.lab import VIP, topology, wait_for
 from lib.pair import Pair, config_text
+from lib.procinfo import nft_helper, proc_status
 
 VIP2 = "192.0.2.101"
 TOPOLOGY = topology(vips=(VIP, VIP2))
@@ -57,26 +58,6 @@ def pair(lab):
         yield p
     finally:
         p.stop()
-
-
-def proc_status(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def children(pid):
-    """Child pids of every thread of pid (/proc/PID/task/TID/children)."""
-    out = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/children") as f:
-            out += [int(c) for c in f.read().split()]
-    return out
-
-
-def nft_helper(lbd_pid):
-    kids = [k for k in children(lbd_pid) if proc_status(k).get("Name") == "lbd-nft"]
-    assert len(kids) == 1, f"lbd {lbd_pid} has {len(kids)} nftables helpers"
-    return kids[0]
 
 
 def assert_unprivileged(pid, what, caps):

@@ -1,5 +1,6 @@
 """One lbd without vrrpd in a node's namespace, for the suites that test lbd alone: --standalone
-(always active), or a lone standby that a test switches with `lbctl set-mode`.
+(always active), a lone standby that a test switches with `lbctl set-mode`, or (ecmp=True) a node of
+a `mode = ecmp` config, which forwards without vrrpd and without --standalone.
 
     lb = LbdRunner(lab, "lb1")           # standalone
     lb.ensure(text)                      # (re)started with this config, every backend resolved
@@ -18,10 +19,11 @@ class LbdRunner:
     """lbd in `node`'s namespace with its config in conf/NODE.conf, restarted only when its config
     must change. `unresolved`: backend addresses that may stay unresolved (nobody has them)."""
 
-    def __init__(self, lab, node="lb1", standalone=True, unresolved=()):
+    def __init__(self, lab, node="lb1", standalone=True, unresolved=(), ecmp=False):
         self.lab = lab
         self.node = node
-        self.standalone = standalone
+        self.standalone = standalone and not ecmp
+        self.ecmp = ecmp
         self.unresolved = set(unresolved)
         self.proc = None
         self.text = None   # the config last written
@@ -80,7 +82,7 @@ class LbdRunner:
         return self.status()["counters"]
 
     def wait_ready(self, timeout=5):
-        """Wait until lbd is active (standalone) or standby (not), with backends, every one up
+        """Wait until lbd is active (standalone, ecmp) or standby (not), with backends, every one up
         except the unresolved ones; returns its status. Fails at once if lbd exits."""
         def all_up(services):
             bs = [b for s in services for b in s["backends"] if b["address"] not in self.unresolved]
@@ -90,8 +92,9 @@ class LbdRunner:
             self.alive()
             return self.status()
 
-        mode = "active" if self.standalone else "standby"
-        return wait_json(status, {"active": self.standalone, "services": all_up}, timeout,
+        active = self.standalone or self.ecmp
+        mode = "active" if active else "standby"
+        return wait_json(status, {"active": active, "services": all_up}, timeout,
                          f"lbd on {self.node} {mode} with every backend up",
                          ignore=(CommandError, ValueError, KeyError, TypeError))
 
