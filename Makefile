@@ -1,4 +1,4 @@
-# dsrlb build. `make` builds lbd, vrrpd and lbctl into build/; protobuf-c code is generated into
+# dsrlb build. `make` builds lbd, vrrpd, lbctl and dsrlb-exporter into build/; protobuf-c code is generated into
 # build/gen from proto/*.proto and never committed. `make check` installs missing Debian packages,
 # builds, runs the unit tests (plain and under ASan+UBSan), replays the fuzz corpus and runs the
 # network-namespace suites.
@@ -186,16 +186,16 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/dsrlb
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(B)/lbd $(B)/vrrpd $(B)/dsrlb-exporter $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
-	for u in lbd vrrpd; do \
+	for u in lbd vrrpd dsrlb-exporter; do \
 		sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/local/share/doc/dsrlb/|$(DOCDIR)/|g' \
 			examples/systemd/$$u.service > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp && \
 		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
 	done
-	install -m 0644 README.md docs/config.md docs/deploy.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/config.md docs/deploy.md docs/metrics.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
 	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb
 	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
 	@[ -e $(DESTDIR)/etc/dsrlb/dsrlb.conf ] && echo "install: kept the existing $(DESTDIR)/etc/dsrlb/dsrlb.conf" || \

@@ -1,7 +1,7 @@
 /* Unit tests for the exporter without daemons or sockets: the text format (escaping, state sets, seconds
  * from milliseconds), the metrics of a full lbd and vrrpd status (every family once, with HELP and TYPE,
  * its samples together; every Counters field rendered; a daemon that did not answer leaves dsrlb_up 0),
- * and the HTTP request parser on good requests and garbage. */
+ * every family documented in docs/metrics.md, and the HTTP request parser on good requests and garbage. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <limits.h>
 
 #include "exporter/http.h"
 #include "exporter/metrics.h"
@@ -105,6 +106,32 @@ static void check_families(const char *t)
 	}
 }
 
+/* Each family of the text is named, in backquotes, in docs/metrics.md. */
+static void check_documented(const char *t)
+{
+	char path[PATH_MAX], *doc, name[128];
+	const char *slash = strrchr(__FILE__, '/');
+	FILE *f;
+	long n;
+
+	/* __FILE__ is tests/unit/test_metrics.c relative to the top of the tree. */
+	snprintf(path, sizeof(path), "%.*s/../../docs/metrics.md", (int)(slash - __FILE__), __FILE__);
+	assert_non_null(f = fopen(path, "r"));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	assert_non_null(doc = calloc(1, (size_t)n + 1));
+	assert_int_equal(fread(doc, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	for (const char *p = strstr(t, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+		size_t k = strcspn(p + 7, " ");
+		snprintf(name, sizeof(name), "`%.*s`", (int)k, p + 7);
+		if (!strstr(doc, name))
+			fail_msg("%s is not in docs/metrics.md", name);
+	}
+	free(doc);
+}
+
 static void test_full_status(void **state)
 {
 	Dsrlb__Counters ctr = DSRLB__COUNTERS__INIT;
@@ -147,6 +174,7 @@ static void test_full_status(void **state)
 	t = render(&in, &len);
 	assert_non_null(t);
 	check_families(t);
+	check_documented(t);
 	static const char *const want[] = {
 		"dsrlb_up{daemon=\"lbd\"} 1\n",
 		"dsrlb_up{daemon=\"vrrpd\"} 1\n",
