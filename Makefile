@@ -1,4 +1,4 @@
-# dsrlb build. `make` builds lbd, vrrpd and lbctl into build/; protobuf-c code is generated into
+# dsrlb build. `make` builds lbd, vrrpd, lbctl and dsrlb-exporter into build/; protobuf-c code is generated into
 # build/gen from proto/*.proto and never committed. `make check` installs missing Debian packages,
 # builds, runs the unit tests (plain and under ASan+UBSan), replays the fuzz corpus and runs the
 # network-namespace suites.
@@ -24,18 +24,20 @@ COMMON_SRC  := $(wildcard common/*.c) $(PROTO_C)
 LBD_SRC     := $(wildcard lbd/*.c)
 VRRPD_SRC   := $(wildcard vrrpd/*.c)
 LBCTL_SRC   := $(wildcard lbctl/*.c)
+EXPORTER_SRC := $(wildcard exporter/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 
 COMMON_OBJ := $(addprefix $(B)/obj/,$(patsubst %.c,%.o,$(COMMON_SRC)))
 LBD_OBJ    := $(addprefix $(B)/obj/,$(LBD_SRC:.c=.o))
 VRRPD_OBJ  := $(addprefix $(B)/obj/,$(VRRPD_SRC:.c=.o))
 LBCTL_OBJ  := $(addprefix $(B)/obj/,$(LBCTL_SRC:.c=.o))
+EXPORTER_OBJ := $(addprefix $(B)/obj/,$(EXPORTER_SRC:.c=.o))
 # Unit tests link every module except the daemons' main files.
-LIB_OBJ    := $(COMMON_OBJ) $(filter-out %/main.o,$(LBD_OBJ) $(VRRPD_OBJ))
+LIB_OBJ    := $(COMMON_OBJ) $(filter-out %/main.o,$(LBD_OBJ) $(VRRPD_OBJ) $(EXPORTER_OBJ))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
-BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
+BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl $(B)/dsrlb-exporter
 
 .PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
 .SECONDARY:
@@ -59,6 +61,8 @@ $(B)/lbd: $(LBD_OBJ) $(COMMON_OBJ)
 $(B)/vrrpd: $(VRRPD_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/lbctl: $(LBCTL_OBJ) $(COMMON_OBJ) $(B)/obj/lbd/pkt.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/dsrlb-exporter: $(EXPORTER_OBJ) $(COMMON_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Module names are unique across the tree, so one archive per flavour serves every unit test.
@@ -145,9 +149,9 @@ lab: all
 	cd tests && /usr/bin/python3 -m pytest -v lab
 	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v -k "not broken_reload" $(LAB_WORKER_SUITES)
 
-# No circle of calls among the files of each daemon (docs/ARCHITECTURE.md); part of make check.
+# No circle of calls among the files of each daemon (and of the exporter) (docs/ARCHITECTURE.md); part of make check.
 calls:
-	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl
+	/usr/bin/python3 scripts/callcircles.py lbd vrrpd common lbctl exporter
 
 check: deps
 	$(MAKE) calls
@@ -182,17 +186,17 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/dsrlb
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(B)/lbd $(B)/vrrpd $(B)/dsrlb-exporter $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
-	for u in lbd.service vrrpd.service dsrlb.target; do \
+	for u in lbd.service vrrpd.service dsrlb-exporter.service dsrlb.target; do \
 		sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' \
 			-e 's|/usr/local/share/doc/dsrlb/|$(DOCDIR)/|g' \
 			examples/systemd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
 		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
-	install -m 0644 README.md docs/config.md docs/deploy.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/config.md docs/deploy.md docs/metrics.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
 	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb
 	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
 	@[ -e $(DESTDIR)/etc/dsrlb/dsrlb.conf ] && echo "install: kept the existing $(DESTDIR)/etc/dsrlb/dsrlb.conf" || \
@@ -202,6 +206,6 @@ clean:
 	rm -rf $(B)
 
 # --version prints VERSION: rebuild what prints it when it changes.
-$(B)/obj/common/startup.o $(B)/obj/lbctl/lbctl.o: VERSION
+$(B)/obj/common/startup.o $(B)/obj/lbctl/lbctl.o $(B)/obj/exporter/metrics.o $(B)/obj/exporter/main.o: VERSION
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -368,6 +368,54 @@ static int kw_user(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, con
 	return 0;
 }
 
+int cfg_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	size_t n;
+
+	if (!colon || cfg_parse_u64(colon + 1, 65535, &port) < 0 || port == 0)
+		return -1;
+	n = (size_t)(colon - s);
+	memset(out, 0, sizeof(*out));
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(host)) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+		memcpy(host, s + 1, n - 2);
+		host[n - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -1;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return 0;
+	}
+	if (n >= sizeof(host))
+		return -1;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+		return -1;
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a4);
+	return 0;
+}
+
+/* metrics_listen: the address is any local one (0.0.0.0 and [::] included); bind() says whether it is
+ * on this host when the exporter starts. */
+static int kw_listen(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
+{
+	if (strlen(val) >= kw->size)
+		return kw_err(p, kw, "'%s' is longer than %zu characters", val, kw->size - 1);
+	if (cfg_parse_listen(val, &p->cfg->metrics_addr, &p->cfg->metrics_addr_len) < 0)
+		return kw_err(p, kw, "'%s' is not ADDRESS:PORT (like 127.0.0.1:9810, 0.0.0.0:9810 or [::]:9810; "
+			      "port 1..65535)", val);
+	snprintf(dst, kw->size, "%s", val);
+	return 0;
+}
+
 /* A host address: no 0.0.0.0/8, no multicast, reserved or broadcast. inet_pton() takes only the
  * dotted quad, so "10.1" or "010.0.0.1" are refused too. */
 static int cfg_parse_unicast(const char *s, struct in_addr *out)
@@ -583,6 +631,7 @@ static const struct cfg_kw cfg_cluster_kws[] = {
 	{ "operator_group",          kw_group,     C(operator_group),     0, 0, 0 },
 	{ "status_group",            kw_group,     C(status_group),       0, 0, 0 },
 	{ "user",                    kw_user,      C(user),               0, 0, 0 },
+	{ "metrics_listen",          kw_listen,    C(metrics_listen),     0, 0, 0 },
 };
 
 static const struct cfg_kw cfg_node_kws[] = {

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define CFG_NAME_MAX      32
@@ -21,6 +22,7 @@
 #define CFG_CMD_MAX       512
 #define CFG_GROUP_NAME_MAX 64
 #define CFG_USER_MAX      64
+#define CFG_LISTEN_MAX    64  /* "ADDRESS:PORT" as written */
 #define CFG_DEFAULT_USER  "dsrlb"  /* when `user` is not set (docs/deploy.md, Privileges) */
 
 enum cfg_check { CFG_CHECK_NONE, CFG_CHECK_TCP, CFG_CHECK_HTTP };
@@ -118,6 +120,10 @@ struct cfg {
 	uint32_t notify_timeout_ms;
 	struct cfg_group operator_group; /* may change state over the control sockets */
 	struct cfg_group status_group;   /* may read status over the control sockets */
+	/* metrics_listen: where dsrlb-exporter serves /metrics (docs/metrics.md); "" = off */
+	char metrics_listen[CFG_LISTEN_MAX];
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addr_len;
 	char user[CFG_USER_MAX];        /* `user` as written; "" = not set (the default user, if it exists) */
 	uid_t uid;                      /* `user` resolved at load; meaningful only when user[0] */
 	gid_t gid;
@@ -142,6 +148,9 @@ uint32_t cfg_release_ms(const struct cfg *cfg);
 /* "USER" or "USER:GROUP", each a name or a number, to a uid and gid: a user's group is its primary
  * group; a bare uid that has no account needs its group ("uid:gid"). 0, or -1 with err set. */
 int cfg_parse_user(const char *spec, uid_t *uid, gid_t *gid, char *err, size_t errlen);
+
+/* "A.B.C.D:PORT" or "[IPV6]:PORT" (any address, a port in 1..65535) to a socket address; 0 or -1. */
+int cfg_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *len);
 
 /* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
 int cfg_parse_duration_ms(const char *s, uint32_t *out);

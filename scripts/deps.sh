@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages dsrlb needs to build, test, fuzz, benchmark and run its demo, and nothing else.
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
+# prometheus: its prometheus and promtool binaries, run by tests/lab/test_metrics.py in the lab's own
+# namespaces (a prometheus.service the package may start on the host is not used).
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev libmnl-dev
 libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev
+prometheus"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -244,6 +244,7 @@ static void test_every_key(void **state)
 		"notify_backup = /usr/local/bin/notify \"backup#1\"\n"
 		"notify_fault = logger -t dsrlb fault;now\n"
 		"notify_timeout = 10m\n"
+		"metrics_listen = 127.0.0.1:9810\n"
 		"[node only]\n"
 		"address = 10.1.0.1\n"
 		"priority = 254\n"
@@ -308,6 +309,10 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg->notify_backup, "/usr/local/bin/notify \"backup#1\"");
 	assert_string_equal(cfg->notify_fault, "logger -t dsrlb fault;now");
 	assert_int_equal(cfg->notify_timeout_ms, 600000);
+	assert_string_equal(cfg->metrics_listen, "127.0.0.1:9810");
+	assert_int_equal(cfg->metrics_addr.ss_family, AF_INET);
+	assert_int_equal(((struct sockaddr_in *)&cfg->metrics_addr)->sin_port, htons(9810));
+	assert_int_equal(((struct sockaddr_in *)&cfg->metrics_addr)->sin_addr.s_addr, ip("127.0.0.1"));
 
 	assert_int_equal(cfg->n_nodes, 1);
 	assert_string_equal(cfg->nodes[0].name, "only");
@@ -335,6 +340,28 @@ static void test_every_key(void **state)
 	assert_string_equal(s->check_host, "www.example.com:8080");
 	/* With check = none the timeout is not compared with the interval. */
 	assert_int_equal(cfg->services[2].check_timeout_ms, 3600000);
+	cfg_free(cfg);
+}
+
+/* metrics_listen: off by default; IPv4 and bracketed IPv6, the wildcard addresses too. */
+static void test_metrics_listen(void **state)
+{
+	struct cfg *cfg = load_ok(CL NODE);
+	const struct sockaddr_in6 *a6;
+
+	assert_string_equal(cfg->metrics_listen, "");
+	assert_int_equal(cfg->metrics_addr.ss_family, AF_UNSPEC);
+	cfg_free(cfg);
+	cfg = load_ok(CL "metrics_listen = 0.0.0.0:65535\n" NODE);
+	assert_int_equal(cfg->metrics_addr_len, sizeof(struct sockaddr_in));
+	assert_int_equal(((struct sockaddr_in *)&cfg->metrics_addr)->sin_port, htons(65535));
+	cfg_free(cfg);
+	cfg = load_ok(CL "metrics_listen = [::]:9810\n" NODE);
+	a6 = (const struct sockaddr_in6 *)&cfg->metrics_addr;
+	assert_int_equal(a6->sin6_family, AF_INET6);
+	assert_int_equal(cfg->metrics_addr_len, sizeof(struct sockaddr_in6));
+	assert_int_equal(a6->sin6_port, htons(9810));
+	assert_true(IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr));
 	cfg_free(cfg);
 }
 
@@ -449,6 +476,15 @@ static const struct {
 	{ CL "status_group = 4294967295 # <-\n" NODE, "status_group: '4294967295' is not a gid" },
 	{ CL "status_group = 12a # <-\n" NODE, "status_group: unknown group '12a'" },
 	{ CL "operator_group = 1\noperator_group = 2 # <-\n" NODE, "operator_group: already set at line 4" },
+	{ CL "metrics_listen = 127.0.0.1 # <-\n" NODE, "metrics_listen: '127.0.0.1' is not ADDRESS:PORT" },
+	{ CL "metrics_listen = 127.0.0.1:0 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = 127.0.0.1:65536 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = :9810 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = localhost:9810 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = ::1:9810 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = [::1]9810 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = [10.0.0.1]:9810 # <-\n" NODE, "is not ADDRESS:PORT" },
+	{ CL "metrics_listen = 10.0.0.1:+80 # <-\n" NODE, "is not ADDRESS:PORT" },
 	{ CL "advert_interval = 4ms # <-\n" NODE, "'4ms' is out of range (5ms..40s)" },
 	{ CL "advert_interval = 41s # <-\n" NODE, "out of range (5ms..40s)" },
 	{ CL "advert_interval = 1x # <-\n" NODE, "'1x' is not a duration" },
@@ -884,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_groups),
+		cmocka_unit_test(test_metrics_listen),
 		cmocka_unit_test(test_fence_default),
 		cmocka_unit_test(test_line_endings),
 		cmocka_unit_test(test_errors),
