@@ -1,10 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages dsrlb needs to build, test, fuzz, benchmark and run its demo, and nothing else.
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
+# `deps.sh pkg` also installs what building and checking the Debian package needs (make deb-check):
+# debhelper and lintian pull in about 140 packages (perl and its modules), which nothing else needs.
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev
 libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev mandoc"
+pkg_pkgs="debhelper dpkg-dev fakeroot lintian"
+[ "${1:-}" = pkg ] && pkgs="$pkgs $pkg_pkgs"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
