@@ -194,9 +194,10 @@ man:
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/dsrlb
 MANDIR         ?= $(PREFIX)/share/man
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR) \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(B)/lbd $(B)/vrrpd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
@@ -211,6 +212,7 @@ install: all
 		sed -e 's|/usr/share/doc/dsrlb/|$(DOCDIR)/|g' $$m > $$d/$${m#man/}.tmp && chmod 0644 $$d/$${m#man/}.tmp && \
 		mv -f $$d/$${m#man/}.tmp $$d/$${m#man/} || exit 1; \
 	done
+	install -m 0644 completion/lbctl.bash $(DESTDIR)$(BASHCOMPDIR)/lbctl
 	install -m 0644 README.md $(wildcard docs/*.md) examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
 	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb
 	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
