@@ -38,7 +38,7 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl
 
 .PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean \
-	man
+	man deb deb-check
 .SECONDARY:
 
 all: $(BINS)
@@ -157,6 +157,7 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) fuzz-replay
+	$(MAKE) deb-check
 	$(MAKE) lab
 
 bench: deps all
@@ -218,6 +219,17 @@ install: all
 	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
 	@[ -e $(DESTDIR)/etc/dsrlb/dsrlb.conf ] && echo "install: kept the existing $(DESTDIR)/etc/dsrlb/dsrlb.conf" || \
 		echo "install: write $(DESTDIR)/etc/dsrlb/dsrlb.conf (see dsrlb.conf.example), then: systemctl daemon-reload; systemctl enable --now vrrpd lbd"
+
+# The Debian package (debian/), built from a copy of the tree so that this one stays clean: `make deb`
+# leaves the .deb files in build/deb; `make deb-check` builds it in a temporary directory and checks it
+# (tests/pkg: contents, the same files as make install, lintian, maintainer scripts), in under a
+# minute; part of make check. Both install debhelper and lintian first (scripts/deps.sh pkg).
+deb:
+	@./scripts/deps.sh pkg
+	./scripts/deb.sh $(B)/deb
+deb-check: all
+	@./scripts/deps.sh pkg
+	cd tests/pkg && /usr/bin/python3 -m pytest -v .
 
 clean:
 	rm -rf $(B)
