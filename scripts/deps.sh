@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages dsrlb needs to build, test, fuzz, benchmark and run its demo, and nothing else.
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
-# `deps.sh pkg` also installs what building and checking the Debian package needs (make deb-check):
-# debhelper and lintian pull in about 140 packages (perl and its modules), which nothing else needs.
+# `deps.sh pkg` also installs what building and checking the Debian package needs (make deb, make
+# deb-check): debhelper and lintian pull in about 140 packages (perl and its modules) that nothing else
+# needs, hence a list of their own; libmnl-dev is in debian/control's Build-Depends.
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev
 libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
 clang libclang-rt-14-dev mandoc"
-pkg_pkgs="debhelper dpkg-dev fakeroot lintian"
+pkg_pkgs="debhelper dpkg-dev fakeroot lintian libmnl-dev"
 [ "${1:-}" = pkg ] && pkgs="$pkgs $pkg_pkgs"
 missing=""
 for p in $pkgs; do
