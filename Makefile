@@ -39,7 +39,8 @@ UNIT_SAN   := $(patsubst tests/unit/%.c,$(B)/unit-san/%,$(UNIT_SRC))
 
 BINS := $(B)/lbd $(B)/vrrpd $(B)/lbctl $(B)/dsrlb-exporter
 
-.PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean
+.PHONY: calls all deps check unit unit-san fuzz fuzz-replay fuzz-corpus lab bench soak demo demo-up demo-down install clean \
+	man deb deb-check
 .SECONDARY:
 
 all: $(BINS)
@@ -155,10 +156,12 @@ calls:
 
 check: deps
 	$(MAKE) calls
+	$(MAKE) man
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-san
 	$(MAKE) fuzz-replay
+	$(MAKE) deb-check
 	$(MAKE) lab
 
 bench: deps all
@@ -178,14 +181,28 @@ demo-up: deps all
 demo-down:
 	/usr/bin/python3 tests/demo.py --down
 
+# Man pages (man/, hand-written mdoc): `make man` checks them with mandoc -T lint, which must say
+# nothing. mandoc looks cross-references up only among the pages installed in /usr/share/man, so that
+# the pages name each other is the one message tolerated; part of make check.
+MANS := $(wildcard man/*.[1-9])
+man:
+	@out=$$(mandoc -T lint $(MANS) 2>&1 | grep -v -E \
+		'STYLE: referenced manual not found: Xr ($(subst $(eval) ,|,$(basename $(notdir $(MANS))))) [1-9]'); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "man: mandoc -T lint is not clean"; exit 1; fi; \
+		echo "man: mandoc -T lint clean: $(MANS)"
+
 # Binaries under PREFIX; systemd units into PREFIX/lib/systemd/system (/usr/local/lib/systemd/system
 # is on systemd's search path, /usr/lib/systemd/system for PREFIX=/usr), with ExecStart pointing at
 # PREFIX/sbin; the config stays in /etc/dsrlb whatever PREFIX is (the daemons' default path). An
 # existing /etc/dsrlb/dsrlb.conf is never touched: the example goes next to it as dsrlb.conf.example.
+# Man pages and the units name the documents of DOCDIR.
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR         ?= $(PREFIX)/share/doc/dsrlb
+MANDIR         ?= $(PREFIX)/share/man
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(B)/lbd $(B)/vrrpd $(B)/dsrlb-exporter $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(B)/lbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/dsr-backend $(DESTDIR)$(PREFIX)/sbin/
@@ -196,11 +213,28 @@ install: all
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
 		mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
-	install -m 0644 README.md docs/config.md docs/deploy.md docs/metrics.md examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
+	for m in $(MANS); do \
+		d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
+		sed -e 's|/usr/share/doc/dsrlb/|$(DOCDIR)/|g' $$m > $$d/$${m#man/}.tmp && chmod 0644 $$d/$${m#man/}.tmp && \
+		mv -f $$d/$${m#man/}.tmp $$d/$${m#man/} || exit 1; \
+	done
+	install -m 0644 completion/lbctl.bash $(DESTDIR)$(BASHCOMPDIR)/lbctl
+	install -m 0644 README.md $(wildcard docs/*.md) examples/dsrlb.conf $(DESTDIR)$(DOCDIR)/
 	[ -d $(DESTDIR)/etc/dsrlb ] || install -d -m 0750 $(DESTDIR)/etc/dsrlb
 	install -m 0644 examples/dsrlb.conf $(DESTDIR)/etc/dsrlb/dsrlb.conf.example
 	@[ -e $(DESTDIR)/etc/dsrlb/dsrlb.conf ] && echo "install: kept the existing $(DESTDIR)/etc/dsrlb/dsrlb.conf" || \
 		echo "install: write $(DESTDIR)/etc/dsrlb/dsrlb.conf (see dsrlb.conf.example), then: systemctl daemon-reload; systemctl enable --now vrrpd lbd"
+
+# The Debian package (debian/), built from a copy of the tree so that this one stays clean: `make deb`
+# leaves the .deb files in build/deb; `make deb-check` builds it in a temporary directory and checks it
+# (tests/pkg: contents, the same files as make install, lintian, maintainer scripts), in under a
+# minute; part of make check. Both install debhelper and lintian first (scripts/deps.sh pkg).
+deb:
+	@./scripts/deps.sh pkg
+	./scripts/deb.sh $(B)/deb
+deb-check: all
+	@./scripts/deps.sh pkg
+	cd tests/pkg && /usr/bin/python3 -m pytest -v .
 
 clean:
 	rm -rf $(B)

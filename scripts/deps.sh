@@ -3,11 +3,16 @@
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
 # prometheus: its prometheus and promtool binaries, run by tests/lab/test_metrics.py in the lab's own
 # namespaces (a prometheus.service the package may start on the host is not used).
+# `deps.sh pkg` also installs what building and checking the Debian package needs (make deb, make
+# deb-check): debhelper and lintian pull in about 140 packages (perl and its modules) that nothing else
+# needs, hence a list of their own; libmnl-dev is in debian/control's Build-Depends.
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev libmnl-dev
 libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
-clang libclang-rt-14-dev
+clang libclang-rt-14-dev mandoc
 prometheus"
+pkg_pkgs="debhelper dpkg-dev fakeroot lintian libmnl-dev"
+[ "${1:-}" = pkg ] && pkgs="$pkgs $pkg_pkgs"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
