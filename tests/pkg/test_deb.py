@@ -21,8 +21,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEBIAN_ONLY = {"usr/share/doc/dsrlb/changelog.gz", "usr/share/doc/dsrlb/copyright"}
 
 REQUIRED = [
-    "usr/sbin/lbd", "usr/sbin/vrrpd", "usr/sbin/dsr-backend", "usr/bin/lbctl",
+    "usr/sbin/lbd", "usr/sbin/vrrpd", "usr/sbin/dsr-backend", "usr/sbin/dsrlb-exporter", "usr/bin/lbctl",
     "lib/systemd/system/lbd.service", "lib/systemd/system/vrrpd.service",
+    "lib/systemd/system/dsrlb-exporter.service", "lib/systemd/system/dsrlb.target",
     "usr/share/man/man8/lbd.8.gz", "usr/share/man/man8/vrrpd.8.gz", "usr/share/man/man8/lbctl.8.gz",
     "usr/share/man/man5/dsrlb.conf.5.gz",
     "etc/dsrlb/dsrlb.conf.example", "usr/share/doc/dsrlb/dsrlb.conf",
@@ -117,7 +118,7 @@ def test_same_files_as_make_install(pkg):
     for path, (mode, body) in norm.items():
         imode, ibody = inst[path]
         assert mode == imode, f"{path}: mode {mode:o} in the package, {imode:o} from make install"
-        if not path.startswith(("usr/sbin/lbd", "usr/sbin/vrrpd", "usr/bin/lbctl")):
+        if not path.startswith(("usr/sbin/lbd", "usr/sbin/vrrpd", "usr/sbin/dsrlb-exporter", "usr/bin/lbctl")):
             assert body == ibody, f"{path} differs between the package and make install"
     for path in DEBIAN_ONLY:
         assert path in deb, f"{path} missing"
