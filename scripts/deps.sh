@@ -3,7 +3,7 @@
 # Only packages that are missing are installed; on a machine that has them all this does nothing.
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev
-libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
+libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps bird2
 clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
