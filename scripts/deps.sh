@@ -8,7 +8,7 @@
 # needs, hence a list of their own; libmnl-dev is in debian/control's Build-Depends.
 set -eu
 pkgs="gcc make pkg-config libev-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libinih-dev libnftables-dev libmnl-dev
-libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps
+libcmocka-dev python3 python3-pytest python3-scapy iproute2 nftables tcpdump netsniff-ng procps bird2
 clang libclang-rt-14-dev mandoc
 prometheus"
 pkg_pkgs="debhelper dpkg-dev fakeroot lintian libmnl-dev"

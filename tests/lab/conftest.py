@@ -56,3 +56,16 @@ def lab(request, need_root):
 def backend_servers(lab):
     """{backend: BackendServers} on every active (non-spare) backend, all listening."""
     return lab_servers.start_all(lab)
+
+
+@pytest.fixture(scope="module")
+def ecmp(request, lab):
+    """The ECMP routing lab on the module's lab (TOPOLOGY = lib.ecmp.topology(nodes=N)): BIRD on
+    the router and on the module's ECMP_NODES (default: lb1-lb3), BGP Established and BFD Up to
+    each; ECMP_TIMERS overrides lib.ecmp.TIMERS. Stopped at the end of the module."""
+    from lib import bird, ecmp as lab_ecmp
+    if not bird.available():
+        pytest.skip("BIRD 2 is not installed (scripts/deps.sh installs bird2)")
+    with lab_ecmp.ecmp_lab(lab, getattr(request.module, "ECMP_NODES", None),
+                           getattr(request.module, "ECMP_TIMERS", None)) as e:
+        yield e
