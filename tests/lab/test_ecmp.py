@@ -194,12 +194,15 @@ def test_graceful_removal_loses_nothing(lab, cluster):
     where = probes_by_node(lab, c, lab.addrs("client")[:6], 3.0 + STOP_TIMEOUT_MS / 1000)
     victim = max(where, key=lambda n: len(where[n]))
     t0 = time.monotonic()
+    w0 = time.time()
     c.lab.signal(c.lbd[victim].proc, signal.SIGTERM)
     assert c.lbd[victim].proc.wait(STOP_TIMEOUT_MS / 1000 + 5) == 0
     left = time.monotonic() - t0
     c.lbd[victim].proc = None
     res = [job.result() for jobs in where.values() for _s, job in jobs]
-    print(f"\ngraceful removal of {victim}: left after {left * 1000:.0f} ms; probes {sum(r['sent'] for r in res)}"
+    moved = [round((t - w0) * 1000, 1) for t, g in c.e.watch.events if t >= w0]
+    print(f"\ngraceful removal of {victim} ({len(where[victim])} of {len(res)} probes through it): router's route "
+          f"changed {moved} ms after SIGTERM, lbd left after {left * 1000:.0f} ms; probes {sum(r['sent'] for r in res)}"
           f" sent, {sum(r['lost'] for r in res)} lost")
     assert all(r["lost"] == 0 for r in res), res
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import selectors
-import shutil
 import socket
 import struct
 import subprocess
@@ -190,6 +189,14 @@ def mode_udp(a):
     # Connected: replies from any address other than the one probed (not DSR) are not counted.
     sock.connect((a.host, a.port))
     sock.settimeout(0.05)
+    if a.rt:
+        # Real-time only from here (the threads below inherit it): a Python start-up at real-time
+        # priority takes a core from the kernel's softirq work for ~100 ms, and several probes
+        # starting at once made the network path drop frames.
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except OSError:
+            pass
     sent_at = [None] * n
     answered = [None] * n  # backend name of the first reply
     dups = [0]
@@ -435,6 +442,7 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=32, help="probe payload bytes (>= 12)")
     p.add_argument("--grace", type=float, default=0.3, help="wait for late replies")
     p.add_argument("--steady", type=int, default=200, help='report event "steady" at this many answers')
+    p.add_argument("--rt", action="store_true", help="stream at SCHED_FIFO 1 once set up")
     p = sub.add_parser("ping")
     common(p, 0)
     p.add_argument("--count", type=int, default=1)
@@ -466,11 +474,12 @@ class ClientJob:
         self._q = queue.Queue()
         self._result = None
         self._stderr_path = os.path.join(lab.logdir, f"{name}.log")
-        # A timing probe runs real-time (below vrrpd's priority 10): on a busy machine a descheduled
-        # probe would stop sending and count its own pause as an outage of the VIP.
-        rt = ["chrt", "-f", "1"] if realtime and shutil.which("chrt") else []
+        # A timing probe streams real-time (below vrrpd's priority 10): on a busy machine a descheduled
+        # probe would stop sending and count its own pause as an outage of the VIP. It raises itself
+        # once set up (--rt), not at exec: see mode_udp.
+        rt = ["--rt"] if realtime else []
         with open(self._stderr_path, "ab") as err:
-            self.proc = lab.popen(host, rt + [sys.executable, os.path.join(HERE, "client.py")] + args,
+            self.proc = lab.popen(host, [sys.executable, os.path.join(HERE, "client.py")] + args + rt,
                                   stdout=subprocess.PIPE, stderr=err, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
