@@ -166,6 +166,8 @@ struct lbd {
 	uint64_t fence_deadline_ms;     /* 0 = no fence */
 	uint64_t release_until_ms;      /* releasing the VIPs: forwarding until then (0 = not releasing) */
 	int stopping;                   /* SIGTERM/SIGINT while active: leaving once the peer has the VIPs */
+	int announced;                  /* mode = ecmp: the VIP route is announced (main thread) */
+	char announce_why[64];          /* why it is or is not ("" until the announcer says) */
 
 	struct lbd_service services[CFG_MAX_SERVICES];
 	size_t n_services;
@@ -183,7 +185,7 @@ struct lbd {
 	struct lbd_worker *workers;
 	unsigned n_workers;
 	int fanout_id;
-	int sync_on;                    /* sync.c's session is established: workers queue flow updates */
+	int sync_on;                    /* sync.c: at least one peer established: workers queue flow updates */
 	ev_async *sync_wake;            /* sync.c's; a worker queued into an empty queue (NULL: no sync) */
 	int ctl_tx_fd;                  /* AF_PACKET socket for ARP/GARP from the main thread */
 	int ifindex;
