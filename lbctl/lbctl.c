@@ -183,6 +183,33 @@ static void lbctl_print_ctl(const char *who, uint64_t refused, uint64_t idle, ui
 	       "  bad %" PRIu64 "\n", who, refused, idle, evicted, oversized, bad);
 }
 
+/* One line per other node: our sync with it, and what it last said about itself (NODE_STATE). */
+static void lbctl_print_peers(const Dsrlb__SyncStatus *y)
+{
+	if (!y->n_peers)
+		return;
+	printf("  %-12s %-15s %-11s %-9s %-7s %6s %5s %9s %7s %8s  %-4s %-9s %8s %-8s %s\n", "node", "address",
+	       "sync", "bulk-in", "bulk-out", "lag", "p99", "queued", "dropped", "rejected", "fwd", "announced",
+	       "flows", "config", "age");
+	for (size_t i = 0; i < y->n_peers; i++) {
+		const Dsrlb__SyncPeerStatus *p = y->peers[i];
+		char age[32];
+
+		if (p->state_age_ms < 0)
+			snprintf(age, sizeof(age), "never");
+		else
+			snprintf(age, sizeof(age), "%" PRId64 ".%01" PRId64 " s", p->state_age_ms / 1000,
+				 p->state_age_ms % 1000 / 100);
+		printf("  %-12s %-15s %-11s %-9s %-7s %6u %5u %9" PRIu64 " %7" PRIu64 " %8" PRIu64 "  %-4s %-9s %8" PRIu64
+		       " %-8s %s", p->name, p->address, p->state, p->bulk_state, p->bulk_tx_state, p->last_lag_ms,
+		       p->lag_p99_ms, p->out_bytes, p->dropped, p->rejected + p->unauthenticated + p->refused,
+		       p->state_age_ms < 0 ? "?" : p->forwarding ? "yes" : "no",
+		       p->state_age_ms < 0 ? "?" : p->announced ? "yes" : "no", p->flows,
+		       p->state_age_ms < 0 ? "?" : p->config_digest_match ? "same" : "DIFFERS", age);
+		printf("%s%s\n", p->announce_why[0] ? "  " : "", p->announce_why);
+	}
+}
+
 static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStatus *vs, const char *vrrp_err)
 {
 	char ago[32];
@@ -261,6 +288,7 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 		       " received %" PRIu64 " rejected %" PRIu64 " dropped %" PRIu64 "\n",
 		       y->state, y->peer[0] ? " with " : "", y->peer, y->last_lag_ms, y->lag_p99_ms, y->bulk_state,
 		       y->bulk_received, y->bulk_total, y->sent_flows, y->received_flows, y->rejected, y->dropped);
+		lbctl_print_peers(y);
 	}
 	if (st->last_reload_error[0])
 		printf("  WARNING last reload failed: %s\n", st->last_reload_error);

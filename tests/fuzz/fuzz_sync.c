@@ -1,10 +1,10 @@
-/* Fuzz target: connection sync as lbd receives it from its peer (lbd/sync.c sync_read_cb): the stream
+/* Fuzz target: connection sync as lbd receives it from its peer (lbd/sync_peer.c sync_peer_read_cb): the stream
  * framing (4-byte length, the oversized-frame limit), the envelope (common/auth.c, kind SYNC) and the
  * handshake, SyncMessage decoding, and what an authentic message does: HELLO answers, flows installed in
- * or deleted from the connection table (sync_apply), bulk requests answered from the table, chunks, acks.
+ * or deleted from the connection table (sync_apply), bulk requests answered from the table, chunks, acks, NODE_STATE.
  *
- * sync.c is included so its context and static input path are reachable: the context comes from
- * sync_create (the cluster of fuzz.h, node lb1, which connects rather than listens, so nothing is opened),
+ * sync.c and sync_peer.c are included so the mesh, its peer and the static input path are reachable: the
+ * context comes from sync_create (the cluster of fuzz.h, node lb1, which connects rather than listens, so nothing is opened),
  * and each input gets a fresh session and one end of a Unix socketpair as its connection, whose other end
  * the harness writes. Nothing touches the network.
  *
@@ -13,6 +13,7 @@
  * from our first HELLO. Bit 0 set: the chunks are raw stream bytes, as from a host without the key. Bit 1:
  * lbd is active. Bit 2: the degraded backend set of fuzz_lbd.h. */
 #include "../../lbd/sync.c"
+#include "../../lbd/sync_peer.c"
 
 #include <fcntl.h>
 
@@ -21,14 +22,16 @@
 #define FUZZ_WRITE 32768
 
 static struct sync_ctx *S;
+static struct sync_peer *P;           /* lb2, the one peer */
 
 static void fuzz_setup(void)
 {
 	fuzz_quiet();
 	fuzz_lbd_setup();
 	S = sync_create(&L);
-	if (!S || !S->initiator || S->listen_fd >= 0)
+	if (!S || S->n_peers != 1 || !S->peers[0]->initiator || S->listen_fd >= 0)
 		abort();
+	P = S->peers[0];
 	L.sync = S;
 }
 
@@ -69,43 +72,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!stream || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 
-	auth_session_destroy(S->sess);
-	S->sess = auth_session_create(S->keys, AUTH_KIND_SYNC, "lb1", "lb2");
-	peer = auth_session_create(S->keys, AUTH_KIND_SYNC, "lb2", "lb1");
-	if (!S->sess || !peer)
+	auth_session_destroy(P->sess);
+	P->sess = auth_session_create(S->sh.keys, AUTH_KIND_SYNC, "lb1", "lb2");
+	peer = auth_session_create(S->sh.keys, AUTH_KIND_SYNC, "lb2", "lb1");
+	if (!P->sess || !peer)
 		abort();
-	S->bulk = BULK_NONE;
-	S->bulk_tx = 0;
-	S->bulk_tx_cursor = 0;
-	S->n_lags = 0;
-	sync_setup_fd(S, sv[0]);
-	sync_connected(S, 1);
+	P->bulk = BULK_NONE;
+	P->bulk_tx = 0;
+	P->bulk_tx_cursor = 0;
+	P->n_lags = 0;
+	P->remote_at_ms = 0;
+	sync_peer_setup_fd(P, sv[0]);
+	sync_peer_connected(P, 1);
 	/* Our HELLO is the peer's first message from us: it learns our challenge (and cannot trust us yet). */
-	if (S->out_len < 4 || auth_open(peer, S->out + 4, S->out_len - 4, S->plain, AUTH_MAX_MSG, &plen) !=
+	if (P->out_len < 4 || auth_open(peer, P->out + 4, P->out_len - 4, S->sh.plain, AUTH_MAX_MSG, &plen) !=
 	    AUTH_STALE_EPOCH)
 		abort();
-	S->out_len = S->out_off = 0;
+	P->out_len = P->out_off = 0;
 
 	while (in.n) {
 		const uint8_t *chunk;
 		size_t len = fuzz_chunk(&in, AUTH_MAX_MSG, &chunk);
 		slen += fuzz_frame(peer, mode & 1, chunk, len, stream + slen);
 	}
-	while (S->fd >= 0) {
+	while (P->fd >= 0) {
 		ssize_t n = 0;
 		if (off < slen) {
 			n = write(sv[1], stream + off, slen - off < FUZZ_WRITE ? slen - off : FUZZ_WRITE);
 			if (n > 0)
 				off += (size_t)n;
 		}
-		sync_read_cb(L.loop, &S->rio, EV_READ);
+		sync_peer_read_cb(L.loop, &P->rio, EV_READ);
 		/* What lbd queued for the peer is taken as sent. */
-		S->out_len = S->out_off = 0;
+		P->out_len = P->out_off = 0;
 		if (off == slen && n <= 0)
 			break;
 	}
-	sync_close(S, "end of input");
-	ev_timer_stop(L.loop, &S->retry);
+	sync_peer_close(P, "end of input");
+	ev_timer_stop(L.loop, &P->retry);
 	ev_timer_stop(L.loop, &S->flush);
 	close(sv[1]);
 	auth_session_destroy(peer);

@@ -46,6 +46,7 @@ import pytest
 from lib import client, servers
 from lib.capture import Capture, arp_probe
 from lib.lab import VIP, wait_for, topology
+from lib.nftblock import block_tcp
 from lib.pair import BACKENDS, NODES, config_text, make_pairs
 
 GEN = "gen"                       # a LAN host that generates new flows (trafgen, paced_start)
@@ -202,12 +203,7 @@ def log_times(lab, name, pattern, since=0.0):
 
 def block_sync(lab, node, on=True):
     """Make node's outgoing sync connections fail at once (TCP reset) or work again."""
-    if on:
-        rules = ("table inet syncblock {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
-                 f"  tcp dport {SYNC_PORT} reject with tcp reset\n }}\n}}\n")
-        lab.run(node, ["nft", "-f", "-"], input=rules, timeout=10)
-    else:
-        lab.run(node, ["nft", "delete", "table", "inet", "syncblock"], check=False, timeout=10)
+    block_tcp(lab, node, SYNC_PORT, "output", "reject with tcp reset", on)
 
 
 # --- the generator: new UDP flows to the fill service, straight to the active node's MAC

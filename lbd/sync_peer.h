@@ -1,0 +1,146 @@
+/* Inside connection-state sync (sync.c, sync_peer.c, sync_table.c): the state the mesh shares with its
+ * peers, one peer session, and the table side (flows in and out of the workers' tables). Modules outside
+ * sync use sync.h only. Calls go one way: sync.c -> sync_peer.c -> sync_table.c -> worker.h, dp.c. */
+#ifndef DSR_SYNC_PEER_H
+#define DSR_SYNC_PEER_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "flow.h"
+#include "sync.pb-c.h"
+
+#define SYNC_BATCH        1200              /* flows per message: fits AUTH_MAX_MSG */
+#define SYNC_FRAME_MAX    (4 + AUTH_MAX_ENVELOPE)
+#define SYNC_OUT_PEER_MAX (8u << 20)        /* output buffer of one peer: a pair's peer gets this ... */
+#define SYNC_OUT_TOTAL    (16u << 20)       /* ... N peers share this, each at least SYNC_OUT_PEER_MIN */
+#define SYNC_OUT_PEER_MIN (1u << 20)
+#define SYNC_LAGS         4096              /* lag samples kept per peer ... */
+#define SYNC_LAG_WINDOW_MS 5000             /* ... of which those this recent make lag_p99_ms */
+#define SYNC_WHY_MAX      64
+
+struct lbd;
+struct Dsrlb__SyncPeerStatus;
+
+enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
+
+/* What a node says about itself in NODE_STATE (proto/sync.proto SyncNodeState). */
+struct sync_node_state {
+	int forwarding;
+	int announced;
+	char why[SYNC_WHY_MAX];
+	uint64_t flows;
+	uint8_t digest[CFG_DIGEST_LEN];
+};
+
+/* Owned by sync.c, read and written by its peers on the main thread: the scratch buffers one message
+ * at a time needs, and what every peer's messages carry. */
+struct sync_shared {
+	struct lbd *l;
+	struct auth_keyring *keys;
+	uint8_t *pbuf, *ebuf;           /* packed message, sealed envelope */
+	uint8_t *plain;                 /* opened payload */
+	Dsrlb__SyncFlow msg_flows[SYNC_BATCH];
+	Dsrlb__SyncFlow *msg_ptrs[SYNC_BATCH];
+	size_t out_max;                 /* each peer's output buffer (sync_out_cap) */
+	unsigned n_established;         /* l->sync_on = n_established > 0 */
+	uint64_t dropped;               /* updates discarded with no peer established */
+	struct sync_node_state self;    /* sync.c refreshes it; NODE_STATE sends it */
+	const char *self_name;
+};
+
+/* A connection from the peer's address that has not yet sent an authentic message (accepting side). */
+struct sync_pending {
+	int fd;
+	ev_io rio;
+	ev_timer deadline;
+	uint8_t *in;
+	size_t in_len;
+	int hellos;
+};
+
+/* The session with one other node: its connection, handshake, buffers, transfers and counters. */
+struct sync_peer {
+	struct sync_shared *sh;
+	struct auth_session *sess;
+	char name[CFG_NAME_MAX];
+	uint32_t self_addr, addr;       /* network order */
+	uint16_t port;
+	int initiator;                  /* we have the lower address: we connect */
+
+	int fd;
+	ev_io rio, wio;
+	ev_timer retry;
+	int connecting, established, rx_ok, hellos;
+	struct sync_pending pend;
+
+	uint8_t *in;
+	size_t in_len;
+	uint8_t *out;
+	size_t out_len, out_off;
+
+	/* the table we receive */
+	enum sync_bulk bulk;
+	uint64_t bulk_received, bulk_total, bulk_started_ms, bulk_done_ms;
+	uint32_t bulk_duration_ms;
+	/* the table we send */
+	int bulk_tx, bulk_tx_sent;
+	uint32_t bulk_tx_cursor;
+
+	int peer_active;
+	uint32_t lags[SYNC_LAGS];
+	uint64_t lag_at[SYNC_LAGS];     /* when each sample was taken (ms) */
+	uint32_t n_lags, last_lag;
+	uint64_t last_lag_ms_at;
+	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
+		bulk_sent;
+	uint64_t unauthenticated, handshake_timeouts, oversized, refused;
+
+	/* its last NODE_STATE */
+	struct sync_node_state remote;
+	int remote_has_our_bulk;        /* on the current connection */
+	uint64_t remote_at_ms;          /* 0: none yet */
+	char addr_str[INET_ADDRSTRLEN];
+};
+
+/* sync_peer.c */
+struct sync_peer *sync_peer_create(struct sync_shared *sh, const struct cfg_node *self,
+				   const struct cfg_node *node, uint16_t port);
+void sync_peer_destroy(struct sync_peer *p);
+/* An accepted connection from the peer's address: pending until it authenticates. */
+void sync_peer_accept(struct sync_peer *p, int fd);
+/* Seals and queues one message; -1 when its output buffer is full or it has no connection. */
+int sync_peer_send(struct sync_peer *p, Dsrlb__SyncMessage *m);
+/* NODE_STATE with sh->self and whether we have its whole table. */
+void sync_peer_send_state(struct sync_peer *p);
+const char *sync_peer_state_str(const struct sync_peer *p);
+/* lag p99 over the window (scratch: SYNC_LAGS entries); how many samples in *n. */
+uint32_t sync_peer_lag_p99(const struct sync_peer *p, uint64_t now, uint32_t *scratch, uint32_t *n);
+/* Fills a status entry; strings point into p or are static. */
+void sync_peer_status(const struct sync_peer *p, struct Dsrlb__SyncPeerStatus *ps, uint64_t now,
+		      uint32_t *scratch);
+void sync_peer_reload(struct sync_peer *p, struct auth_keyring *keys);
+
+/* sync_table.c: flows between the workers' tables and messages (main thread) */
+void sync_table_fill(Dsrlb__SyncFlow *sf, const struct flow_key *k, uint32_t backend, uint8_t state,
+		     uint32_t idle_ms, int deleted);
+/* Installs one flow a peer sent; counts a flow naming no backend of ours in *unknown_backend. */
+void sync_table_apply(struct lbd *l, const Dsrlb__SyncFlow *sf, uint64_t *unknown_backend);
+/* Up to SYNC_BATCH flows of our table from *cursor on into sh->msg_flows; sets *done at the end. */
+size_t sync_table_chunk(struct sync_shared *sh, uint32_t *cursor, int *done);
+/* Drops what the workers queued (nobody to send it to); how many. */
+uint64_t sync_table_discard(struct lbd *l);
+
+/* sync.c: the pure rules, for the unit tests */
+size_t sync_out_cap(size_t n_peers);
+/* Ready (vrrpd may preempt, a node may announce): no peer, or timed out, or one peer's bulk is done
+ * and no established peer's bulk is still under way. */
+int sync_ready_rule(const enum sync_bulk *bulk, const int *established, size_t n, int timed_out);
+/* The cluster's one state word from each peer's (docs/status.md). */
+const char *sync_state_aggregate(const char *const *states, size_t n);
+
+#endif
