@@ -109,16 +109,23 @@ def cluster(lab, ecmp):
 
 
 def probes_by_node(lab, c, srcs, duration):
-    """One 1 ms probe per source address; {node: [(src, job)]} by the node its frames reach."""
-    c.e.count_frames(NODES)
+    """One 1 ms probe per source address; {node: [(src, job)]} by the node its frames reach (counted
+    afresh until every probe is seen on exactly one node: a route change just before, e.g. a node
+    that came back, may have moved one)."""
     jobs = {src: client.start_udp_probe(lab, duration, src=src, steady=50) for src in srcs}
     for job in jobs.values():
         job.wait_event("steady", timeout=5)
+    for _ in range(10):
+        c.e.count_frames(NODES)
+        time.sleep(0.05)
+        seen = {src: c.e.flow_nodes(src=src, proto="udp") for src in srcs}
+        if all(len(n) == 1 for n in seen.values()):
+            break
+    else:
+        raise AssertionError(f"probes not on one node each: {seen}")
     where = {}
     for src, job in jobs.items():
-        nodes = c.e.flow_nodes(src=src, proto="udp")
-        assert len(nodes) == 1, (src, nodes)
-        where.setdefault(next(iter(nodes)), []).append((src, job))
+        where.setdefault(next(iter(seen[src])), []).append((src, job))
     return where
 
 
