@@ -233,6 +233,34 @@ static void metrics_sync(struct prom *m, const Dsrlb__SyncStatus *y)
 			y->oversized);
 }
 
+/* The other nodes of the config, as this node's sync sessions see them (a mesh in mode = ecmp). */
+static void metrics_peers(struct prom *m, const Dsrlb__SyncStatus *y)
+{
+	size_t i;
+
+	if (y->n_peers == 0)
+		return;
+	prom_family(m, "dsrlb_sync_peer_established", "gauge", "1 while the sync session with this peer is established.");
+	for (i = 0; i < y->n_peers; i++)
+		prom_u64(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->established);
+	prom_family(m, "dsrlb_sync_peer_lag_p99_seconds", "gauge",
+		    "p99 of the sync lag to this peer over the last 5 s.");
+	for (i = 0; i < y->n_peers; i++)
+		prom_ms(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->lag_p99_ms);
+	prom_family(m, "dsrlb_sync_peer_dropped_total", "counter", "Flow updates not sent to this peer (its buffer was full).");
+	for (i = 0; i < y->n_peers; i++)
+		prom_u64(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->dropped);
+	prom_family(m, "dsrlb_peer_forwarding", "gauge", "1 when the peer's last node state says it forwards.");
+	for (i = 0; i < y->n_peers; i++)
+		prom_u64(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->forwarding);
+	prom_family(m, "dsrlb_peer_announced", "gauge", "mode = ecmp: 1 when the peer says it announces its VIPs.");
+	for (i = 0; i < y->n_peers; i++)
+		prom_u64(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->announced > 0);
+	prom_family(m, "dsrlb_peer_config_match", "gauge", "1 when the peer's config digest equals this node's.");
+	for (i = 0; i < y->n_peers; i++)
+		prom_u64(m, PROM_L("peer", y->peers[i]->name), y->peers[i]->config_digest_match);
+}
+
 static void metrics_lbd(struct prom *m, const Dsrlb__LbdStatus *st)
 {
 	prom_family(m, "dsrlb_node_info", "gauge", "This node as lbd names it (always 1).");
@@ -242,6 +270,14 @@ static void metrics_lbd(struct prom *m, const Dsrlb__LbdStatus *st)
 		    "Why lbd is in its mode: startup, standalone, vrrpd, operator or fenced (always 1).");
 	prom_u64(m, PROM_L("reason", st->mode_reason), 1);
 	metrics_gauge(m, "dsrlb_stopping", "1 when lbd is stopping and hands its VIPs over.", st->stopping);
+	metrics_gauge(m, "dsrlb_announced", "mode = ecmp: 1 when every VIP's route is announced.", st->announced);
+	metrics_gauge(m, "dsrlb_node_draining", "mode = ecmp: 1 after lbctl drain-node (withdrawn, still forwarding).",
+		      st->draining);
+	if (st->n_announcements) {
+		prom_family(m, "dsrlb_vip_announced", "gauge", "mode = ecmp: 1 while this VIP's route is announced.");
+		for (size_t i = 0; i < st->n_announcements; i++)
+			prom_u64(m, PROM_L("vip", st->announcements[i]->vip), st->announcements[i]->announced);
+	}
 	metrics_seconds(m, "dsrlb_release_remaining_seconds",
 			"Releasing the VIPs: forwarding this much longer without answering ARP.", st->release_remaining_ms);
 	metrics_seconds(m, "dsrlb_fence_remaining_seconds",
@@ -257,8 +293,10 @@ static void metrics_lbd(struct prom *m, const Dsrlb__LbdStatus *st)
 	if (st->counters)
 		metrics_counters(m, st->counters);
 	metrics_services(m, st);
-	if (st->sync)
+	if (st->sync) {
 		metrics_sync(m, st->sync);
+		metrics_peers(m, st->sync);
+	}
 }
 
 static void metrics_vrrpd(struct prom *m, const Dsrlb__VrrpStatus *vs)
