@@ -53,7 +53,9 @@ def pkg(tmp_path_factory):
     run([os.path.join(REPO, "scripts", "deb.sh"), str(out), str(work)], env=env, timeout=900)
     src = work / f"dsrlb-{version()}"
     inst = top / "inst"
-    install_vars = run(["make", "-s", "-f", "debian/rules", "print-install-vars"], cwd=src).stdout.split()
+    # --no-print-directory: under `make check` MAKEFLAGS asks sub-makes to print "Entering directory".
+    install_vars = run(["make", "-s", "--no-print-directory", "-f", "debian/rules", "print-install-vars"],
+                       cwd=src).stdout.split()
     run(["make", "-C", str(src), "install", f"DESTDIR={inst}"] + install_vars, timeout=600)
     arch = run(["dpkg-architecture", "-qDEB_HOST_ARCH"]).stdout.strip()
     return {
