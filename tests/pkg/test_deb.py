@@ -25,7 +25,7 @@ REQUIRED = [
     "lib/systemd/system/lbd.service", "lib/systemd/system/vrrpd.service",
     "lib/systemd/system/dsrlb-exporter.service", "lib/systemd/system/dsrlb.target",
     "usr/share/man/man8/lbd.8.gz", "usr/share/man/man8/vrrpd.8.gz", "usr/share/man/man8/lbctl.8.gz",
-    "usr/share/man/man5/dsrlb.conf.5.gz",
+    "usr/share/man/man5/dsrlb.conf.5.gz", "usr/share/man/man8/dsrlb-exporter.8.gz",
     "etc/dsrlb/dsrlb.conf.example", "usr/share/doc/dsrlb/dsrlb.conf",
     "usr/share/bash-completion/completions/lbctl",
     "usr/share/doc/dsrlb/README.md", "usr/share/doc/dsrlb/config.md", "usr/share/doc/dsrlb/deploy.md",
