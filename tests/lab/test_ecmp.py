@@ -177,6 +177,29 @@ def test_spread_over_three_nodes(lab, cluster):
     assert all(s >= 0.20 for s in share.values()), share
 
 
+def test_status_shows_every_node(lab, cluster):
+    """lbctl status on each node: the other nodes, each established, forwarding, announced, same config;
+    the text view names them with their announce reason."""
+    c = cluster.start()
+    for n in NODES:
+        others = [m for m in NODES if m != n] + ["lb4"]
+        st = c.lbd[n].wait_json({"sync": {"peers": lambda ps: {p["name"] for p in ps} == set(others)}}, timeout=10)
+        peers = {p["name"]: p for p in st["sync"]["peers"]}
+        for m in NODES:
+            if m == n:
+                continue
+            c.lbd[n].wait_json({"sync": {"peers": lambda ps, m=m: any(
+                p["name"] == m and p["established"] and p["forwarding"] and p["announced"]
+                and p["config_digest_match"] and p["announce_why"] == "announced" for p in ps)}},
+                timeout=10, what=f"{n}'s view of {m}")
+        assert not peers["lb4"]["established"] and peers["lb4"]["state_age_ms"] == -1, peers["lb4"]
+        text = c.lbd[n].ok("status")
+        for m in NODES:
+            if m != n:
+                assert any(line.split()[:1] == [m] and "established" in line and "same" in line
+                           for line in text.splitlines()), text
+
+
 def test_node_crash(lab, cluster):
     outages = fault_runs(lab, cluster, cluster.crash, cluster.restore, "node crash (cable + kill -9 of all)")
     assert statistics.median(outages) <= OUTAGE_BAR_MS, outages
