@@ -220,20 +220,27 @@ def test_lbd_killed_alone(lab, cluster):
 
 
 def test_graceful_removal_loses_nothing(lab, cluster):
-    c = cluster.start()
-    where = probes_by_node(lab, c, lab.addrs("client")[:6], 3.0 + STOP_TIMEOUT_MS / 1000)
-    victim = max(where, key=lambda n: len(where[n]))
-    t0 = time.monotonic()
-    w0 = time.time()
-    c.lab.signal(c.lbd[victim].proc, signal.SIGTERM)
-    assert c.lbd[victim].proc.wait(STOP_TIMEOUT_MS / 1000 + 5) == 0
-    left = time.monotonic() - t0
-    c.lbd[victim].proc = None
-    res = [job.result() for jobs in where.values() for _s, job in jobs]
+    for attempt in range(REDO + 1):
+        c = cluster.start()
+        where = probes_by_node(lab, c, lab.addrs("client")[:6], 3.0 + STOP_TIMEOUT_MS / 1000)
+        victim = max(where, key=lambda n: len(where[n]))
+        downs0 = c.e.bfd_downs()
+        t0 = time.monotonic()
+        w0 = time.time()
+        c.lab.signal(c.lbd[victim].proc, signal.SIGTERM)
+        assert c.lbd[victim].proc.wait(STOP_TIMEOUT_MS / 1000 + 5) == 0
+        left = time.monotonic() - t0
+        c.lbd[victim].proc = None
+        res = [job.result() for jobs in where.values() for _s, job in jobs]
+        if c.e.bfd_downs() == downs0:
+            break
+        print(f"\na BFD or BGP session flapped during graceful removal run {attempt + 1}: again")
+    else:
+        raise AssertionError(f"BFD flapped in {REDO + 1} runs: the machine is too busy for 10 ms x 3")
     moved = [round((t - w0) * 1000, 1) for t, g in c.e.watch.events if t >= w0]
     print(f"\ngraceful removal of {victim} ({len(where[victim])} of {len(res)} probes through it): router's route "
           f"changed {moved} ms after SIGTERM, lbd left after {left * 1000:.0f} ms; probes {sum(r['sent'] for r in res)}"
-          f" sent, {sum(r['lost'] for r in res)} lost")
+          f" sent, {sum(r['lost'] for r in res)} lost; {attempt} runs redone for a flap")
     assert all(r["lost"] == 0 for r in res), res
 
 

@@ -378,10 +378,14 @@ class Ecmp:
         self.wait_sessions(self.nodes, timeout)
 
     def bfd_downs(self):
-        """{node: how many times the router's BFD session to it went down}, from the router's log
-        (a rise between two calls without a crash is a flap)."""
+        """{node: how many times the router's BFD or BGP session to it went down}, from the router's
+        log (a rise between two calls without a crash is a flap)."""
         text = self.lab.log_tail(self.router_bird.log, lines=1000000)
-        return {n: text.count(f"Session to {self.addr(n)} changed state from Up to Down") for n in self.all_nodes}
+        # Either side may see the stall first: the router's BFD session going down, or the node's,
+        # which then closes its BGP session (the router logs the session going down, its BFD session
+        # being removed rather than going down).
+        return {n: text.count(f"Session to {self.addr(n)} changed state from Up to Down")
+                + text.count(f"{n}: State changed to down") for n in self.all_nodes}
 
     def wait_sessions(self, nodes, timeout=15):
         """Router's BGP session to each node Established and its BFD session Up."""
