@@ -175,13 +175,10 @@ static void sync_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 /* What NODE_STATE says about this node; sent to every established peer when it changed (the flow count
  * aside, which changes all the time) or SYNC_STATE_EVERY_MS after the last time. */
-static void sync_state_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void sync_state_fill(struct sync_ctx *s)
 {
-	struct sync_ctx *s = t->data;
 	struct lbd *l = s->sh.l;
 	struct sync_node_state *self = &s->sh.self;
-	uint64_t now = clock_ms();
-	int due = now - s->last_sent_ms >= SYNC_STATE_EVERY_MS;
 
 	self->forwarding = l->active;
 	self->announced = l->announced;
@@ -189,9 +186,19 @@ static void sync_state_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	self->why[sizeof(self->why) - 1] = 0;
 	memcpy(self->digest, l->cfg->digest, sizeof(self->digest));
 	self->flows = s->last_sent.flows;
+}
+
+static void sync_state_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sync_ctx *s = t->data;
+	struct sync_node_state *self = &s->sh.self;
+	uint64_t now = clock_ms();
+	int due = now - s->last_sent_ms >= SYNC_STATE_EVERY_MS;
+
+	sync_state_fill(s);
 	if (!due && !memcmp(self, &s->last_sent, sizeof(*self)))
 		return;
-	self->flows = worker_flow_count(l);
+	self->flows = worker_flow_count(s->sh.l);
 	for (size_t i = 0; i < s->n_peers; i++)
 		sync_peer_send_state(s->peers[i]);
 	s->last_sent = *self;
@@ -293,6 +300,8 @@ struct sync_ctx *sync_create(struct lbd *l)
 	/* Only a node that some member connects to (one with a lower address) listens. */
 	if (listen_needed && sync_listen(s) < 0)
 		goto fail;
+	/* What a session established before the first tick says about us. */
+	sync_state_fill(s);
 	ev_async_start(l->loop, &s->wake);
 	l->sync_wake = &s->wake;
 	ev_timer_set(&s->state_tick, SYNC_STATE_TICK_S, SYNC_STATE_TICK_S);

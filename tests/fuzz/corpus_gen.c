@@ -374,8 +374,10 @@ static void gen_heartbeats(void)
 
 static void gen_sync(void)
 {
-	Dsrlb__SyncMessage hello = DSRLB__SYNC_MESSAGE__INIT, update, req, chunk, ack;
+	Dsrlb__SyncMessage hello = DSRLB__SYNC_MESSAGE__INIT, update, req, chunk, ack, state;
 	Dsrlb__SyncFlow fl[3], *fp[3] = { &fl[0], &fl[1], &fl[2] };
+	Dsrlb__SyncNodeState ns = DSRLB__SYNC_NODE_STATE__INIT;
+	static uint8_t digest[7] = { 1, 2, 3 };        /* not 32 bytes: no match */
 	const ProtobufCMessage *ms[6];
 
 	for (int i = 0; i < 3; i++) {
@@ -407,6 +409,16 @@ static void gen_sync(void)
 	ack = hello;
 	ack.type = DSRLB__SYNC_TYPE__SYNC_ACK;
 	ack.sent_ms = 1;
+	state = hello;
+	state.type = DSRLB__SYNC_TYPE__SYNC_NODE_STATE;
+	ns.name = "lb2";
+	ns.forwarding = 1;
+	ns.announced = -1;
+	ns.announce_why = "\x1b[31mred\xff and more than sixty-three bytes of reason, which lbd cuts short";
+	ns.flows = UINT64_MAX;
+	ns.config_digest.data = digest;
+	ns.config_digest.len = sizeof(digest);
+	state.node = &ns;
 
 	ms[0] = &hello.base;
 	ms[1] = &update.base;
@@ -416,6 +428,8 @@ static void gen_sync(void)
 	put_msg("sync", "session", 0, ms, 5, 1);
 	put_msg("sync", "session-standby-degraded", 4, ms, 5, 1);
 	put_msg("sync", "session-active", 2, ms, 5, 1);
+	ms[1] = &state.base;
+	put_msg("sync", "node-state", 0, ms, 2, 1);
 	/* Raw stream: a length prefix over the limit, then one that never completes. */
 	put("sync", "raw-oversized-length", (uint8_t[]){ 1, 0, 8, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3 }, 11);
 	put("sync", "raw-partial-frame", (uint8_t[]){ 1, 0, 6, 0, 0, 1, 0, 0x0a, 0x00 }, 9);
