@@ -279,7 +279,7 @@ def mode_udp(a):
         prev = b
     lost = sum(1 for x in answered if x is None)
     longest = max(outages, key=lambda o: o["ms"]) if outages else None
-    return {"sent": n, "answered": n - lost, "lost": lost, "duplicates": dups[0],
+    return {"sent": n, "answered": n - lost, "lost": lost, "duplicates": dups[0], "t0": t0,
             "send_errors": send_errors, "duration_s": round(t_end - t0, 3),
             "longest_outage_ms": longest["ms"] if longest else 0.0,
             "longest_outage": longest, "outages": sorted(outages, key=lambda o: -o["ms"])[:20],
