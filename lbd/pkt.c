@@ -59,8 +59,8 @@ static void pkt_parse_icmp_inner(const uint8_t *q, uint32_t len, struct pkt *p)
 		return;
 	p->have_inner = 1;
 	p->in_proto = q[9];
-	p->in_saddr = pkt_get32n(q + 12);
-	p->in_daddr = pkt_get32n(q + 16);
+	p->in_src = ipaddr_from_v4(pkt_get32n(q + 12));
+	p->in_dst = ipaddr_from_v4(pkt_get32n(q + 16));
 	p->in_sport = pkt_get16n(q + ihl);
 	p->in_dport = pkt_get16n(q + ihl + 2);
 }
@@ -85,9 +85,10 @@ static enum pkt_err pkt_parse_ipv4(const uint8_t *ip, uint32_t len, struct pkt *
 	if (p->ip_len < p->ihl || p->ip_len > len)
 		return PKT_BAD_LEN;
 	p->proto = ip[9];
-	p->saddr = pkt_get32n(ip + 12);
-	p->daddr = pkt_get32n(ip + 16);
-	memcpy(&p->ip_id, ip + 4, 2);
+	p->hop_limit = ip[8];
+	p->src = ipaddr_from_v4(pkt_get32n(ip + 12));
+	p->dst = ipaddr_from_v4(pkt_get32n(ip + 16));
+	memcpy((uint8_t *)&p->frag_id + 2, ip + 4, 2);
 	fragw = pkt_get16(ip + 6);
 	p->frag = (fragw & 0x2000) || (fragw & 0x1fff);
 	p->later_frag = (fragw & 0x1fff) != 0;
