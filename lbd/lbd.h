@@ -290,10 +290,11 @@ int ctl_open(struct lbd *l);
 void ctl_close(struct lbd *l);
 
 /* filter.c: classic BPF filter for the RX ring, and the fanout program that spreads flows over workers */
-size_t filter_build(const uint32_t *vips, size_t n, struct sock_filter *out, size_t cap);
+size_t filter_build(const struct ipaddr *vips, size_t n, struct sock_filter *out, size_t cap);
 size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t cap);
-/* The same choice in C, for host-order addresses and ports of the client->VIP direction. */
-unsigned filter_fanout_index(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, unsigned n);
+/* The same choice in C, for the addresses and host-order ports of the client->VIP direction. */
+unsigned filter_fanout_index(const struct ipaddr *src, const struct ipaddr *dst, uint16_t sport, uint16_t dport,
+			     unsigned n);
 
 #include "worker.h"
 
