@@ -155,7 +155,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 	spsc_init(&w->fwd.syncq.q, LBD_SYNCQ);
 	spsc_init(&w->fwd.arpq.q, LBD_ARPQ);
 	w->fwd.syncq.rec = calloc(LBD_SYNCQ, sizeof(*w->fwd.syncq.rec));
-	w->flows = flow_create(l->cfg->flow_max / l->n_workers);
+	w->flows = flow_create(l->cfg->flow_max / l->n_workers, cfg_has_ipv6(l->cfg));
 	if (dp_table_init(&w->fwd.tab, w->flows) < 0 || !w->fwd.syncq.rec) {
 		log_err("%s: out of memory", __func__);
 		return -1;
