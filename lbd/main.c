@@ -162,7 +162,7 @@ static void lbd_ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	size_t i, unresolved = 0;
 
 	for (i = 0; i < LBD_MAX_SLOTS; i++)
-		unresolved += l->slots[i].addr && !l->slots[i].mac_known;
+		unresolved += !ipaddr_is_none(&l->slots[i].addr) && !l->slots[i].mac_known;
 	if (unresolved && clock_ms() - l->start_ms < LBD_READY_WAIT_MS)
 		return;
 	ev_timer_stop(loop, t);
