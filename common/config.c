@@ -776,8 +776,9 @@ static int cfg_service_finish(struct cfg_parser *p)
 				       ipaddr_is_v4(&svc->backends[i].addr) ? "IPv4" : "IPv6",
 				       ipaddr_str(&svc->vip, v), ipaddr_is_v4(&svc->vip) ? "IPv4" : "IPv6");
 		}
-	if (p->sorry_line[idx] && ipaddr_family(&svc->sorry_backend) != ipaddr_family(&svc->vip))
-		return cfg_err(p, p->sorry_line[idx], "sorry_backend and vip are of different address families");
+	line = cfg_kw_line(p, "sorry_backend");
+	if (line && ipaddr_family(&svc->sorry_backend) != ipaddr_family(&svc->vip))
+		return cfg_err(p, line, "sorry_backend and vip are of different address families");
 	p->sorry_line[idx] = cfg_kw_line(p, "sorry_backend");
 	/* A TCP connect says nothing about a UDP service: UDP services are not checked unless asked to. */
 	if (svc->proto == IPPROTO_UDP && !cfg_kw_line(p, "check"))
