@@ -562,7 +562,7 @@ static const struct {
 	{ CL NODE "[service s]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21\nsorry_backend = 10.0.0.99 # <-\n",
 	  "sorry_backend and vip are of different address families" },
 	{ CL NODE "[service s]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21\nbackend = 2001:DB8::21 # <-\n",
-	  "2001:db8::21 is already listed at line 13" },
+	  "2001:db8::21 is already listed at line 10" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight=65536 # <-\n", "'65536' is not a weight" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight=-1 # <-\n", "not a weight" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight= # <-\n", "not a weight" },
