@@ -69,9 +69,9 @@ static int lb_teardown(void **state)
 	return 0;
 }
 
-static struct lbd_backend *slot_of(size_t service, uint32_t addr)
+static struct lbd_backend *slot_of(size_t service, struct ipaddr addr)
 {
-	struct lbd_backend *b = dp_find_backend(&lb, &lb.services[service], addr);
+	struct lbd_backend *b = dp_find_backend(&lb, &lb.services[service], &addr);
 	assert_non_null(b);
 	return b;
 }
