@@ -20,7 +20,7 @@ static const uint8_t MAC_A[6] = { 0x02, 0, 0, 0, 0, 0xaa };
 static const uint8_t MAC_B[6] = { 0x02, 0, 0, 0, 0, 0xbb };
 static const uint8_t MAC_EVIL[6] = { 0x02, 0, 0, 0, 0, 0xee };
 
-#define BE(i) (ipaddr_from_v4(htonl(0xc0000215u + (uint32_t)(i))))   /* 192.0.2.21 + i */
+#define BE(i) ((struct ipaddr){ .w = { 0, 0, htonl(0xffff), htonl(0xc0000215u + (uint32_t)(i)) } })  /* 192.0.2.21 + i */
 
 static struct lbd lb;
 
