@@ -534,18 +534,32 @@ static const uint8_t *cb_neigh_answer(const struct cb *cb, const uint8_t *frame,
 	return p->nd_lladdr ? p->nd_lladdr : frame + 6;
 }
 
-/* Ethernet (to the backend's MAC) and IPv4 headers, from our address to dst, for l4len bytes of
- * payload. Returns the offset of the L4 header. */
+/* Ethernet (to the backend's MAC) and IP headers of the backend's family (IPv6 without extension
+ * headers), from our address to dst, for l4len bytes of payload: the frame lbd forwards. Returns the
+ * offset of the L4 header. */
 static size_t cb_ip_header(struct cb *cb, uint8_t *f, const struct ipaddr *dst, uint8_t proto, size_t l4len)
 {
 	uint8_t *ip = f + 14;
-	uint16_t tot = htons((uint16_t)(20 + l4len)), id = (uint16_t)cb_random(), df = htons(0x4000), csum;
-	uint32_t s4 = ipaddr_v4(&cb->src), d4 = ipaddr_v4(dst);
+	uint16_t ethertype = htons(cb->v6 ? ETH_P_IPV6 : ETH_P_IP);
 
 	memcpy(f, cb->be_mac, 6);
 	memcpy(f + 6, cb->mac, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
+	memcpy(f + 12, &ethertype, 2);
+	if (cb->v6) {
+		uint16_t plen = htons((uint16_t)l4len);
+
+		memset(ip, 0, 40);
+		ip[0] = 0x60;
+		memcpy(ip + 4, &plen, 2);
+		ip[6] = proto;
+		ip[7] = 64;
+		memcpy(ip + 8, cb->src.b, 16);
+		memcpy(ip + 24, dst->b, 16);
+		return 14 + 40;
+	}
+	uint16_t tot = htons((uint16_t)(20 + l4len)), id = (uint16_t)cb_random(), df = htons(0x4000), csum;
+	uint32_t s4 = ipaddr_v4(&cb->src), d4 = ipaddr_v4(dst);
+
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
 	memcpy(ip + 2, &tot, 2);
@@ -558,26 +572,6 @@ static size_t cb_ip_header(struct cb *cb, uint8_t *f, const struct ipaddr *dst, 
 	csum = pkt_csum(ip, 20);
 	memcpy(ip + 10, &csum, 2);
 	return 14 + 20;
-}
-
-/* The same with an IPv6 header (no extension headers): the frame lbd forwards to an IPv6 backend. */
-static size_t cb_ip6_header(struct cb *cb, uint8_t *f, const struct ipaddr *dst, uint8_t proto, size_t l4len)
-{
-	uint8_t *ip = f + 14;
-	uint16_t plen = htons((uint16_t)l4len);
-
-	memcpy(f, cb->be_mac, 6);
-	memcpy(f + 6, cb->mac, 6);
-	f[12] = 0x86;
-	f[13] = 0xdd;
-	memset(ip, 0, 40);
-	ip[0] = 0x60;
-	memcpy(ip + 4, &plen, 2);
-	ip[6] = proto;
-	ip[7] = 64;
-	memcpy(ip + 8, cb->src.b, 16);
-	memcpy(ip + 24, dst->b, 16);
-	return 14 + 40;
 }
 
 /* TCP/UDP checksum over the pseudo header of the family and the segment (its checksum field zero). */
@@ -610,7 +604,7 @@ static size_t cb_tcp_frame(struct cb *cb, uint8_t *f, const struct cb_target *t,
 	uint8_t *tcp;
 
 	memset(f, 0, CB_ETH_MIN);
-	off = (cb->v6 ? cb_ip6_header : cb_ip_header)(cb, f, &t->vip, IPPROTO_TCP, hl);
+	off = cb_ip_header(cb, f, &t->vip, IPPROTO_TCP, hl);
 	tcp = f + off;
 	memset(tcp, 0, hl);
 	memcpy(tcp, &sp, 2);
@@ -638,7 +632,7 @@ static size_t cb_udp_frame(struct cb *cb, uint8_t *f, const struct cb_target *t,
 	uint8_t *udp;
 
 	memset(f, 0, CB_ETH_MIN);
-	off = (cb->v6 ? cb_ip6_header : cb_ip_header)(cb, f, &t->vip, IPPROTO_UDP, ulen);
+	off = cb_ip_header(cb, f, &t->vip, IPPROTO_UDP, ulen);
 	udp = f + off;
 	memcpy(udp, &sp, 2);
 	memcpy(udp + 2, &dp, 2);
