@@ -33,6 +33,15 @@ const char *ipaddr_str(const struct ipaddr *a, char *buf)
 	return buf;
 }
 
+const char *ipaddr_port_str(const struct ipaddr *a, uint16_t port, char *buf)
+{
+	char t[IPADDR_STRLEN];
+
+	ipaddr_str(a, t);
+	snprintf(buf, IPADDR_PORT_STRLEN, ipaddr_is_v4(a) ? "%s:%u" : "[%s]:%u", t, port);
+	return buf;
+}
+
 socklen_t ipaddr_sockaddr(const struct ipaddr *a, uint16_t port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));

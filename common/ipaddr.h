@@ -18,6 +18,7 @@ struct ipaddr {
 };
 
 #define IPADDR_STRLEN INET6_ADDRSTRLEN  /* ipaddr_str's buffer, with its NUL */
+#define IPADDR_PORT_STRLEN (IPADDR_STRLEN + 8)  /* ipaddr_port_str's: brackets, colon, five digits */
 
 static inline int ipaddr_is_v4(const struct ipaddr *a)
 {
@@ -64,6 +65,9 @@ static inline int ipaddr_family(const struct ipaddr *a)
 int ipaddr_parse(const char *s, struct ipaddr *out);
 /* Dotted quad for IPv4, RFC 5952 text for IPv6 ("" for none); buf of IPADDR_STRLEN bytes; returns buf. */
 const char *ipaddr_str(const struct ipaddr *a, char *buf);
+/* "192.0.2.1:80", or "[2001:db8::1]:80" for IPv6 (RFC 5952 section 6); port in host order; buf of
+ * IPADDR_PORT_STRLEN bytes; returns buf. */
+const char *ipaddr_port_str(const struct ipaddr *a, uint16_t port, char *buf);
 /* A socket address of the address's own family (AF_INET or AF_INET6) with port (host order). */
 socklen_t ipaddr_sockaddr(const struct ipaddr *a, uint16_t port, struct sockaddr_storage *ss);
 /* The address of an AF_INET or AF_INET6 socket address (an IPv4-mapped IPv6 one counts as IPv4); 0 or -1. */
