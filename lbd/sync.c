@@ -111,15 +111,25 @@ static void sync_flush(struct sync_ctx *s)
 
 		while ((ready = spsc_peek(&sq->q, &first)) > 0) {
 			Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
-			uint32_t n = 0;
+			struct sync_batch batch = { 0, 0 };
+			uint32_t used = 0;
+			size_t n;
 
 			m.sent_ms = sq->rec[spsc_slot(&sq->q, first)].queued_ms;
-			while (n < ready && n < SYNC_BATCH) {
-				const struct lbd_sync_rec *r = &sq->rec[spsc_slot(&sq->q, first + n)];
-				sync_table_fill(&s->sh.msg_flows[n], &r->key, r->backend, r->state, 0, r->deleted);
-				s->sh.msg_ptrs[n] = &s->sh.msg_flows[n];
-				n++;
+			for (; used < ready; used++) {
+				const struct lbd_sync_rec *q = &sq->rec[spsc_slot(&sq->q, first + used)];
+				struct sync_flow_rec r = { .key = q->key, .backend = q->backend, .idle_ms = 0,
+							   .state = q->state, .deleted = q->deleted };
+				int added = sync_table_add(&s->sh, &batch, &r);
+
+				if (!added)
+					break;
+				if (added < 0)
+					s->sh.dropped++;        /* families mixed: a broken invariant, not sent */
 			}
+			spsc_pop(&sq->q, used);
+			if (!(n = batch.n))
+				continue;
 			m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
 			m.flows = s->sh.msg_ptrs;
 			m.n_flows = n;
@@ -132,7 +142,6 @@ static void sync_flush(struct sync_ctx *s)
 				else
 					p->sent_flows += n;
 			}
-			spsc_pop(&sq->q, n);
 		}
 	}
 }
@@ -421,9 +430,9 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 		st->received_flows += p->recv_flows;
 		st->sent_messages += p->sent_msgs;
 		st->received_messages += p->recv_msgs;
-		st->rejected += p->rejected;
+		st->rejected += ps->rejected;
 		st->dropped += p->dropped;
-		st->unknown_backend += p->unknown_backend;
+		st->unknown_backend += ps->unknown_backend;
 		st->reconnects += p->reconnects;
 		st->bulk_sent += p->bulk_sent;
 		st->unauthenticated += p->unauthenticated;

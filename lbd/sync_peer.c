@@ -201,10 +201,31 @@ static void sync_peer_record_lag(struct sync_peer *p, uint64_t sent_ms)
 	p->lags[p->n_lags++ % SYNC_LAGS] = p->last_lag;
 }
 
+/* Each flow decoded (refused ones counted and dropped: an authentic peer with a bug, or another version,
+ * must not bring us down) and installed. */
 static void sync_peer_apply(struct sync_peer *p, const Dsrlb__SyncMessage *m)
 {
-	for (size_t i = 0; i < m->n_flows; i++)
-		sync_table_apply(p->sh->l, m->flows[i], &p->unknown_backend);
+	for (size_t i = 0; i < m->n_flows; i++) {
+		struct sync_flow_rec r;
+		const char *why = sync_table_decode(m->flows[i], &r);
+
+		if (why) {
+			p->bad_flows++;
+			log_rl(LOG_LVL_WARN, "sync from %s: flow refused: %s", p->name, why);
+			continue;
+		}
+		switch (sync_table_apply(p->sh->l, &r)) {
+		case SYNC_APPLY_UNKNOWN_BACKEND:
+			p->unknown_backend++;
+			break;
+		case SYNC_APPLY_NO_IPV6:
+			p->no_ipv6++;
+			log_rl(LOG_LVL_WARN, "sync from %s: IPv6 flow dropped: no IPv6 service here", p->name);
+			break;
+		case SYNC_APPLY_DONE:
+			break;
+		}
+	}
 	p->recv_flows += m->n_flows;
 }
 
@@ -788,8 +809,10 @@ void sync_peer_status(const struct sync_peer *p, Dsrlb__SyncPeerStatus *ps, uint
 	ps->received_flows = p->recv_flows;
 	ps->sent_messages = p->sent_msgs;
 	ps->received_messages = p->recv_msgs;
-	ps->rejected = p->rejected;
-	ps->unknown_backend = p->unknown_backend;
+	/* Until the status has fields of their own: a refused flow is a rejected part of a message, and an
+	 * IPv6 flow names no backend of an IPv4-only config. */
+	ps->rejected = p->rejected + p->bad_flows;
+	ps->unknown_backend = p->unknown_backend + p->no_ipv6;
 	ps->reconnects = p->reconnects;
 	ps->unauthenticated = p->unauthenticated;
 	ps->handshake_timeouts = p->handshake_timeouts;
