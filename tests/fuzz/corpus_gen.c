@@ -377,14 +377,46 @@ static void ip6(const char *s, uint8_t *out)
 	inet_pton(AF_INET6, s, out);
 }
 
+/* Three flows to one TCP service, the caller's addresses aside: two connections and the deletion of
+ * the first. */
+static void sync_flows3(Dsrlb__SyncFlow fl[3], Dsrlb__SyncFlow *fp[3])
+{
+	for (int i = 0; i < 3; i++) {
+		dsrlb__sync_flow__init(&fl[i]);
+		fl[i].sport = 40000 + i;
+		fl[i].dport = 80;
+		fl[i].proto = 6;
+		fl[i].state = 2;
+		fl[i].idle_ms = 1000;
+		fp[i] = &fl[i];
+	}
+	fl[2].deleted = 1;
+	fl[2].sport = 40000;
+}
+
+/* An UPDATE of the three flows and a BULK_CHUNK that is the whole table, after an accepted HELLO. */
+static void sync_update_chunk(const Dsrlb__SyncMessage *hello, Dsrlb__SyncFlow **fp, Dsrlb__SyncMessage *update,
+			      Dsrlb__SyncMessage *chunk)
+{
+	*update = *hello;
+	update->type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+	update->n_flows = 3;
+	update->flows = fp;
+	update->sent_ms = 1;
+	*chunk = *update;
+	chunk->type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
+	chunk->total = 3;
+	chunk->done = 1;
+}
+
 /* IPv6 flows (proto/sync.proto: saddr6, daddr6, backend6): an update and a bulk chunk of them, and an
  * update of every variant a decoder must refuse. The fuzz cluster may be IPv4-only, and then these are
  * the flows lbd drops and counts (no_ipv6) rather than installs. */
 static void gen_sync6(const Dsrlb__SyncMessage *hello)
 {
 	static uint8_t s6[16], d6[16], b6[16], mapped[16], short6[15];
-	Dsrlb__SyncMessage update = *hello, chunk, bad = *hello;
-	Dsrlb__SyncFlow fl[3], hf[7], *fp[3] = { &fl[0], &fl[1], &fl[2] }, *hp[7];
+	Dsrlb__SyncMessage update, chunk, bad = *hello;
+	Dsrlb__SyncFlow fl[3], hf[7], *fp[3], *hp[7];
 	const ProtobufCMessage *ms[4];
 
 	ip6("2001:db8:1::7", s6);
@@ -392,27 +424,13 @@ static void gen_sync6(const Dsrlb__SyncMessage *hello)
 	ip6("2001:db8::22", b6);
 	ip6("::ffff:192.0.2.22", mapped);
 	memcpy(short6, b6, sizeof(short6));
+	sync_flows3(fl, fp);
 	for (int i = 0; i < 3; i++) {
-		dsrlb__sync_flow__init(&fl[i]);
 		fl[i].saddr6 = (ProtobufCBinaryData){ 16, s6 };
 		fl[i].daddr6 = (ProtobufCBinaryData){ 16, d6 };
 		fl[i].backend6 = (ProtobufCBinaryData){ 16, b6 };
-		fl[i].sport = 40000 + i;
-		fl[i].dport = 80;
-		fl[i].proto = 6;
-		fl[i].state = 1;
-		fl[i].idle_ms = 1000;
 	}
-	fl[2].deleted = 1;
-	fl[2].sport = 40000;
-	update.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
-	update.n_flows = 3;
-	update.flows = fp;
-	update.sent_ms = 1;
-	chunk = update;
-	chunk.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
-	chunk.total = 3;
-	chunk.done = 1;
+	sync_update_chunk(hello, fp, &update, &chunk);
 	ms[0] = &hello->base;
 	ms[1] = &update.base;
 	ms[2] = &chunk.base;
@@ -444,37 +462,22 @@ static void gen_sync6(const Dsrlb__SyncMessage *hello)
 static void gen_sync(void)
 {
 	Dsrlb__SyncMessage hello = DSRLB__SYNC_MESSAGE__INIT, update, req, chunk, ack, state;
-	Dsrlb__SyncFlow fl[3], *fp[3] = { &fl[0], &fl[1], &fl[2] };
+	Dsrlb__SyncFlow fl[3], *fp[3];
 	Dsrlb__SyncNodeState ns = DSRLB__SYNC_NODE_STATE__INIT;
 	static uint8_t digest[7] = { 1, 2, 3 };        /* not 32 bytes: no match */
 	const ProtobufCMessage *ms[6];
 
+	sync_flows3(fl, fp);
 	for (int i = 0; i < 3; i++) {
-		dsrlb__sync_flow__init(&fl[i]);
 		fl[i].saddr = ip("198.51.100.7");
 		fl[i].daddr = ip("192.0.2.100");
-		fl[i].sport = 40000 + i;
-		fl[i].dport = 80;
-		fl[i].proto = 6;
 		fl[i].backend = ip("192.0.2.22");
-		fl[i].state = 2;
-		fl[i].idle_ms = 1000;
 	}
-	fl[2].deleted = 1;
-	fl[2].sport = 40000;
 	hello.type = DSRLB__SYNC_TYPE__SYNC_HELLO;
 	hello.peer_accepted = 1;
-	update = hello;
-	update.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
-	update.n_flows = 3;
-	update.flows = fp;
-	update.sent_ms = 1;
+	sync_update_chunk(&hello, fp, &update, &chunk);
 	req = hello;
 	req.type = DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST;
-	chunk = update;
-	chunk.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
-	chunk.total = 3;
-	chunk.done = 1;
 	ack = hello;
 	ack.type = DSRLB__SYNC_TYPE__SYNC_ACK;
 	ack.sent_ms = 1;
