@@ -372,40 +372,112 @@ static void gen_heartbeats(void)
 	put_msg("heartbeat", "raw-forged-envelope", 1, ms, 1, 1);
 }
 
+static void ip6(const char *s, uint8_t *out)
+{
+	inet_pton(AF_INET6, s, out);
+}
+
+/* Three flows to one TCP service, the caller's addresses aside: two connections and the deletion of
+ * the first. */
+static void sync_flows3(Dsrlb__SyncFlow fl[3], Dsrlb__SyncFlow *fp[3])
+{
+	for (int i = 0; i < 3; i++) {
+		dsrlb__sync_flow__init(&fl[i]);
+		fl[i].sport = 40000 + i;
+		fl[i].dport = 80;
+		fl[i].proto = 6;
+		fl[i].state = 2;
+		fl[i].idle_ms = 1000;
+		fp[i] = &fl[i];
+	}
+	fl[2].deleted = 1;
+	fl[2].sport = 40000;
+}
+
+/* An UPDATE of the three flows and a BULK_CHUNK that is the whole table, after an accepted HELLO. */
+static void sync_update_chunk(const Dsrlb__SyncMessage *hello, Dsrlb__SyncFlow **fp, Dsrlb__SyncMessage *update,
+			      Dsrlb__SyncMessage *chunk)
+{
+	*update = *hello;
+	update->type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+	update->n_flows = 3;
+	update->flows = fp;
+	update->sent_ms = 1;
+	*chunk = *update;
+	chunk->type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
+	chunk->total = 3;
+	chunk->done = 1;
+}
+
+/* IPv6 flows (proto/sync.proto: saddr6, daddr6, backend6): an update and a bulk chunk of them, and an
+ * update of every variant a decoder must refuse. The fuzz cluster may be IPv4-only, and then these are
+ * the flows lbd drops and counts (no_ipv6) rather than installs. */
+static void gen_sync6(const Dsrlb__SyncMessage *hello)
+{
+	static uint8_t s6[16], d6[16], b6[16], mapped[16], short6[15];
+	Dsrlb__SyncMessage update, chunk, bad = *hello;
+	Dsrlb__SyncFlow fl[3], hf[7], *fp[3], *hp[7];
+	const ProtobufCMessage *ms[4];
+
+	ip6("2001:db8:1::7", s6);
+	ip6("2001:db8::100", d6);
+	ip6("2001:db8::22", b6);
+	ip6("::ffff:192.0.2.22", mapped);
+	memcpy(short6, b6, sizeof(short6));
+	sync_flows3(fl, fp);
+	for (int i = 0; i < 3; i++) {
+		fl[i].saddr6 = (ProtobufCBinaryData){ 16, s6 };
+		fl[i].daddr6 = (ProtobufCBinaryData){ 16, d6 };
+		fl[i].backend6 = (ProtobufCBinaryData){ 16, b6 };
+	}
+	sync_update_chunk(hello, fp, &update, &chunk);
+	ms[0] = &hello->base;
+	ms[1] = &update.base;
+	ms[2] = &chunk.base;
+	put_msg("sync", "session-ipv6", 0, ms, 3, 1);
+	put_msg("sync", "session-ipv6-active", 2, ms, 3, 1);
+
+	for (int i = 0; i < 7; i++) {
+		hf[i] = fl[0];
+		hp[i] = &hf[i];
+	}
+	hf[0].saddr6.len = 15;                                  /* a *6 field of 15 bytes */
+	hf[0].saddr6.data = short6;
+	hf[1].backend6 = (ProtobufCBinaryData){ 15, short6 };
+	hf[2].daddr6 = (ProtobufCBinaryData){ 16, mapped };     /* IPv4-mapped in a *6 field */
+	hf[3].backend6 = (ProtobufCBinaryData){ 16, mapped };
+	hf[4].saddr = ip("198.51.100.7");                       /* IPv6 flow with an IPv4 field */
+	hf[5].saddr6 = (ProtobufCBinaryData){ 0, NULL };        /* IPv4 flow with IPv6 fields */
+	hf[5].saddr = ip("198.51.100.7");
+	hf[5].daddr = ip("192.0.2.100");
+	hf[6].backend = ip("192.0.2.22");
+	bad.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+	bad.n_flows = 7;
+	bad.flows = hp;
+	bad.sent_ms = 1;
+	ms[1] = &bad.base;
+	put_msg("sync", "hostile-flows6", 0, ms, 2, 1);
+}
+
 static void gen_sync(void)
 {
 	Dsrlb__SyncMessage hello = DSRLB__SYNC_MESSAGE__INIT, update, req, chunk, ack, state;
-	Dsrlb__SyncFlow fl[3], *fp[3] = { &fl[0], &fl[1], &fl[2] };
+	Dsrlb__SyncFlow fl[3], *fp[3];
 	Dsrlb__SyncNodeState ns = DSRLB__SYNC_NODE_STATE__INIT;
 	static uint8_t digest[7] = { 1, 2, 3 };        /* not 32 bytes: no match */
 	const ProtobufCMessage *ms[6];
 
+	sync_flows3(fl, fp);
 	for (int i = 0; i < 3; i++) {
-		dsrlb__sync_flow__init(&fl[i]);
 		fl[i].saddr = ip("198.51.100.7");
 		fl[i].daddr = ip("192.0.2.100");
-		fl[i].sport = 40000 + i;
-		fl[i].dport = 80;
-		fl[i].proto = 6;
 		fl[i].backend = ip("192.0.2.22");
-		fl[i].state = 2;
-		fl[i].idle_ms = 1000;
 	}
-	fl[2].deleted = 1;
-	fl[2].sport = 40000;
 	hello.type = DSRLB__SYNC_TYPE__SYNC_HELLO;
 	hello.peer_accepted = 1;
-	update = hello;
-	update.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
-	update.n_flows = 3;
-	update.flows = fp;
-	update.sent_ms = 1;
+	sync_update_chunk(&hello, fp, &update, &chunk);
 	req = hello;
 	req.type = DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST;
-	chunk = update;
-	chunk.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
-	chunk.total = 3;
-	chunk.done = 1;
 	ack = hello;
 	ack.type = DSRLB__SYNC_TYPE__SYNC_ACK;
 	ack.sent_ms = 1;
@@ -433,6 +505,7 @@ static void gen_sync(void)
 	/* Raw stream: a length prefix over the limit, then one that never completes. */
 	put("sync", "raw-oversized-length", (uint8_t[]){ 1, 0, 8, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3 }, 11);
 	put("sync", "raw-partial-frame", (uint8_t[]){ 1, 0, 6, 0, 0, 1, 0, 0x0a, 0x00 }, 9);
+	gen_sync6(&hello);
 }
 
 static void gen_ctl(void)
