@@ -1,40 +1,94 @@
-/* The classic BPF program on the RX socket: only ARP, VLAN-tagged frames (to count them) and IPv4
- * frames to a configured VIP (or too short to say) reach the ring; frames for other hosts that a
- * bridge floods to us (PACKET_OTHERHOST) never do. */
+/* The classic BPF programs of lbd's packet sockets. The RX filter lets through only ARP, VLAN-tagged
+ * frames (to count them), IPv4 and IPv6 frames to a configured VIP (or too short to say), and ICMPv6
+ * neighbour discovery (lbd answers Neighbour Solicitations for its IPv6 VIPs and learns backend MACs
+ * from Neighbour Advertisements); frames for other hosts that a bridge floods to us (PACKET_OTHERHOST)
+ * never do. The fanout program pins each client->VIP flow of either family to one worker, and
+ * filter_fanout_index computes the same choice in C. */
 #include <arpa/inet.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <stddef.h>
 
+#include "ipaddr.h"
 #include "lbd.h"
 
 #define F_STMT(c, k) ((struct sock_filter){ (unsigned short)(c), 0, 0, (unsigned)(k) })
 #define F_JUMP(c, k, t, f) ((struct sock_filter){ (unsigned short)(c), (unsigned char)(t), (unsigned char)(f), (unsigned)(k) })
 
-/* Returns the number of instructions written, 0 if cap is too small. */
-size_t filter_build(const uint32_t *vips, size_t n, struct sock_filter *out, size_t cap)
-{
-	size_t need = 10 + n + 2, i = 0;
+#define FILTER_ACCEPT 0x40000
+#define FILTER_V4_MAX 200       /* IPv4 compares jump to one shared accept: 8-bit jump offsets */
+#define FILTER_V6_EACH 9        /* instructions per IPv6 VIP */
 
-	if (cap < need || n > 200)
+/* Returns the number of instructions written, 0 if cap is too small (or the program would be longer
+ * than the kernel takes).
+ *
+ * Layout, with A = the ethertype across the first jumps:
+ *   [0..9]      OTHERHOST -> drop4; ARP, 802.1Q, 802.1ad -> accept4; not IPv4 -> v6; IPv4 too short
+ *               to say -> accept4; A = destination address
+ *   n4 compares, drop4, accept4
+ *   v6:         not IPv6 -> ret 0; too short to say (< 14 + 40) -> ret accept; then per IPv6 VIP nine
+ *               instructions: the four words of the destination, lowest first, each mismatch skipping
+ *               to the next VIP, and a `ret accept` of its own, so no jump spans more than one VIP
+ *   ND:         next header ICMPv6 (58, no extension header: RFC 4861 messages carry none) and type
+ *               133..137 (router and neighbour discovery, redirect) -> accept6, anything else -> drop6.
+ *               An NS for a VIP goes to its solicited-node multicast address and an NA from a backend
+ *               to lbd's own address (or all-nodes): accepting the types covers both, whatever the
+ *               destination, at the cost of the rare router solicitations and advertisements.
+ * IPv4 frames run exactly the instructions they ran before IPv6. */
+size_t filter_build(const struct ipaddr *vips, size_t n, struct sock_filter *out, size_t cap)
+{
+	size_t n4 = 0, n6, need, drop4, accept4, i = 0;
+
+	for (size_t v = 0; v < n; v++)
+		n4 += (size_t)ipaddr_is_v4(&vips[v]);
+	n6 = n - n4;
+	need = 10 + n4 + 2 + 5 + FILTER_V6_EACH * n6 + 7;
+	if (n4 > FILTER_V4_MAX || need > BPF_MAXINSNS || cap < need)
 		return 0;
-	/* Layout: [0..9] header checks, [10..10+n-1] VIP compares, then DROP, ACCEPT. */
-	size_t drop = 10 + n, accept = drop + 1;
+	drop4 = 10 + n4;
+	accept4 = drop4 + 1;
 #define TO(target) ((target) - i - 1)
 	out[i] = F_STMT(BPF_LD | BPF_B | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OTHERHOST, TO(drop), 0); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OTHERHOST, TO(drop4), 0); i++;
 	out[i] = F_STMT(BPF_LD | BPF_H | BPF_ABS, 12); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0806, TO(accept), 0); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, TO(accept), 0); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, TO(accept), 0); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, TO(drop)); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0806, TO(accept4), 0); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, TO(accept4), 0); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, TO(accept4), 0); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, TO(accept4 + 1)); i++;
 	out[i] = F_STMT(BPF_LD | BPF_W | BPF_LEN, 0); i++;
-	out[i] = F_JUMP(BPF_JMP | BPF_JGE | BPF_K, 34, 0, TO(accept)); i++;
+	out[i] = F_JUMP(BPF_JMP | BPF_JGE | BPF_K, 34, 0, TO(accept4)); i++;
 	out[i] = F_STMT(BPF_LD | BPF_W | BPF_ABS, 30); i++;
-	for (size_t v = 0; v < n; v++, i++)
-		out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(vips[v]), TO(accept), 0);
+	for (size_t v = 0; v < n; v++) {
+		if (ipaddr_is_v4(&vips[v])) {
+			out[i] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(ipaddr_v4(&vips[v])), TO(accept4), 0);
+			i++;
+		}
+	}
 	out[i++] = F_STMT(BPF_RET | BPF_K, 0);
-	out[i++] = F_STMT(BPF_RET | BPF_K, 0x40000);
+	out[i++] = F_STMT(BPF_RET | BPF_K, FILTER_ACCEPT);
+	/* IPv6; A is still the ethertype. */
+	out[i++] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, 1, 0);
+	out[i++] = F_STMT(BPF_RET | BPF_K, 0);
+	out[i++] = F_STMT(BPF_LD | BPF_W | BPF_LEN, 0);
+	out[i++] = F_JUMP(BPF_JMP | BPF_JGE | BPF_K, 14 + 40, 1, 0);
+	out[i++] = F_STMT(BPF_RET | BPF_K, FILTER_ACCEPT);
+	for (size_t v = 0; v < n; v++) {
+		if (ipaddr_is_v4(&vips[v]))
+			continue;
+		for (int w = 3; w >= 0; w--) {
+			unsigned char skip = (unsigned char)(2 * w + 1);     /* to the next VIP's first load */
+			out[i++] = F_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 24 + 4 * w);
+			out[i++] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(vips[v].w[w]), 0, skip);
+		}
+		out[i++] = F_STMT(BPF_RET | BPF_K, FILTER_ACCEPT);
+	}
+	out[i++] = F_STMT(BPF_LD | BPF_B | BPF_ABS, 14 + 6);
+	out[i++] = F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 4);
+	out[i++] = F_STMT(BPF_LD | BPF_B | BPF_ABS, 14 + 40);
+	out[i++] = F_JUMP(BPF_JMP | BPF_JGE | BPF_K, 133, 0, 2);
+	out[i++] = F_JUMP(BPF_JMP | BPF_JGT | BPF_K, 137, 1, 0);
+	out[i++] = F_STMT(BPF_RET | BPF_K, FILTER_ACCEPT);
+	out[i++] = F_STMT(BPF_RET | BPF_K, 0);
 #undef TO
 	return i;
 }
