@@ -96,27 +96,49 @@ size_t filter_build(const struct ipaddr *vips, size_t n, struct sock_filter *out
 /* The fanout program gives each client->VIP flow a fixed worker, and the same choice is computed in C
  * (filter_fanout_index), so the main thread knows which worker's table a flow from the peer belongs
  * in. The kernel's own flow hash (PACKET_FANOUT_HASH) uses a random per-boot seed and cannot be
- * reproduced here. Fanout programs see the frame from the IP header on. The hash covers the addresses
- * and, for unfragmented TCP/UDP, the ports; an ICMP error is hashed by the flow it quotes (reversed),
- * so it reaches the worker that owns that flow; fragments hash on addresses only. */
-unsigned filter_fanout_index(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, unsigned n)
+ * reproduced here. Fanout programs see the frame from the IP header on.
+ *
+ * The hash: the xor of the address words (host order; an IPv4 address is one word, an IPv6 address
+ * four), xor the ports (sport << 16 | dport), then a 32-bit mix. An IPv4-mapped address (::ffff:a.b.c.d)
+ * folds to a.b.c.d, as its 0xffff word cancels against the other address's, so one C function serves
+ * both families and IPv4 keeps the very choice it had before IPv6.
+ * - TCP/UDP: addresses and ports. IPv4 fragments and IPv6 frames with a fragment header (next header 44
+ *   right after the fixed header): addresses only, so every fragment of a datagram meets the others.
+ * - An ICMP or ICMPv6 error (ICMP 3, 11, 12; ICMPv6 1..4, Packet Too Big among them) is hashed by the
+ *   flow it quotes, reversed (the quote is the backend's reply VIP -> client), so it reaches the worker
+ *   that owns that flow. For ICMPv6 the quoted header must be TCP or UDP right after its fixed header;
+ *   a quote with an extension header (or of another protocol) is hashed on the quoted addresses alone.
+ * - Anything else (echo, neighbour discovery, other protocols) and any IPv6 frame whose fixed header is
+ *   followed by an extension header other than a fragment header: addresses only. The C side cannot
+ *   know that a flow's frames carry extension headers, so worker_of (sync) places such a flow by its
+ *   ports, likely on another worker than the one its frames reach: that worker does not find the synced
+ *   entry and picks the backend afresh by Maglev (the same one while the backend set has not changed),
+ *   and the synced entry idles out unused. Plain TCP/UDP, what sync is for, always agrees.
+ * - A frame too short for a load the program makes goes to worker 0 (the kernel's rule: the program
+ *   returns 0). */
+unsigned filter_fanout_index(const struct ipaddr *src, const struct ipaddr *dst, uint16_t sport, uint16_t dport,
+			     unsigned n)
 {
-	uint32_t h = saddr ^ daddr ^ ((uint32_t)sport << 16 | dport);
+	uint32_t h = (uint32_t)sport << 16 | dport;
 
+	for (int i = 0; i < 4; i++)
+		h ^= ntohl(src->w[i]) ^ ntohl(dst->w[i]);
 	h ^= h >> 16;
 	h *= 0x45d9f3bu;
 	h ^= h >> 16;
 	return n ? h % n : 0;
 }
 
-/* A tiny forward-only assembler: jumps name a label, labels are placed later, every jump is patched. */
-enum { L_PORTS0, L_L4, L_ICMP, L_ERR, L_HASH, L_NOT_IP, L_N };
+/* A tiny forward-only assembler: jumps name a label, labels are placed later, every jump is patched;
+ * a jump that cannot be recorded or is too long for its 8-bit field fails the build. */
+enum { L_V6, L_V6_L4, L_V6_ICMP, L_V6_QUOTE, L_PORTS0, L_L4, L_L4_X, L_ICMP, L_ERR, L_ERR_PORTS, L_HASH, L_NOT_IP };
 
 struct filter_asm {
 	struct sock_filter *out;
 	size_t n, cap;
-	struct { size_t at; int label; char field; } fix[16];
+	struct { size_t at; int label; char field; } fix[32];
 	size_t n_fix;
+	int bad;
 };
 
 static size_t fa_emit(struct filter_asm *a, struct sock_filter ins)
@@ -129,12 +151,14 @@ static size_t fa_emit(struct filter_asm *a, struct sock_filter ins)
 /* field: 't' (jt), 'f' (jf) or 'a' (ja's k) of the instruction at `at` goes to `label`. */
 static void fa_jump(struct filter_asm *a, size_t at, char field, int label)
 {
-	if (a->n_fix < sizeof(a->fix) / sizeof(a->fix[0])) {
-		a->fix[a->n_fix].at = at;
-		a->fix[a->n_fix].label = label;
-		a->fix[a->n_fix].field = field;
-		a->n_fix++;
+	if (a->n_fix == sizeof(a->fix) / sizeof(a->fix[0])) {
+		a->bad = 1;
+		return;
 	}
+	a->fix[a->n_fix].at = at;
+	a->fix[a->n_fix].label = label;
+	a->fix[a->n_fix].field = field;
+	a->n_fix++;
 }
 
 static void fa_label(struct filter_asm *a, int label)
@@ -144,13 +168,39 @@ static void fa_label(struct filter_asm *a, int label)
 		if (a->fix[i].label != label || at >= a->cap)
 			continue;
 		size_t off = a->n - at - 1;
-		if (a->fix[i].field == 't')
+		if (a->fix[i].field != 'a' && off > 255)
+			a->bad = 1;
+		else if (a->fix[i].field == 't')
 			a->out[at].jt = (unsigned char)off;
 		else if (a->fix[i].field == 'f')
 			a->out[at].jf = (unsigned char)off;
 		else
 			a->out[at].k = (unsigned)off;
 	}
+}
+
+/* A conditional jump (BPF_JEQ, BPF_JGT, BPF_JSET with k) to `label` when taken ('t') or not ('f');
+ * the other way falls through. */
+static void fa_jcond(struct filter_asm *a, unsigned code, unsigned k, char field, int label)
+{
+	fa_jump(a, fa_emit(a, F_JUMP(BPF_JMP | code | BPF_K, k, 0, 0)), field, label);
+}
+
+static void fa_goto(struct filter_asm *a, int label)
+{
+	fa_jump(a, fa_emit(a, F_STMT(BPF_JMP | BPF_JA, 0)), 'a', label);
+}
+
+/* M[0] = the xor of the eight 32-bit words of the IPv6 addresses at off..off+31. */
+static void fa_fold_v6(struct filter_asm *a, unsigned off)
+{
+	fa_emit(a, F_STMT(BPF_LD | BPF_W | BPF_ABS, off));
+	for (unsigned w = 1; w < 8; w++) {
+		fa_emit(a, F_STMT(BPF_MISC | BPF_TAX, 0));
+		fa_emit(a, F_STMT(BPF_LD | BPF_W | BPF_ABS, off + 4 * w));
+		fa_emit(a, F_STMT(BPF_ALU | BPF_XOR | BPF_X, 0));
+	}
+	fa_emit(a, F_STMT(BPF_ST, 0));
 }
 
 size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t cap)
@@ -162,7 +212,7 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 		return 0;
 	fa_emit(&a, F_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL));
 	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 0));
-	fa_jump(&a, j, 'f', L_NOT_IP);
+	fa_jump(&a, j, 'f', L_V6);
 	/* M[0] = saddr ^ daddr */
 	fa_emit(&a, F_STMT(BPF_LD | BPF_W | BPF_ABS, 12));
 	fa_emit(&a, F_STMT(BPF_MISC | BPF_TAX, 0));
@@ -171,19 +221,43 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 	fa_emit(&a, F_STMT(BPF_ST, 0));
 	/* fragments: addresses only */
 	fa_emit(&a, F_STMT(BPF_LD | BPF_H | BPF_ABS, 6));
-	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x3fff, 0, 0));
-	fa_jump(&a, j, 't', L_PORTS0);
+	fa_jcond(&a, BPF_JSET, 0x3fff, 't', L_PORTS0);
 	fa_emit(&a, F_STMT(BPF_LD | BPF_B | BPF_ABS, 9));
-	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 0));
-	fa_jump(&a, j, 't', L_L4);
-	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 0));
-	fa_jump(&a, j, 't', L_L4);
+	fa_jcond(&a, BPF_JEQ, 6, 't', L_L4);
+	fa_jcond(&a, BPF_JEQ, 17, 't', L_L4);
 	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0));
 	fa_jump(&a, j, 't', L_ICMP);
 	fa_jump(&a, j, 'f', L_PORTS0);
-	/* TCP/UDP: M[1] = sport << 16 | dport */
+	/* IPv6 (A is still the protocol): M[0] = the fold of both addresses; the next header right after
+	 * the fixed header decides, and all but TCP, UDP and ICMPv6 hash on the addresses only. The ports
+	 * are read by the IPv4 code below, with X set to where IPv4 would have it. */
+	fa_label(&a, L_V6);
+	fa_jcond(&a, BPF_JEQ, 0x86dd, 'f', L_NOT_IP);
+	fa_fold_v6(&a, 8);
+	fa_emit(&a, F_STMT(BPF_LD | BPF_B | BPF_ABS, 6));
+	fa_jcond(&a, BPF_JEQ, 58, 't', L_V6_ICMP);
+	fa_jcond(&a, BPF_JEQ, 6, 't', L_V6_L4);
+	fa_jcond(&a, BPF_JEQ, 17, 'f', L_PORTS0);
+	fa_label(&a, L_V6_L4);
+	fa_emit(&a, F_STMT(BPF_LDX | BPF_IMM, 40));
+	fa_goto(&a, L_L4_X);
+	/* ICMPv6 errors (types 1..4) quote the backend's reply from offset 48: M[0] = the fold of the quoted
+	 * addresses; its ports at 88 (VIP side) and 90 (client side) if TCP or UDP follows its fixed header */
+	fa_label(&a, L_V6_ICMP);
+	fa_emit(&a, F_STMT(BPF_LD | BPF_B | BPF_ABS, 40));
+	fa_jcond(&a, BPF_JGT, 4, 't', L_PORTS0);
+	fa_jcond(&a, BPF_JEQ, 0, 't', L_PORTS0);
+	fa_fold_v6(&a, 48 + 8);
+	fa_emit(&a, F_STMT(BPF_LD | BPF_B | BPF_ABS, 48 + 6));
+	fa_jcond(&a, BPF_JEQ, 6, 't', L_V6_QUOTE);
+	fa_jcond(&a, BPF_JEQ, 17, 'f', L_PORTS0);
+	fa_label(&a, L_V6_QUOTE);
+	fa_emit(&a, F_STMT(BPF_LDX | BPF_IMM, 48 + 40 - 8));
+	fa_goto(&a, L_ERR_PORTS);
+	/* TCP/UDP: M[1] = sport << 16 | dport, X = where the L4 header starts */
 	fa_label(&a, L_L4);
 	fa_emit(&a, F_STMT(BPF_LDX | BPF_B | BPF_MSH, 0));
+	fa_label(&a, L_L4_X);
 	fa_emit(&a, F_STMT(BPF_LD | BPF_H | BPF_IND, 0));
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_LSH | BPF_K, 16));
 	fa_emit(&a, F_STMT(BPF_ST, 1));
@@ -191,16 +265,13 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 	fa_emit(&a, F_STMT(BPF_LDX | BPF_MEM, 1));
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_OR | BPF_X, 0));
 	fa_emit(&a, F_STMT(BPF_ST, 1));
-	j = fa_emit(&a, F_STMT(BPF_JMP | BPF_JA, 0));
-	fa_jump(&a, j, 'a', L_HASH);
+	fa_goto(&a, L_HASH);
 	/* ICMP: errors are hashed by the flow they quote, reversed; other ICMP has no ports */
 	fa_label(&a, L_ICMP);
 	fa_emit(&a, F_STMT(BPF_LDX | BPF_B | BPF_MSH, 0));
 	fa_emit(&a, F_STMT(BPF_LD | BPF_B | BPF_IND, 0));
-	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, 0));
-	fa_jump(&a, j, 't', L_ERR);
-	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 11, 0, 0));
-	fa_jump(&a, j, 't', L_ERR);
+	fa_jcond(&a, BPF_JEQ, 3, 't', L_ERR);
+	fa_jcond(&a, BPF_JEQ, 11, 't', L_ERR);
 	j = fa_emit(&a, F_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 12, 0, 0));
 	fa_jump(&a, j, 't', L_ERR);
 	fa_jump(&a, j, 'f', L_PORTS0);
@@ -219,6 +290,7 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_LSH | BPF_K, 2));
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_ADD | BPF_X, 0));
 	fa_emit(&a, F_STMT(BPF_MISC | BPF_TAX, 0));
+	fa_label(&a, L_ERR_PORTS);
 	fa_emit(&a, F_STMT(BPF_LD | BPF_H | BPF_IND, 10));
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_LSH | BPF_K, 16));
 	fa_emit(&a, F_STMT(BPF_ST, 1));
@@ -226,8 +298,7 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 	fa_emit(&a, F_STMT(BPF_LDX | BPF_MEM, 1));
 	fa_emit(&a, F_STMT(BPF_ALU | BPF_OR | BPF_X, 0));
 	fa_emit(&a, F_STMT(BPF_ST, 1));
-	j = fa_emit(&a, F_STMT(BPF_JMP | BPF_JA, 0));
-	fa_jump(&a, j, 'a', L_HASH);
+	fa_goto(&a, L_HASH);
 	/* no ports */
 	fa_label(&a, L_PORTS0);
 	fa_emit(&a, F_STMT(BPF_LD | BPF_IMM, 0));
@@ -248,5 +319,5 @@ size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t c
 	fa_emit(&a, F_STMT(BPF_RET | BPF_A, 0));
 	fa_label(&a, L_NOT_IP);
 	fa_emit(&a, F_STMT(BPF_RET | BPF_K, 0));
-	return a.n <= cap ? a.n : 0;
+	return a.n <= cap && !a.bad ? a.n : 0;
 }
