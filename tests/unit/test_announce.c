@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -21,6 +22,14 @@ static struct ipaddr vip_a, vip_b, vip_6, vip_6b;
 #define VIP_6 (&vip_6)          /* IPv6 */
 #define VIP_6B (&vip_6b)        /* IPv6, the same last word as VIP_A */
 
+static void set_service(size_t i, const char *name, const struct ipaddr *vip, unsigned n_usable)
+{
+	snprintf(l.services[i].name, sizeof(l.services[i].name), "%s", name);
+	l.services[i].vip = *vip;
+	l.services[i].n_usable = n_usable;
+	l.services[i].sorry_slot = LBD_NO_SLOT;
+}
+
 static void setup_lbd(void)
 {
 	ipaddr_parse("192.0.2.100", &vip_a);
@@ -30,26 +39,11 @@ static void setup_lbd(void)
 	memset(&l, 0, sizeof(l));
 	l.active = 1;
 	l.n_services = 5;
-	strcpy(l.services[0].name, "web");
-	l.services[0].vip = vip_a;
-	l.services[0].n_usable = 2;
-	l.services[0].sorry_slot = LBD_NO_SLOT;
-	strcpy(l.services[1].name, "dns");
-	l.services[1].vip = vip_a;
-	l.services[1].n_usable = 1;
-	l.services[1].sorry_slot = LBD_NO_SLOT;
-	strcpy(l.services[2].name, "other");
-	l.services[2].vip = vip_b;
-	l.services[2].n_usable = 1;
-	l.services[2].sorry_slot = LBD_NO_SLOT;
-	strcpy(l.services[3].name, "web6");
-	l.services[3].vip = vip_6;
-	l.services[3].n_usable = 1;
-	l.services[3].sorry_slot = LBD_NO_SLOT;
-	strcpy(l.services[4].name, "dns6");
-	l.services[4].vip = vip_6b;
-	l.services[4].n_usable = 3;
-	l.services[4].sorry_slot = LBD_NO_SLOT;
+	set_service(0, "web", VIP_A, 2);
+	set_service(1, "dns", VIP_A, 1);
+	set_service(2, "other", VIP_B, 1);
+	set_service(3, "web6", VIP_6, 1);
+	set_service(4, "dns6", VIP_6B, 3);
 }
 
 static void test_announces_when_all_is_well(void **state)
