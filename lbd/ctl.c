@@ -127,11 +127,10 @@ static void ctl_announce_fill(struct lbd *l, Dsrlb__LbdStatus *st)
 	st->announcements = calloc(a->n_vips ? a->n_vips : 1, sizeof(*st->announcements));
 	for (size_t i = 0; st->announcements && i < a->n_vips; i++) {
 		Dsrlb__VipAnnouncement *pa = calloc(1, sizeof(*pa));
-		struct ipaddr vip = ipaddr_from_v4(a->vips[i].vip);
 		if (!pa)
 			break;
 		dsrlb__vip_announcement__init(pa);
-		pa->vip = ctl_addr(&vip);
+		pa->vip = ctl_addr(&a->vips[i].vip);
 		pa->announced = a->vips[i].installed;
 		pa->why = ctl_strdup(a->vips[i].why);
 		st->announcements[st->n_announcements++] = pa;

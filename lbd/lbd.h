@@ -29,6 +29,7 @@
 #define LBD_MAX_SLOTS 4096          /* backend slots; flows name their backend by slot */
 #define LBD_NO_SLOT 0xffffu
 #define LBD_MAX_VIPS CFG_MAX_SERVICES
+#define LBD_FILTER_MAX 1024         /* RX filter instructions: 24 + 1 per IPv4 VIP + 9 per IPv6 VIP */
 #define LBD_FLOW_DIRTY 0x01             /* flow flag: used since its last sync refresh */
 
 /* Counters of the forwarding and control paths; lbctl shows them by these names. */

@@ -63,10 +63,10 @@ static int lbd_start(struct lbd *l)
 		.rx_timeout_ms = 1,
 		.tx_frame_nr = 256,
 	};
-	struct sock_filter prog[256];
+	struct sock_filter prog[LBD_FILTER_MAX];
 
 	rp.filter = prog;
-	rp.filter_len = filter_build(l->vips, l->n_vips, prog, 256);
+	rp.filter_len = filter_build(l->vips, l->n_vips, prog, LBD_FILTER_MAX);
 	if (worker_create_all(l, &rp) < 0)
 		return -1;
 	memcpy(l->mac, ring_mac(l->workers[0].ring), 6);

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "startup.h"
 
-#define RELOAD_FILTER_MAX 256
+#define RELOAD_FILTER_MAX LBD_FILTER_MAX
 
 /* mode, announce_table and announce_device shape what lbd set up at start (vrrpd or not, the device
  * and the helper's table): a change is refused with the file:line of the new value. */
