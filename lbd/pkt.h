@@ -1,6 +1,7 @@
-/* Frame parser of the forwarding path: validates Ethernet, ARP, IPv4, TCP/UDP and ICMP headers of a
- * received frame without trusting any length field, and says what the frame is; and the one frame lbd
- * writes from scratch, ARP. Pure and allocation-free, so hostile frames are unit-tested directly. */
+/* Frame parser of the forwarding path: validates Ethernet, ARP, IPv4, IPv6 with its extension headers,
+ * TCP/UDP, ICMP and ICMPv6 (errors, echo, neighbour discovery) headers of a received frame without trusting
+ * any length field, and says what the frame is; and the frames lbd writes from scratch: ARP, Neighbour
+ * Solicitation and Advertisement. Pure and allocation-free, so hostile frames are unit-tested directly. */
 #ifndef DSR_PKT_H
 #define DSR_PKT_H
 
