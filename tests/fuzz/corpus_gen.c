@@ -309,6 +309,56 @@ static void put_msg(const char *target, const char *name, uint8_t mode, const Pr
 	put(target, name, buf, len);
 }
 
+/* Mode bit 2: fuzz_heartbeat's IPv6 cluster (lb2 = 2001:db8::12). v4 is a valid heartbeat of the IPv4
+ * cluster, to mix the families. */
+static void gen_heartbeats6(const Dsrlb__Heartbeat *v4)
+{
+	static const uint8_t lb2[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x12 };
+	static const uint8_t vip[16] = { 0x20, 0x01, 0x0d, 0xb8, [14] = 0x01, [15] = 0x00 };
+	uint32_t vips[1] = { ip("192.0.2.100") };
+	ProtobufCBinaryData vips6[2] = { { 16, (uint8_t *)vip }, { 16, (uint8_t *)vip } };
+	Dsrlb__Heartbeat master = *v4, backup, stop, bad;
+	const ProtobufCMessage *ms[4];
+
+	master.address = 0;
+	master.address6.data = (uint8_t *)lb2;
+	master.address6.len = 16;
+	master.n_vips = 1;
+	master.vips = vips;
+	master.n_vips6 = 1;
+	master.vips6 = vips6;
+	backup = master;
+	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
+	stop = master;
+	stop.priority = 0;
+	stop.stopping = 1;
+	ms[0] = &master.base;
+	put_msg("heartbeat", "ipv6-master", 4, ms, 1, 1);
+	ms[0] = &backup.base;
+	ms[1] = &master.base;
+	ms[2] = &stop.base;
+	ms[3] = &backup.base;
+	put_msg("heartbeat", "ipv6-backup-master-stop-backup", 4, ms, 4, 1);
+	put_msg("heartbeat", "ipv6-replayed", 4 | 2, ms, 2, 1);
+	/* The other family's sender, each way: not our peer. */
+	ms[0] = &master.base;
+	put_msg("heartbeat", "ipv4-cluster-ipv6-sender", 0, ms, 1, 1);
+	ms[0] = &v4->base;
+	put_msg("heartbeat", "ipv6-cluster-ipv4-sender", 4, ms, 1, 1);
+	/* Malformed addresses in an authentic heartbeat. */
+	ms[0] = &bad.base;
+	bad = master;
+	bad.address6.len = 15;
+	put_msg("heartbeat", "ipv6-address6-15-bytes", 4, ms, 1, 1);
+	bad = master;
+	bad.address = ip("192.0.2.12");
+	put_msg("heartbeat", "ipv6-both-addresses", 4, ms, 1, 1);
+	bad = master;
+	vips6[1].len = 4;
+	bad.n_vips6 = 2;
+	put_msg("heartbeat", "ipv6-vips6-4-bytes", 4, ms, 1, 1);
+}
+
 static void gen_heartbeats(void)
 {
 	uint32_t vips[2] = { ip("192.0.2.100"), ip("192.0.2.101") };
@@ -370,6 +420,7 @@ static void gen_heartbeats(void)
 	env.box.len = sizeof(box);
 	ms[0] = &env.base;
 	put_msg("heartbeat", "raw-forged-envelope", 1, ms, 1, 1);
+	gen_heartbeats6(&master);
 }
 
 static void ip6(const char *s, uint8_t *out)
