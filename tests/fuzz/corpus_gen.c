@@ -309,6 +309,25 @@ static void put_msg(const char *target, const char *name, uint8_t mode, const Pr
 	put(target, name, buf, len);
 }
 
+/* A master's heartbeat alone; backup, master, stopping, backup; the first two of those replayed: for
+ * the cluster mode selects, the names prefixed with prefix. */
+static void put_election(const Dsrlb__Heartbeat *master, const char *prefix, uint8_t mode)
+{
+	Dsrlb__Heartbeat backup = *master, stop = *master;
+	const ProtobufCMessage *ms[4] = { &backup.base, &master->base, &stop.base, &backup.base };
+	char name[64];
+
+	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
+	stop.priority = 0;
+	stop.stopping = 1;
+	snprintf(name, sizeof(name), "%smaster", prefix);
+	put_msg("heartbeat", name, mode, &ms[1], 1, 1);
+	snprintf(name, sizeof(name), "%sbackup-master-stop-backup", prefix);
+	put_msg("heartbeat", name, mode, ms, 4, 1);
+	snprintf(name, sizeof(name), "%sreplayed", prefix);
+	put_msg("heartbeat", name, mode | 2, ms, 2, 1);
+}
+
 /* Mode bit 2: fuzz_heartbeat's IPv6 cluster (lb2 = 2001:db8::12). v4 is a valid heartbeat of the IPv4
  * cluster, to mix the families. */
 static void gen_heartbeats6(const Dsrlb__Heartbeat *v4)
@@ -317,8 +336,8 @@ static void gen_heartbeats6(const Dsrlb__Heartbeat *v4)
 	static const uint8_t vip[16] = { 0x20, 0x01, 0x0d, 0xb8, [14] = 0x01, [15] = 0x00 };
 	uint32_t vips[1] = { ip("192.0.2.100") };
 	ProtobufCBinaryData vips6[2] = { { 16, (uint8_t *)vip }, { 16, (uint8_t *)vip } };
-	Dsrlb__Heartbeat master = *v4, backup, stop, bad;
-	const ProtobufCMessage *ms[4];
+	Dsrlb__Heartbeat master = *v4, bad;
+	const ProtobufCMessage *ms[1];
 
 	master.address = 0;
 	master.address6.data = (uint8_t *)lb2;
@@ -327,19 +346,7 @@ static void gen_heartbeats6(const Dsrlb__Heartbeat *v4)
 	master.vips = vips;
 	master.n_vips6 = 1;
 	master.vips6 = vips6;
-	backup = master;
-	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
-	stop = master;
-	stop.priority = 0;
-	stop.stopping = 1;
-	ms[0] = &master.base;
-	put_msg("heartbeat", "ipv6-master", 4, ms, 1, 1);
-	ms[0] = &backup.base;
-	ms[1] = &master.base;
-	ms[2] = &stop.base;
-	ms[3] = &backup.base;
-	put_msg("heartbeat", "ipv6-backup-master-stop-backup", 4, ms, 4, 1);
-	put_msg("heartbeat", "ipv6-replayed", 4 | 2, ms, 2, 1);
+	put_election(&master, "ipv6-", 4);
 	/* The other family's sender, each way: not our peer. */
 	ms[0] = &master.base;
 	put_msg("heartbeat", "ipv4-cluster-ipv6-sender", 0, ms, 1, 1);
@@ -363,9 +370,9 @@ static void gen_heartbeats(void)
 {
 	uint32_t vips[2] = { ip("192.0.2.100"), ip("192.0.2.101") };
 	uint8_t digest[CFG_DIGEST_LEN] = { 0 };
-	Dsrlb__Heartbeat master = DSRLB__HEARTBEAT__INIT, backup, stop, novips, stranger;
+	Dsrlb__Heartbeat master = DSRLB__HEARTBEAT__INIT, backup, novips, stranger;
 	Dsrlb__Envelope env = DSRLB__ENVELOPE__INIT;
-	const ProtobufCMessage *ms[4];
+	const ProtobufCMessage *ms[1];
 	uint8_t box[64] = { 0 };
 
 	master.node = "lb2";
@@ -382,23 +389,13 @@ static void gen_heartbeats(void)
 	master.address = ip("192.0.2.12");
 	backup = master;
 	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
-	stop = master;
-	stop.priority = 0;
-	stop.stopping = 1;
 	novips = master;
 	novips.n_vips = 0;
 	novips.vips = NULL;
 	stranger = master;
 	stranger.node = "lb9";
 
-	ms[0] = &master.base;
-	put_msg("heartbeat", "master", 0, ms, 1, 1);
-	ms[0] = &backup.base;
-	ms[1] = &master.base;
-	ms[2] = &stop.base;
-	ms[3] = &backup.base;
-	put_msg("heartbeat", "backup-master-stop-backup", 0, ms, 4, 1);
-	put_msg("heartbeat", "replayed", 2, ms, 2, 1);
+	put_election(&master, "", 0);
 	ms[0] = &stranger.base;
 	put_msg("heartbeat", "names-another-node", 0, ms, 1, 1);
 	/* What the peer says is shown by vrrpd's status: strings that need escaping in JSON. */
