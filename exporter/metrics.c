@@ -226,6 +226,10 @@ static void metrics_sync(struct prom *m, const Dsrlb__SyncStatus *y)
 			y->dropped);
 	metrics_counter(m, "dsrlb_sync_unknown_backend_total", "Received flows naming a backend this node does not have.",
 			y->unknown_backend);
+	metrics_counter(m, "dsrlb_sync_bad_flows_total", "Received flows refused: bad address lengths or mixed families.",
+			y->bad_flows);
+	metrics_counter(m, "dsrlb_sync_no_ipv6_table_total",
+			"Received IPv6 flows dropped because this node's connection table is IPv4-only.", y->no_ipv6_table);
 	metrics_counter(m, "dsrlb_sync_reconnects_total", "Sync sessions closed (peer gone, error, replaced, timed out).",
 			y->reconnects);
 	metrics_counter(m, "dsrlb_sync_refused_not_peer_total", "Connections to the sync port from another address.",

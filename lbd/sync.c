@@ -445,6 +445,8 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 		st->rejected += ps->rejected;
 		st->dropped += p->dropped;
 		st->unknown_backend += ps->unknown_backend;
+		st->bad_flows += ps->bad_flows;
+		st->no_ipv6_table += ps->no_ipv6_table;
 		st->reconnects += p->reconnects;
 		st->bulk_sent += p->bulk_sent;
 		st->unauthenticated += p->unauthenticated;

@@ -812,10 +812,10 @@ void sync_peer_status(const struct sync_peer *p, Dsrlb__SyncPeerStatus *ps, uint
 	ps->received_flows = p->recv_flows;
 	ps->sent_messages = p->sent_msgs;
 	ps->received_messages = p->recv_msgs;
-	/* Until the status has fields of their own: a refused flow is a rejected part of a message, and an
-	 * IPv6 flow names no backend of an IPv4-only config. */
-	ps->rejected = p->rejected + p->bad_flows;
-	ps->unknown_backend = p->unknown_backend + p->no_ipv6;
+	ps->rejected = p->rejected;
+	ps->unknown_backend = p->unknown_backend;
+	ps->bad_flows = p->bad_flows;
+	ps->no_ipv6_table = p->no_ipv6;
 	ps->reconnects = p->reconnects;
 	ps->unauthenticated = p->unauthenticated;
 	ps->handshake_timeouts = p->handshake_timeouts;

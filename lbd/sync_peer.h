@@ -128,8 +128,8 @@ struct sync_peer {
 	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
 		bulk_sent;
 	uint64_t unauthenticated, handshake_timeouts, oversized, refused;
-	uint64_t bad_flows;             /* flows refused by sync_table_decode (status: part of `rejected`) */
-	uint64_t no_ipv6;               /* IPv6 flows for our IPv4-only table (status: part of `unknown_backend`) */
+	uint64_t bad_flows;             /* flows refused by sync_table_decode (status: bad_flows) */
+	uint64_t no_ipv6;               /* IPv6 flows for our IPv4-only table (status: no_ipv6_table) */
 
 	/* its last NODE_STATE */
 	struct sync_node_state remote;
