@@ -8,9 +8,9 @@ import collections
 import pytest
 
 from lib import client
-from lib.capture import Capture, nd_probe
-from lib.frames import read_frames
-from lib.lab import VIP, VIP6, Lab, LabError, dsr_backend_etc, topology, v6_of
+from lib.capture import Capture, assert_nd_owner, nd_probe, unsolicited_na_frame
+from lib.frames import read_frames, send_frames, wait_frames
+from lib.lab import VIP, VIP6, Lab, LabError, dsr_backend_etc, topology, v6_of, wait_for
 
 TOPOLOGY = topology(ipv6=True)
 
@@ -50,9 +50,8 @@ def test_ipv6_sysctls(lab):
 
 
 def test_client_pings_backends_over_ipv6_through_router(lab):
-    for be in lab.backends:
-        r = client.ping(lab, lab.addr6(be))
-        assert r["received"] == 1, (be, r)
+    got = {be: client.ping(lab, lab.addr6(be))["received"] for be in lab.backends}
+    assert got == {be: 1 for be in lab.backends}, got
     # ...and the check can fail: nobody has 2001:db8::99.
     assert client.ping(lab, "2001:db8::99", timeout=0.3)["received"] == 0
 
@@ -66,8 +65,7 @@ def test_backends_hold_vip6_on_lo_and_never_claim_it(lab):
     # Nobody answers a Neighbour Solicitation for VIP6 (no lbd yet), every backend answers for its own.
     assert nd_probe(lab, "router", VIP6, timeout=0.3) == []
     for be in lab.backends:
-        ans = nd_probe(lab, "router", lab.addr6(be), timeout=0.3, detail=True)
-        assert [(a["mac"], a["solicited"]) for a in ans] == [(lab.mac(be), True)], (be, ans)
+        assert_nd_owner(lab, lab.addr6(be), be, probes=1)
 
 
 def test_dsr_backend_ipv6_vip(lab):
@@ -143,3 +141,26 @@ def test_dsr_through_vip6_without_lbd(lab, vip6_at_be1):
     assert {f.dst for f in to_vip} == {be1} and {f.src for f in from_vip} == {be1}
     assert collections.Counter(f.proto for f in from_vip).keys() == {6, 17}
     assert all(f.ip_dst in lab.addrs6("client") for f in from_vip)
+
+
+def test_raw_ipv6_packets_from_the_client_reach_vip6(lab, vip6_at_be1):
+    """send_frames' IPv6 mode (whole packets, header included) as the SYN-burst tests use it."""
+    from scapy import all as sc
+    cip = lab.addr6("client")
+    syns = [bytes(sc.IPv6(src=cip, dst=VIP6) / sc.TCP(sport=23000 + i, dport=80, flags="S")) for i in range(5)]
+    with Capture(lab, "br", "be1", f"ip6 dst host {VIP6} and tcp", snaplen=128) as cap:
+        send_frames(lab, "client", syns, l3_dst=VIP6)
+        got = wait_frames(cap, lambda f: f.ip_src == cip and f.flags == 0x02, 5, what="the raw SYNs at be1")
+    assert sorted(f.sport for f in got) == [23000 + i for i in range(5)], got
+
+
+def test_unsolicited_na_moves_the_routers_entry(lab):
+    """What a takeover relies on: the router's existing (stale) entry for VIP6 follows an
+    unsolicited NA with the Override flag, as lbd sends it on becoming active."""
+    lab.run("router", ["ip", "-6", "neigh", "replace", VIP6, "lladdr", lab.mac("be1"), "nud", "stale", "dev", "eth0"])
+    try:
+        send_frames(lab, "be2", [unsolicited_na_frame(lab.mac("be2"), VIP6)])
+        wait_for(lambda: f"lladdr {lab.mac('be2')}" in lab.run("router", ["ip", "-6", "neigh", "show", VIP6]).stdout,
+                 2, what="the router's entry for VIP6 on be2's MAC", ignore=())
+    finally:
+        lab.run("router", ["ip", "-6", "neigh", "del", VIP6, "dev", "eth0"], check=False)

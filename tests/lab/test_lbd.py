@@ -18,7 +18,8 @@ import pytest
 
 from lib import client, servers
 from lib.capture import Capture, arp_probe
-from lib.frames import read_frames, send_frames, wait_frames
+from lib.frames import (SERVED, UNSERVED, arrivals, assert_syns_once, is_syn, read_frames, send_frames, syn_burst,
+                        wait_frames)
 from lib.lab import VIP, topology, wait_for
 from lib.lbdrunner import LbdRunner
 
@@ -181,12 +182,7 @@ class TestForwarding:
 # ----------------------------------------------------------------------------- the balancer's kernel stays silent
 
 def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
-    sc = scapy()
     cip = lab.addr("client")
-    served = list(range(20000, 20100))
-    unserved = list(range(21000, 21100))
-    pkts = [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=80, flags="S", seq=s * 1000) for s in served]
-    pkts += [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=8081, flags="S", seq=s * 1000) for s in unserved]
     be_mac = {macs[b]: b for b in BACKENDS}
     syn_to_vip = f"tcp and dst host {VIP} and tcp[tcpflags] & tcp-syn != 0"
     before = lb.counters()
@@ -195,16 +191,16 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
         for cap in caps.values():
             cap.start()
         with Capture(lab, "br", "lb1", "", snaplen=128) as lcap:
-            send_frames(lab, "client", [bytes(p) for p in pkts], l3_dst=VIP)
-            lb.wait_json({"counters": {"drop_no_service": lambda n: n - before["drop_no_service"] >= len(unserved)}},
+            send_frames(lab, "client", syn_burst(cip, VIP), l3_dst=VIP)
+            lb.wait_json({"counters": {"drop_no_service": lambda n: n - before["drop_no_service"] >= len(UNSERVED)}},
                          3, "the unserved SYNs counted")
-            wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in served
-                        and f.flags is not None and f.flags & 0x02, len(served), what="forwarded SYNs")
+            wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in SERVED and is_syn(f),
+                        len(SERVED), what="forwarded SYNs")
     finally:
         for cap in caps.values():
             cap.stop()
     c = delta(before, lb.counters())
-    assert c["drop_no_service"] == len(unserved), c
+    assert c["drop_no_service"] == len(UNSERVED), c
     frames = read_frames(lcap.path)
     from_lb = [f for f in frames if f.src == macs["lb1"]]
     client_net = ipaddress.ip_network("198.51.100.0/24")
@@ -217,20 +213,8 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
            and not (f.etype == 0x0800 and f.dst in be_mac and f.ip_src
                     and ipaddress.ip_address(f.ip_src) in client_net and f.ip_dst == VIP and f.proto == 6)]
     assert bad == [], bad[:10]
-    syns_out = collections.Counter(f.sport for f in from_lb if f.dport == 80 and f.flags is not None
-                                   and f.flags & 0x02 and f.ip_src == cip)
-    assert {s: syns_out.get(s, 0) for s in served} == {s: 1 for s in served}
-    assert not any(f.dport == 8081 for f in from_lb)
-    # ...and each arrives exactly once, on the backend lb1 sent it to.
-    where_sent = {f.sport: be_mac[f.dst] for f in from_lb if f.dport == 80 and f.sport in served}
-    arrived = collections.Counter()
-    for b, cap in caps.items():
-        for f in read_frames(cap.path):
-            if f.ip_src == cip and f.dport == 80 and f.sport in served:
-                arrived[f.sport] += 1
-                assert where_sent[f.sport] == b, (f.sport, where_sent[f.sport], b)
-            assert f.dport != 8081, f
-    assert {s: arrived.get(s, 0) for s in served} == {s: 1 for s in served}
+    # ...and each SYN leaves once and arrives once, on the backend lb1 sent it to.
+    assert_syns_once(from_lb, {b: read_frames(cap.path) for b, cap in caps.items()}, be_mac, cip)
 
 
 def test_unserved_port_dropped_and_counted(lab, lb):
@@ -370,16 +354,9 @@ def test_icmp_frag_needed_follows_its_flow(lab, lb1, macs):
     err = (sc.Ether(src=macs["router"], dst=macs["lb1"])
            / sc.IP(src=lab.addr("router"), dst=VIP) / sc.ICMP(type=3, code=4, nexthopmtu=1400) / quoted)
     before = lb.counters()
-    caps = {b: Capture(lab, "br", b, f"icmp and dst host {VIP}") for b in BACKENDS}
-    try:
-        for cap in caps.values():
-            cap.start()
-        send_frames(lab, "router", [bytes(err)], repeat=3)
-        wait_frames(caps[owner], lambda f: f.icmp_type == 3, 3, what="ICMP errors at the flow's owner")
-    finally:
-        for cap in caps.values():
-            cap.stop()
-    got = {b: len([f for f in read_frames(cap.path) if f.icmp_type == 3]) for b, cap in caps.items()}
+    got = arrivals(lab, BACKENDS, f"icmp and dst host {VIP}",
+                   lambda: send_frames(lab, "router", [bytes(err)], repeat=3), lambda f: f.icmp_type == 3, owner, 3,
+                   "ICMP errors")
     assert got == {b: 3 if b == owner else 0 for b in BACKENDS}, (owner, got)
     assert delta(before, lb.counters())["icmp_errors_forwarded"] == 3
     held = hold.result()

@@ -22,6 +22,11 @@ import struct
 import sys
 import time
 
+try:
+    from .inet import checksum
+except ImportError:  # run as a script: this directory is sys.path[0]
+    from inet import checksum
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -46,41 +51,39 @@ def arp_probe_raw(iface, target, timeout, src_ip=None):
                  + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
                  + own_mac + socket.inet_aton(src_ip) + b"\0" * 6 + tip)
         s.send(frame.ljust(60, b"\0"))
-        answers = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                buf = s.recv(2048)
-            except socket.timeout:
-                break
-            if len(buf) < 42:
-                continue
-            op = struct.unpack("!H", buf[20:22])[0]
-            if op == 2 and buf[28:32] == tip:
-                answers.append({"mac": _mac(buf[22:28]), "eth_src": _mac(buf[6:12])})
-        return answers
+
+        def reply(buf):
+            if len(buf) >= 42 and struct.unpack("!H", buf[20:22])[0] == 2 and buf[28:32] == tip:
+                return {"mac": _mac(buf[22:28]), "eth_src": _mac(buf[6:12])}
+            return None
+
+        return _collect(s, timeout, reply)
     finally:
         s.close()
 
 
-def _csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
+def _collect(s, timeout, parse):
+    """parse(frame) of every frame socket s receives for `timeout` seconds, but the None ones."""
+    answers = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return answers
+        s.settimeout(left)
+        try:
+            got = parse(s.recv(2048))
+        except socket.timeout:
+            return answers
+        if got is not None:
+            answers.append(got)
 
 
 def icmp6_frame(src_mac, dst_mac, src, dst, icmp, hlim=255):
     """An Ethernet frame carrying one ICMPv6 message (bytes, checksum field zero) from src to dst."""
     s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
     pseudo = s + d + struct.pack("!I3xB", len(icmp), ICMPV6)
-    icmp = icmp[:2] + struct.pack("!H", _csum(pseudo + icmp)) + icmp[4:]
+    icmp = icmp[:2] + struct.pack("!H", checksum(pseudo + icmp)) + icmp[4:]
     ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), ICMPV6, hlim) + s + d
     return dst_mac + src_mac + struct.pack("!H", ETH_P_IPV6) + ip6 + icmp
 
@@ -128,21 +131,12 @@ def nd_probe_raw(iface, target, timeout, src_ip):
               + struct.pack("!BB", 1, 1) + own_mac)
         s.send(icmp6_frame(own_mac, group_mac, src_ip, group, ns))
         want = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, target))
-        answers = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                buf = s.recv(2048)
-            except socket.timeout:
-                break
+
+        def advert(buf):
             na = parse_na(buf)
-            if na and na["target"] == want and na["eth_src"] != _mac(own_mac):
-                answers.append(na)
-        return answers
+            return na if na and na["target"] == want and na["eth_src"] != _mac(own_mac) else None
+
+        return _collect(s, timeout, advert)
     finally:
         s.close()
 
@@ -186,6 +180,26 @@ def nd_probe(lab, host, ip, iface="eth0", timeout=0.5, src_ip=None, detail=False
                          str(timeout), src], timeout=timeout + 10).stdout
     ans = json.loads(out)
     return ans if detail else [a["mac"] for a in ans]
+
+
+def assert_nd_owner(lab, ip, owner, probes=3, host="router"):
+    """Each of `probes` Neighbour Solicitations for ip from host is answered exactly once, by
+    owner: a solicited NA with the Override flag and hop limit 255 carrying owner's MAC, from
+    owner's MAC."""
+    mac = lab.mac(owner)
+    for _ in range(probes):
+        ans = nd_probe(lab, host, ip, timeout=0.2, detail=True)
+        got = [(a["eth_src"], a["mac"], a["solicited"], a["override"], a["hlim"]) for a in ans]
+        assert got == [(mac, mac, True, True, 255)], f"NS for {ip} answered by {ans}, want only {owner} ({mac})"
+
+
+def unsolicited_na_frame(mac, target):
+    """An unsolicited Neighbour Advertisement (Override set, to all nodes) announcing target at
+    mac, as a node taking over an address sends it (RFC 4861 7.2.6); bytes of an Ethernet frame."""
+    m = bytes.fromhex(mac.replace(":", ""))
+    na = (struct.pack("!BBHI", ND_NA, 0, 0, 0x20 << 24) + socket.inet_pton(socket.AF_INET6, target)
+          + struct.pack("!BB", 2, 1) + m)
+    return icmp6_frame(m, b"\x33\x33\x00\x00\x00\x01", target, "ff02::1", na)
 
 
 def neigh_probe(lab, host, ip, **kw):

@@ -29,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 try:
     from . import pattern
+    from .inet import checksum
 except ImportError:  # run as a script: this directory is sys.path[0]
     import pattern
+    from inet import checksum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VIP = "192.0.2.100"
@@ -298,15 +300,6 @@ def mode_udp(a):
             "outage_count": len(outages), "by_backend": by_backend, "switches": switches[:50]}
 
 
-def _inet_csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
 def mode_ping(a):
     """ICMP (ICMPv6) echo with a raw socket (the lab does not rely on iputils-ping being installed).
     An ICMPv6 raw socket gets no IP header, and the kernel fills in the ICMPv6 checksum."""
@@ -325,7 +318,7 @@ def mode_ping(a):
             time.sleep(max(0.0, t0 + seq * a.interval - time.monotonic()))
         payload = b"dsrlb-lab-ping".ljust(32, b".")
         hdr = struct.pack("!BBHHH", request, 0, 0, ident, seq)
-        pkt = struct.pack("!BBHHH", request, 0, 0 if v6 else _inet_csum(hdr + payload), ident, seq) + payload
+        pkt = struct.pack("!BBHHH", request, 0, 0 if v6 else checksum(hdr + payload), ident, seq) + payload
         sent = time.monotonic()
         s.sendto(pkt, (a.host, 0))
         deadline = sent + a.timeout

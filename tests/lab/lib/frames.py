@@ -8,11 +8,13 @@ ICMPv6), parsed with the standard library only (scapy is ten times slower on lar
 """
 
 import base64
+import collections
 import json
 import socket
 import struct
 import sys
 
+from .capture import Capture
 from .lab import wait_for
 
 # IPv6 extension headers a frame may carry before its upper layer (RFC 8200 4.1).
@@ -121,6 +123,57 @@ def wait_frames(cap, pred, count, timeout=3, what="frames"):
         return got if len(got) >= count else None
 
     return wait_for(enough, timeout, what=f"{count} {what} on {cap.host}/{cap.iface}")
+
+
+SERVED = range(20000, 20100)     # source ports of syn_burst's SYNs to port 80
+UNSERVED = range(21000, 21100)   # ...and of those to port 8081, which no service has
+
+
+def syn_burst(src, dst):
+    """A SYN from src to dst from each port of SERVED to port 80, and of UNSERVED to 8081: raw IPv4
+    or IPv6 packets (the family of dst) for send_frames(..., l3_dst=dst)."""
+    from scapy import all as sc
+    ip = sc.IPv6 if ":" in dst else sc.IP
+    return [bytes(ip(src=src, dst=dst) / sc.TCP(sport=s, dport=80 if s in SERVED else 8081, flags="S", seq=s * 1000))
+            for s in list(SERVED) + list(UNSERVED)]
+
+
+def is_syn(f):
+    return f.flags is not None and bool(f.flags & 0x02)
+
+
+def assert_syns_once(from_lb, at_backends, be_mac, src):
+    """Every SYN of syn_burst (from src) to port 80 left the balancer exactly once and arrived
+    exactly once, at the backend it was sent to; none to port 8081 did either. from_lb: the frames
+    the balancer sent; at_backends: {backend: the frames it received}; be_mac: {MAC: backend}."""
+    once = {s: 1 for s in SERVED}
+    out = collections.Counter(f.sport for f in from_lb if f.dport == 80 and is_syn(f) and f.ip_src == src)
+    assert {s: out.get(s, 0) for s in SERVED} == once
+    assert not any(f.dport == 8081 for f in from_lb)
+    where_sent = {f.sport: be_mac[f.dst] for f in from_lb if f.dport == 80 and f.sport in SERVED}
+    arrived = collections.Counter()
+    for b, frames in at_backends.items():
+        for f in frames:
+            assert f.dport != 8081, f
+            if f.ip_src == src and f.dport == 80 and f.sport in SERVED:
+                arrived[f.sport] += 1
+                assert where_sent[f.sport] == b, (f.sport, where_sent[f.sport], b)
+    assert {s: arrived.get(s, 0) for s in SERVED} == once
+
+
+def arrivals(lab, hosts, bpf, send, pred, owner, count, what="frames"):
+    """Capture `bpf` on the bridge port of each of `hosts` (what each receives), call send(), wait
+    until `count` frames matching pred reached owner; returns {host: frames matching pred}."""
+    caps = {h: Capture(lab, "br", h, bpf) for h in hosts}
+    try:
+        for cap in caps.values():
+            cap.start()
+        send()
+        wait_frames(caps[owner], pred, count, what=f"{what} at {owner}")
+    finally:
+        for cap in caps.values():
+            cap.stop()
+    return {h: len([f for f in read_frames(cap.path) if pred(f)]) for h, cap in caps.items()}
 
 
 SEND_FRAMES = r"""
