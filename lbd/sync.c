@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -287,7 +288,7 @@ struct sync_ctx *sync_create(struct lbd *l)
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
 	s->sh.l = l;
-	s->sh.self_name = self->name;
+	snprintf(s->sh.self_name, sizeof(s->sh.self_name), "%s", self->name);
 	s->listen_fd = -1;
 	s->self_addr = self->addr;
 	s->port = l->cfg->sync_port;

@@ -79,7 +79,7 @@ struct sync_shared {
 	unsigned n_established;         /* l->sync_on = n_established > 0 */
 	uint64_t dropped;               /* updates discarded: no peer established, or not encodable */
 	struct sync_node_state self;    /* sync.c refreshes it; NODE_STATE sends it */
-	const char *self_name;
+	char self_name[CFG_NAME_MAX];   /* a copy: a reload frees the config it came from */
 };
 
 /* A connection from the peer's address that has not yet sent an authentic message (accepting side). */

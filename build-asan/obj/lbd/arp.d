@@ -1,0 +1,18 @@
+build-asan/obj/lbd/arp.o: lbd/arp.c common/clock.h lbd/lbd.h \
+ common/config.h common/ipaddr.h lbd/flow.h common/ipaddr.h lbd/maglev.h \
+ lbd/ring.h lbd/sync.h lbd/frag.h lbd/health.h lbd/spsc.h lbd/worker.h \
+ common/log.h
+common/clock.h:
+lbd/lbd.h:
+common/config.h:
+common/ipaddr.h:
+lbd/flow.h:
+common/ipaddr.h:
+lbd/maglev.h:
+lbd/ring.h:
+lbd/sync.h:
+lbd/frag.h:
+lbd/health.h:
+lbd/spsc.h:
+lbd/worker.h:
+common/log.h:

@@ -1,0 +1,3 @@
+build-asan/obj/vrrpd/fsm.o: vrrpd/fsm.c vrrpd/fsm.h common/ipaddr.h
+vrrpd/fsm.h:
+common/ipaddr.h:
