@@ -102,7 +102,7 @@ static void pkt_parse_icmp_inner(const uint8_t *q, uint32_t len, struct pkt *p)
 
 /* Where the extension-header chain of an IPv6 header leads (RFC 8200 section 4). */
 struct pkt_chain {
-	uint8_t proto;          /* the final next header: the upper layer, or 44's payload in a later fragment */
+	uint8_t proto;          /* the last next header: the upper layer's, or a later fragment's payload's */
 	uint32_t off;           /* bytes from the IP header to it */
 	uint8_t fraghdr;        /* a fragment header was seen, atomic or not */
 	uint8_t frag, later_frag;
@@ -298,8 +298,8 @@ static enum pkt_err pkt_parse_ipv6(const uint8_t *ip, uint32_t len, struct pkt *
 	if ((ip[0] >> 4) != 6)
 		return PKT_BAD_VERSION;
 	plen = pkt_get16(ip + 4);
-	/* Payload length 0 is a jumbogram (RFC 2675), never on an Ethernet segment. A datagram longer than
-	 * 65535 bytes in all (40 + payload length) does not fit ip_len: no Ethernet or GSO frame is one. */
+	/* Payload length 0 is a jumbogram (RFC 2675), which Ethernet does not carry. A packet of more than
+	 * 65535 bytes in all (40 + payload length) would not fit ip_len: refused too, not misreported. */
 	if (plen == 0 || 40 + plen > len || 40 + plen > 0xffff)
 		return PKT_BAD_LEN;
 	p->ip_len = (uint16_t)(40 + plen);
