@@ -98,62 +98,11 @@ static void pkt_parse_icmp_inner(const uint8_t *q, uint32_t len, struct pkt *p)
 	pkt_set_inner(q + ihl, len - ihl, q[9], &src, &dst, p);
 }
 
-static enum pkt_err pkt_parse_ipv4(const uint8_t *ip, uint32_t len, struct pkt *p)
-{
-	uint16_t fragw;
-	const uint8_t *l4;
-	uint32_t l4len;
-
-	if (len < 20)
-		return PKT_TRUNCATED;
-	if ((ip[0] >> 4) != 4)
-		return PKT_BAD_VERSION;
-	p->ihl = (uint16_t)((ip[0] & 0x0f) * 4);
-	if (p->ihl < 20)
-		return PKT_BAD_IHL;
-	if (len < p->ihl)
-		return PKT_TRUNCATED;
-	p->ip_len = pkt_get16(ip + 2);
-	/* Frames may carry Ethernet padding past ip_len, never less than ip_len. */
-	if (p->ip_len < p->ihl || p->ip_len > len)
-		return PKT_BAD_LEN;
-	p->proto = ip[9];
-	p->hop_limit = ip[8];
-	p->src = ipaddr_from_v4(pkt_get32n(ip + 12));
-	p->dst = ipaddr_from_v4(pkt_get32n(ip + 16));
-	memcpy((uint8_t *)&p->frag_id + 2, ip + 4, 2);
-	fragw = pkt_get16(ip + 6);
-	p->frag = (fragw & 0x2000) || (fragw & 0x1fff);
-	p->later_frag = (fragw & 0x1fff) != 0;
-	if (p->later_frag)
-		return PKT_OK;
-	l4 = ip + p->ihl;
-	l4len = p->ip_len - p->ihl;
-	switch (p->proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-		return pkt_parse_ports(l4, l4len, p);
-	case IPPROTO_ICMP:
-		if (l4len < 8)
-			return pkt_l4_short(p);
-		p->icmp_type = l4[0];
-		p->icmp_code = l4[1];
-		if (p->icmp_type == 3 || p->icmp_type == 11 || p->icmp_type == 12)
-			pkt_parse_icmp_inner(l4 + 8, l4len - 8, p);
-		break;
-	default:
-		break;
-	}
-	return PKT_OK;
-}
-
-/* ---- IPv6 ---- */
-
 #define PKT_V6_MAX_EXT 8        /* extension headers we walk before calling the chain hostile */
 
 /* Where the extension-header chain of an IPv6 header leads (RFC 8200 section 4). */
 struct pkt_chain {
-	uint8_t proto;          /* the final next header: the upper layer, or 44's payload in a later fragment */
+	uint8_t proto;          /* the last next header: the upper layer's, or a later fragment's payload's */
 	uint32_t off;           /* bytes from the IP header to it */
 	uint8_t fraghdr;        /* a fragment header was seen, atomic or not */
 	uint8_t frag, later_frag;
@@ -244,14 +193,14 @@ static int pkt_is_solicited_node(const struct ipaddr *a)
 /* A Neighbour Solicitation or Advertisement of len ICMPv6 bytes at m, validated as RFC 4861 sections 7.1.1
  * and 7.1.2 say; and, as RFC 6980 section 5 says, never one that carries a fragment header. Anything
  * invalid leaves nd_valid 0: lbd ignores it, as a host would. */
-static void pkt_parse_nd(const uint8_t *m, uint32_t len, const struct pkt_chain *c, struct pkt *p)
+static void pkt_parse_nd(const uint8_t *m, uint32_t len, int fraghdr, struct pkt *p)
 {
 	int ns = m[0] == 135;
 	uint8_t lltype = ns ? 1 : 2;
 	const uint8_t *lladdr = NULL;
 	struct ipaddr target;
 
-	if (p->hop_limit != 255 || m[1] != 0 || len < 24 || c->fraghdr)
+	if (p->hop_limit != 255 || m[1] != 0 || len < 24 || fraghdr)
 		return;
 	target = ipaddr_from_v6(m + 8);
 	if (pkt_is_mcast6(&target))
@@ -282,10 +231,65 @@ static void pkt_parse_nd(const uint8_t *m, uint32_t len, const struct pkt_chain 
 	p->nd_lladdr = lladdr;
 }
 
+/* The upper layer of an IPv4 or IPv6 packet, ihl bytes into it; fraghdr: an IPv6 fragment header came
+ * before it, atomic or not. */
+static enum pkt_err pkt_parse_l4(const uint8_t *ip, int fraghdr, struct pkt *p)
+{
+	const uint8_t *l4 = ip + p->ihl;
+	uint32_t l4len = p->ip_len - p->ihl;
+	int v6 = p->kind == PKT_IPV6;
+	uint8_t t;
+
+	if (p->later_frag)
+		return PKT_OK;
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
+		return pkt_parse_ports(l4, l4len, p);
+	if (p->proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+		return PKT_OK;
+	if (l4len < 8)
+		return pkt_l4_short(p);
+	t = p->icmp_type = l4[0];
+	p->icmp_code = l4[1];
+	if (!v6 && (t == 3 || t == 11 || t == 12))
+		pkt_parse_icmp_inner(l4 + 8, l4len - 8, p);
+	else if (v6 && t >= 1 && t <= 4)        /* unreachable, too big, time exceeded, parameter problem */
+		pkt_parse_icmp6_inner(l4 + 8, l4len - 8, p);
+	else if (v6 && (t == 135 || t == 136))
+		pkt_parse_nd(l4, l4len, fraghdr, p);
+	return PKT_OK;
+}
+
+static enum pkt_err pkt_parse_ipv4(const uint8_t *ip, uint32_t len, struct pkt *p)
+{
+	uint16_t fragw;
+
+	if (len < 20)
+		return PKT_TRUNCATED;
+	if ((ip[0] >> 4) != 4)
+		return PKT_BAD_VERSION;
+	p->ihl = (uint16_t)((ip[0] & 0x0f) * 4);
+	if (p->ihl < 20)
+		return PKT_BAD_IHL;
+	if (len < p->ihl)
+		return PKT_TRUNCATED;
+	p->ip_len = pkt_get16(ip + 2);
+	/* Frames may carry Ethernet padding past ip_len, never less than ip_len. */
+	if (p->ip_len < p->ihl || p->ip_len > len)
+		return PKT_BAD_LEN;
+	p->proto = ip[9];
+	p->hop_limit = ip[8];
+	p->src = ipaddr_from_v4(pkt_get32n(ip + 12));
+	p->dst = ipaddr_from_v4(pkt_get32n(ip + 16));
+	memcpy((uint8_t *)&p->frag_id + 2, ip + 4, 2);
+	fragw = pkt_get16(ip + 6);
+	p->frag = (fragw & 0x2000) || (fragw & 0x1fff);
+	p->later_frag = (fragw & 0x1fff) != 0;
+	return pkt_parse_l4(ip, 0, p);
+}
+
 static enum pkt_err pkt_parse_ipv6(const uint8_t *ip, uint32_t len, struct pkt *p)
 {
-	uint32_t plen, l4len;
-	const uint8_t *l4;
+	uint32_t plen;
 	struct pkt_chain c;
 	enum pkt_err e;
 
@@ -294,8 +298,8 @@ static enum pkt_err pkt_parse_ipv6(const uint8_t *ip, uint32_t len, struct pkt *
 	if ((ip[0] >> 4) != 6)
 		return PKT_BAD_VERSION;
 	plen = pkt_get16(ip + 4);
-	/* Payload length 0 is a jumbogram (RFC 2675), never on an Ethernet segment. A datagram longer than
-	 * 65535 bytes in all (40 + payload length) does not fit ip_len: no Ethernet or GSO frame is one. */
+	/* Payload length 0 is a jumbogram (RFC 2675), which Ethernet does not carry. A packet of more than
+	 * 65535 bytes in all (40 + payload length) would not fit ip_len: refused too, not misreported. */
 	if (plen == 0 || 40 + plen > len || 40 + plen > 0xffff)
 		return PKT_BAD_LEN;
 	p->ip_len = (uint16_t)(40 + plen);
@@ -310,28 +314,7 @@ static enum pkt_err pkt_parse_ipv6(const uint8_t *ip, uint32_t len, struct pkt *
 	p->frag = c.frag;
 	p->later_frag = c.later_frag;
 	p->frag_id = c.frag_id;
-	if (p->later_frag)
-		return PKT_OK;
-	l4 = ip + c.off;
-	l4len = p->ip_len - c.off;
-	switch (p->proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-		return pkt_parse_ports(l4, l4len, p);
-	case IPPROTO_ICMPV6:
-		if (l4len < 8)
-			return pkt_l4_short(p);
-		p->icmp_type = l4[0];
-		p->icmp_code = l4[1];
-		if (p->icmp_type >= 1 && p->icmp_type <= 4)
-			pkt_parse_icmp6_inner(l4 + 8, l4len - 8, p);
-		else if (p->icmp_type == 135 || p->icmp_type == 136)
-			pkt_parse_nd(l4, l4len, &c, p);
-		break;
-	default:
-		break;
-	}
-	return PKT_OK;
+	return pkt_parse_l4(ip, c.fraghdr, p);
 }
 
 enum pkt_err pkt_parse(const uint8_t *frame, uint32_t len, struct pkt *p)

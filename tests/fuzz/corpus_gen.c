@@ -160,6 +160,151 @@ static void icmp_frag_needed(struct frame *f, uint32_t router, uint32_t client, 
 	q[23] = (uint8_t)cport;
 }
 
+/* An IPv6 packet from src to dst: the n extension headers of ext (each as its next-header value: 0
+ * hop-by-hop and 60 destination options of 8 bytes, 43 a type 2 routing header, 44 a fragment header
+ * with offm, 51 AH of 24 bytes), then l4len bytes of proto. Returns the upper-layer payload. */
+static uint8_t *ipv6(struct frame *f, const char *src, const char *dst, const uint8_t *ext, size_t n,
+		     uint16_t offm, uint8_t proto, size_t l4len)
+{
+	uint8_t *h = eth(f, mac_lbd, mac_router, 0x86dd), *e = h + 40;
+	struct ipaddr s, d;
+
+	ipaddr_parse(src, &s);
+	ipaddr_parse(dst, &d);
+	memset(h, 0, 40);
+	h[0] = 0x60;
+	h[6] = n ? ext[0] : proto;
+	h[7] = 64;
+	memcpy(h + 8, s.b, 16);
+	memcpy(h + 24, d.b, 16);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = ext[i] == 43 || ext[i] == 51 ? 24 : 8;
+
+		memset(e, 0, len);
+		e[0] = i + 1 < n ? ext[i + 1] : proto;
+		if (ext[i] == 43) {
+			e[1] = 2;
+			e[2] = 2;
+			memcpy(e + 8, d.b, 16);
+		} else if (ext[i] == 44) {
+			e[2] = (uint8_t)(offm >> 8);
+			e[3] = (uint8_t)offm;
+			e[7] = 0x2a;
+		} else if (ext[i] == 51) {
+			e[1] = 4;
+			e[7] = 0x01;    /* SPI 1 */
+		} else {
+			e[2] = 1;       /* PadN */
+			e[3] = 4;
+		}
+		e += len;
+	}
+	memset(e, 0, l4len);
+	h[4] = (uint8_t)((e - h - 40 + l4len) >> 8);
+	h[5] = (uint8_t)(e - h - 40 + l4len);
+	f->len += (size_t)(e - h) + l4len;
+	return e;
+}
+
+static void ports(uint8_t *l4, uint16_t sport, uint16_t dport)
+{
+	l4[0] = (uint8_t)(sport >> 8);
+	l4[1] = (uint8_t)sport;
+	l4[2] = (uint8_t)(dport >> 8);
+	l4[3] = (uint8_t)dport;
+}
+
+/* Sets the ICMPv6 checksum of the len-byte message m of the IPv6 frame f (no extension headers). */
+static void icmp6_csum(struct frame *f, uint8_t *m, size_t len)
+{
+	struct ipaddr s, d;
+	uint16_t c;
+
+	memcpy(s.b, f->b + 14 + 8, 16);
+	memcpy(d.b, f->b + 14 + 24, 16);
+	m[2] = m[3] = 0;
+	c = pkt_csum6(&s, &d, 58, m, (uint32_t)len);
+	memcpy(m + 2, &c, 2);
+}
+
+/* The IPv6 frames of the pkt target: what lbd forwards, answers and ignores on an IPv6 segment. */
+static void gen_frames6(void)
+{
+	static const char vip[] = "2001:db8::100", client[] = "2001:db8:1::7", router[] = "2001:db8::1";
+	static const char be[] = "2001:db8::21";
+	static const uint8_t chain[] = { 0, 60, 43, 51 }, frag = 44, dstopts = 60, routing = 43;
+	static const uint8_t nine[] = { 0, 60, 43, 60, 43, 60, 43, 60, 60 };
+	struct ipaddr a_vip, a_router, a_be, all_nodes;
+	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	uint8_t be_mac[6] = { 0x02, 0, 0, 0, 0, 0x33 };
+	struct frame f;
+	uint8_t *p;
+
+	p = ipv6(&f, client, vip, NULL, 0, 0, 6, 20);
+	ports(p, 40000, 80);
+	p[12] = 0x50;
+	p[13] = 0x02;
+	put("pkt", "tcp6-syn-vip", f.b, f.len);
+	p = ipv6(&f, client, vip, NULL, 0, 0, 17, 20);
+	ports(p, 5353, 53);
+	p[5] = 20;
+	put("pkt", "udp6-vip", f.b, f.len);
+	p = ipv6(&f, client, vip, chain, sizeof(chain), 0, 6, 20);
+	ports(p, 40000, 80);
+	p[12] = 0x50;
+	p[13] = 0x10;
+	put("pkt", "tcp6-extension-chain", f.b, f.len);
+	p = ipv6(&f, client, vip, &frag, 1, 1, 17, 1232);
+	ports(p, 5353, 53);
+	put("pkt", "udp6-first-fragment", f.b, f.len);
+	ipv6(&f, client, vip, &frag, 1, 1232, 17, 100);
+	put("pkt", "udp6-later-fragment", f.b, f.len);
+	p = ipv6(&f, client, vip, NULL, 0, 0, 58, 16);
+	p[0] = 128;
+	p[7] = 1;
+	memcpy(p + 8, "fuzzping", 8);
+	icmp6_csum(&f, p, 16);
+	put("pkt", "icmp6-echo-vip", f.b, f.len);
+	/* Packet Too Big from a router about the backend's reply VIP:80 -> client:40000, behind a
+	 * destination-options header. */
+	p = ipv6(&f, router, vip, NULL, 0, 0, 58, 8 + 40 + 8 + 8);
+	p[0] = 2;
+	p[6] = 0x05;
+	p[7] = 0x00;
+	{
+		struct frame q;
+
+		ports(ipv6(&q, vip, client, &dstopts, 1, 0, 6, 20), 80, 40000);
+		memcpy(p + 8, q.b + 14, 40 + 8 + 8);
+	}
+	icmp6_csum(&f, p, 8 + 40 + 8 + 8);
+	put("pkt", "icmp6-packet-too-big", f.b, f.len);
+	/* Neighbour discovery: a router asks for the VIP, a backend answers lbd, an unsolicited NA. */
+	ipaddr_parse(vip, &a_vip);
+	ipaddr_parse(router, &a_router);
+	ipaddr_parse(be, &a_be);
+	ipaddr_parse("ff02::1", &all_nodes);
+	pkt_ns_build(f.b, mac_router, &a_router, &a_vip);
+	put("pkt", "ns-vip", f.b, PKT_NS_LEN);
+	pkt_na_build(f.b, be_mac, mac_lbd, &a_be, &a_router, &a_be, 0x60);
+	put("pkt", "na-backend", f.b, PKT_NA_LEN);
+	pkt_na_build(f.b, mac_lbd, all_nodes_mac, &a_vip, &all_nodes, &a_vip, 0x20);
+	put("pkt", "na-unsolicited-vip", f.b, PKT_NA_LEN);
+	/* Hostile: routing type 0, nine extension headers, a header longer than the packet, a
+	 * payload length past the frame. */
+	ipv6(&f, client, vip, &routing, 1, 0, 6, 20);
+	f.b[14 + 40 + 2] = 0;
+	put("pkt", "ipv6-routing-type0", f.b, f.len);
+	ipv6(&f, client, vip, nine, sizeof(nine), 0, 6, 20);
+	put("pkt", "ipv6-nine-extensions", f.b, f.len);
+	ipv6(&f, client, vip, &dstopts, 1, 0, 6, 20);
+	f.b[14 + 40 + 1] = 0xff;
+	put("pkt", "ipv6-extension-past-end", f.b, f.len);
+	ipv6(&f, client, vip, NULL, 0, 0, 17, 20);
+	f.b[14 + 4] = 0x40;
+	put("pkt", "ipv6-payload-length-past-end", f.b, f.len);
+}
+
 /* A fuzz_fwd input: a mode byte, then frames with their status byte and length. */
 struct run {
 	uint8_t b[8192];
@@ -687,6 +832,7 @@ int main(int argc, char **argv)
 	}
 	outdir = argv[1];
 	gen_frames();
+	gen_frames6();
 	gen_heartbeats();
 	gen_sync();
 	gen_ctl();

@@ -4,6 +4,7 @@
 #ifndef DSR_TEST_PKT_FRAMES_H
 #define DSR_TEST_PKT_FRAMES_H
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,6 +56,20 @@ static inline void udp_hdr(uint8_t *u, uint16_t sport, uint16_t dport, uint16_t 
 	put16(u + 6, 0);
 }
 
+/* A whole TCP segment as the tests write it (tcp_hdr 40000 -> 443, SYN|ACK), not a fragment: ports,
+ * flags and no quoted header. */
+static inline void assert_tcp_segment(const struct pkt *p)
+{
+	assert_int_equal(p->proto, IPPROTO_TCP);
+	assert_false(p->frag);
+	assert_false(p->later_frag);
+	assert_true(p->have_ports);
+	assert_int_equal(p->sport, htons(40000));
+	assert_int_equal(p->dport, htons(443));
+	assert_int_equal(p->tcp_flags, 0x12);
+	assert_false(p->have_inner);
+}
+
 /* The checksum pkt_csum returns (network order, ready to store) as a number. */
 static inline uint16_t csum_value(uint16_t c)
 {
@@ -62,6 +77,15 @@ static inline uint16_t csum_value(uint16_t c)
 
 	memcpy(out, &c, 2);
 	return (uint16_t)(out[0] << 8 | out[1]);
+}
+
+/* xorshift64: the same random frames on every run. */
+static inline uint32_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (uint32_t)(*s >> 32);
 }
 
 /* Invariants every successful parse must keep, whatever the input: lengths inside the frame, fields
