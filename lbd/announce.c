@@ -152,7 +152,12 @@ void announce_judge(struct announce *a)
 	if (!a)
 		return;
 	l = a->l;
-	sync_ok = sync_ready(l->sync);
+	/* Only a joining node waits for the bulk sync: one that has had it holds every flow, and a peer that
+	 * connects later (restarted, or new) is the one that must catch up. Withdrawing here would take
+	 * every node out of the router at once whenever one of them restarts. */
+	if (!a->synced && sync_ready(l->sync))
+		a->synced = 1;
+	sync_ok = a->synced;
 	for (size_t i = 0; i < a->n_vips; i++)
 		a->vips[i].seen = 0;
 	for (size_t i = 0; i < l->n_vips; i++) {

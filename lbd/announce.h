@@ -32,6 +32,7 @@ struct announce {
 	struct lbd *l;
 	int tun_fd;                     /* held open, never read: the device, and its routes, die with lbd */
 	int draining;                   /* lbctl drain-node */
+	int synced;                     /* the bulk sync was done once: a peer (re)joining later changes nothing */
 	struct announce_vip vips[CFG_MAX_SERVICES];
 	size_t n_vips;
 	ev_prepare judge;               /* after every event of the loop: health, sync, reload, control */
