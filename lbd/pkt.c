@@ -114,7 +114,8 @@ struct pkt_chain {
  * offset 0 without M is an atomic fragment, RFC 6946, not a fragment) and AH (RFC 4302: length in 4-byte
  * words, a multiple of 8 bytes in IPv6). The walk stops at the upper layer, at ESP or No Next Header, at
  * any value it does not know, and after the fragment header of a later fragment, whose payload is the
- * middle of a datagram. */
+ * middle of a datagram. The extension headers it does not walk (Mobility, HIP, Shim6, 253, 254) are
+ * PKT_BAD_EXT. */
 static enum pkt_err pkt_ipv6_chain(const uint8_t *ip, uint32_t end, struct pkt_chain *c)
 {
 	uint8_t nh = ip[6];
@@ -125,6 +126,10 @@ static enum pkt_err pkt_ipv6_chain(const uint8_t *ip, uint32_t end, struct pkt_c
 		const uint8_t *h = ip + off;
 		uint8_t type = nh;
 
+		/* Extension headers lbd does not walk (RFC 7045's list: Mobility, HIP, Shim6, the experimental
+		 * 253 and 254) make the chain one lbd cannot follow to the ports: dropped and counted. */
+		if (type == 135 || type == 139 || type == 140 || type == 253 || type == 254)
+			return PKT_BAD_EXT;
 		if (type != 0 && type != 43 && type != 44 && type != 51 && type != 60)
 			break;
 		if (n == PKT_V6_MAX_EXT || (type == 0 && off != 40) || (type == 44 && c->fraghdr))

@@ -604,10 +604,10 @@ static void test_bad_version(void **state)
 	}
 }
 
-/* ESP, No Next Header and values that are no extension header we know end the chain: no ports, OK. */
+/* ESP, No Next Header and values that are no extension header end the chain: no ports, OK. */
 static void test_other_upper_layers(void **state)
 {
-	static const uint8_t protos[] = { 50, 59, 47, 132, 135, 139, 253, 255 };
+	static const uint8_t protos[] = { 50, 59, 47, 132, 255 };
 	static const uint8_t chain[] = { 0, 60 };
 	const struct cut_want w = { .ihl = 40 + 24 };
 	uint8_t b[256];
@@ -620,6 +620,20 @@ static void test_other_upper_layers(void **state)
 		assert_int_equal(p.ihl, 40 + 24);
 		assert_false(p.have_ports);
 		check_cuts(b, full, &w);
+	}
+}
+
+/* Extension headers lbd does not walk (Mobility, HIP, Shim6, experimental): the chain is refused. */
+static void test_unwalked_extensions(void **state)
+{
+	static const uint8_t protos[] = { 135, 139, 140, 253, 254 };
+	static const uint8_t chain[] = { 0, 60 };
+	uint8_t b[256];
+	struct pkt p;
+
+	for (size_t i = 0; i < sizeof(protos); i++) {
+		uint32_t full = mk6(b, chain, 2, protos[i], 0);
+		assert_int_equal(parse_exact(b, full, &p), PKT_BAD_EXT);
 	}
 }
 
@@ -1137,6 +1151,7 @@ int main(void)
 		cmocka_unit_test(test_padding_and_length),
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_other_upper_layers),
+		cmocka_unit_test(test_unwalked_extensions),
 		cmocka_unit_test(test_echo),
 		cmocka_unit_test(test_error_quotes),
 		cmocka_unit_test(test_error_quotes_rejected),
