@@ -6,6 +6,7 @@
  * Also the 5-tuple hash and client-side TCP state tracking. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,25 +304,24 @@ struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint16_
 void flow_key_of(const struct flow_table *t, const struct flow *f, struct flow_key *k)
 {
 	const uint8_t *b = (const uint8_t *)((const struct flow_entry *)f + 1);
+	size_t ports;
 
 	memset(k, 0, sizeof(*k));
-	if (!t->ipv6) {
-		struct flow_key4 c;
-		memcpy(&c, b, sizeof(c));
-		k->saddr = ipaddr_from_v4(c.saddr);
-		k->daddr = ipaddr_from_v4(c.daddr);
-		k->sport = c.sport;
-		k->dport = c.dport;
-		k->proto = c.proto;
-		return;
+	if (t->ipv6) {
+		k->saddr = ipaddr_from_v6(b + offsetof(struct flow_key6, saddr));
+		k->daddr = ipaddr_from_v6(b + offsetof(struct flow_key6, daddr));
+		ports = offsetof(struct flow_key6, sport);
+	} else {
+		uint32_t a[2];
+		memcpy(a, b, sizeof(a));
+		k->saddr = ipaddr_from_v4(a[0]);
+		k->daddr = ipaddr_from_v4(a[1]);
+		ports = offsetof(struct flow_key4, sport);
 	}
-	struct flow_key6 c;
-	memcpy(&c, b, sizeof(c));
-	k->saddr = ipaddr_from_v6(c.saddr);
-	k->daddr = ipaddr_from_v6(c.daddr);
-	k->sport = c.sport;
-	k->dport = c.dport;
-	k->proto = c.proto;
+	/* sport, dport and proto follow the addresses alike in both forms */
+	memcpy(&k->sport, b + ports, 2);
+	memcpy(&k->dport, b + ports + 2, 2);
+	k->proto = b[ports + 4];
 }
 
 void flow_touch(struct flow_table *t, struct flow *f, uint64_t now_ms)

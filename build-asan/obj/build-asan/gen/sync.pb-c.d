@@ -1,3 +1,0 @@
-build-asan/obj/build-asan/gen/sync.pb-c.o: build-asan/gen/sync.pb-c.c \
- build-asan/gen/sync.pb-c.h
-build-asan/gen/sync.pb-c.h:

@@ -1,2 +1,0 @@
-build-asan/obj/common/ipaddr.o: common/ipaddr.c common/ipaddr.h
-common/ipaddr.h:

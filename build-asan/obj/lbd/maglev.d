@@ -1,3 +1,0 @@
-build-asan/obj/lbd/maglev.o: lbd/maglev.c common/log.h lbd/maglev.h
-common/log.h:
-lbd/maglev.h:
