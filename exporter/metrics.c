@@ -151,6 +151,8 @@ static void metrics_services(struct prom *m, const Dsrlb__LbdStatus *st)
 		const char *name, *type, *help;
 	} fams[] = {
 		{ "dsrlb_backend_forwarded_frames_total", "counter", "Frames forwarded to the backend." },
+		{ "dsrlb_backend_forwarded_bytes_total", "counter",
+		  "Bytes of the frames forwarded to the backend, as received (Ethernet header included)." },
 		{ "dsrlb_backend_flows", "gauge", "Connection-table entries on the backend now." },
 		{ "dsrlb_backend_weight", "gauge", "Configured weight (0: drained by config)." },
 		{ "dsrlb_backend_healthy", "gauge", "1 when the backend's health checks pass." },
@@ -175,14 +177,15 @@ static void metrics_services(struct prom *m, const Dsrlb__LbdStatus *st)
 				l = PROM_L("service", s->name, "backend", b->address);
 				switch (k) {
 				case 0: v = b->forwarded; break;
-				case 1: v = b->flows; break;
-				case 2: v = b->weight; break;
-				case 3: v = b->healthy; break;
-				case 4: v = b->draining; break;
-				case 5: v = b->mac[0] != '\0'; break;
-				case 6: v = b->answers_vip_arp; break;
-				case 7: v = b->checks; break;
-				case 8: v = b->check_failures; break;
+				case 1: v = b->forwarded_bytes; break;
+				case 2: v = b->flows; break;
+				case 3: v = b->weight; break;
+				case 4: v = b->healthy; break;
+				case 5: v = b->draining; break;
+				case 6: v = b->mac[0] != '\0'; break;
+				case 7: v = b->answers_vip_arp; break;
+				case 8: v = b->checks; break;
+				case 9: v = b->check_failures; break;
 				default:
 					prom_stateset(m, l, "state", backend_states, b->state);
 					continue;

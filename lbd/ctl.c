@@ -152,7 +152,7 @@ static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
 	pb->healthy = b->healthy;
 	pb->draining = b->draining || b->weight == 0;
 	pb->flows = worker_slot_flows(l, slot);
-	pb->forwarded = worker_slot_forwarded(l, slot);
+	pb->forwarded = worker_slot_forwarded(l, slot, &pb->forwarded_bytes);
 	pb->state = ctl_strdup(ctl_backend_state(b));
 	pb->answers_vip_arp = b->answers_vip_arp;
 	pb->check_result = ctl_strdup(health_last_result(l->health, slot));

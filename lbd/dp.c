@@ -67,8 +67,9 @@ int dp_table_init(struct dp_table *t, struct flow_table *flows)
 {
 	t->flows = flows;
 	t->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_fwd));
+	t->slot_bytes = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_bytes));
 	t->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_flows));
-	if (!flows || !t->slot_fwd || !t->slot_flows) {
+	if (!flows || !t->slot_fwd || !t->slot_bytes || !t->slot_flows) {
 		dp_table_fini(t);
 		return -1;
 	}
@@ -79,6 +80,7 @@ int dp_table_init(struct dp_table *t, struct flow_table *flows)
 void dp_table_fini(struct dp_table *t)
 {
 	free(t->slot_fwd);
+	free(t->slot_bytes);
 	free(t->slot_flows);
 	memset(t, 0, sizeof(*t));
 }
@@ -128,6 +130,7 @@ static void dp_slot_reset_counters(struct lbd *l, uint16_t slot)
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		struct dp_table *t = &l->workers[i].fwd.tab;
 		t->slot_fwd[slot] = 0;
+		t->slot_bytes[slot] = 0;
 		t->slot_flows[slot] = 0;
 	}
 }

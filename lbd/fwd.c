@@ -235,6 +235,7 @@ static void fwd_send(struct fwd_ctx *c, const struct ring_frame *rf, uint16_t sl
 	if (ring_tx_forward(c->ring, rf, b->mac, l->mac) < 0)
 		return;
 	c->tab.slot_fwd[slot]++;
+	c->tab.slot_bytes[slot] += rf->len;
 	c->ctr.forwarded++;
 	c->ctr.tx_bytes += rf->len;
 }

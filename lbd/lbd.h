@@ -107,6 +107,7 @@ struct lbd_arp_event {
 struct dp_table {
 	struct flow_table *flows;
 	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
+	uint64_t *slot_bytes;           /* [LBD_MAX_SLOTS] bytes of those frames (as received, Ethernet header on) */
 	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this table per slot */
 };
 

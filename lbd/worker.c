@@ -274,13 +274,15 @@ void worker_counters(struct lbd *l, struct lbd_counters *sum)
 	}
 }
 
-uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot)
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot, uint64_t *bytes)
 {
 	uint64_t n = 0;
 
+	*bytes = 0;
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		worker_lock(&l->workers[i]);
 		n += l->workers[i].fwd.tab.slot_fwd[slot];
+		*bytes += l->workers[i].fwd.tab.slot_bytes[slot];
 		worker_unlock(&l->workers[i]);
 	}
 	return n;

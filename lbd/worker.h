@@ -37,7 +37,7 @@ void worker_run_batch(struct lbd_worker *w);
 
 /* Sums over the workers, each read under its lock; worker_counters adds the main thread's own. */
 void worker_counters(struct lbd *l, struct lbd_counters *sum);
-uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot);
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot, uint64_t *bytes);
 uint64_t worker_slot_flows(struct lbd *l, uint16_t slot);
 uint64_t worker_flow_count(struct lbd *l);
 void worker_ring_stats(struct lbd *l, struct ring_stats *sum);

@@ -112,6 +112,7 @@ static void fuzz_lbd_setup(void)
 	W.ring = W.fwd.ring = &fake;
 	pthread_mutex_init(&W.lock, NULL);
 	W.fwd.tab.slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_fwd));
+	W.fwd.tab.slot_bytes = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_bytes));
 	W.fwd.tab.slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_flows));
 	spsc_init(&W.fwd.syncq.q, LBD_SYNCQ);
 	spsc_init(&W.fwd.arpq.q, LBD_ARPQ);
@@ -122,7 +123,7 @@ static void fuzz_lbd_setup(void)
 	ev_async_start(L.loop, &L.arp_wake);
 	mode_init(&L);
 	cfg = fuzz_cfg();
-	if (!W.fwd.tab.slot_fwd || !W.fwd.tab.slot_flows || !W.fwd.syncq.rec || dp_apply_config(&L, cfg) < 0 || L.n_services != 4)
+	if (!W.fwd.tab.slot_fwd || !W.fwd.tab.slot_bytes || !W.fwd.tab.slot_flows || !W.fwd.syncq.rec || dp_apply_config(&L, cfg) < 0 || L.n_services != 4)
 		abort();
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		if (ipaddr_is_none(&L.slots[i].addr))
