@@ -52,8 +52,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
 from lib import servers  # noqa: E402
-from lib.lab import (VIP, VIP6, CommandError, Lab, LabError, WaitTimeout, reap_stale, topology, v6_of,  # noqa: E402
-                     wait_for)
+from lib.lab import (VIP, VIP6, CommandError, Lab, LabError, WaitTimeout, reap_stale,  # noqa: E402
+                     topology, v6_of, wait_for)
 
 # The kernel reference lives next to the repository (../shared/anchors from the repo root).
 REFERENCE = os.path.normpath(os.path.join(REPO, "..", "shared", "anchors", "nft-dsr.sh"))
@@ -66,12 +66,13 @@ GEN_CPU, LBD_CPU = 0, 1
 
 # What differs between the address families. "frame" is the bytes handed to the device (no FCS):
 # 64 for IPv4 = 14 Ethernet + 20 IPv4 + 8 UDP + 22 payload; 64 for IPv6 too by default (--frame6)
-# = 14 Ethernet + 40 IPv6 + 8 UDP + 2 payload. "fill_net": sources of the table fill, last byte 0-255.
+# = 14 Ethernet + 40 IPv6 + 8 UDP + 2 payload. "fill_net": sources of the table fill, its byte
+# "fill_byte" counting 0-255.
 FAMILIES = {
-    4: {"vip": VIP, "gen": GEN_ADDR, "client": CLIENT_SRC, "fill_net": "203.0.113.0", "ip_hdr": 20, "frame": 64,
-        "nft": "ip", "suffix": ""},
-    6: {"vip": VIP6, "gen": v6_of(GEN_ADDR), "client": v6_of(CLIENT_SRC), "fill_net": "2001:db8:ff::", "ip_hdr": 40,
-        "frame": 64, "nft": "ip6", "suffix": "-ipv6"},
+    4: {"vip": VIP, "gen": GEN_ADDR, "client": CLIENT_SRC, "fill_net": "203.0.113.0", "fill_byte": 3,
+        "ip_hdr": 20, "frame": 64, "nft": "ip", "suffix": ""},
+    6: {"vip": VIP6, "gen": v6_of(GEN_ADDR), "client": v6_of(CLIENT_SRC), "fill_net": "2001:db8:ff::",
+        "fill_byte": 15, "ip_hdr": 40, "frame": 64, "nft": "ip6", "suffix": "-ipv6"},
 }
 FRAME6_MIN = 14 + 40 + 8         # an IPv6 UDP frame without payload
 
@@ -168,11 +169,13 @@ class Bench:
     def setup_backends(self):
         for b in self.backends:
             # One pair of counters for both families: a window has the traffic of one family only.
-            rules = "".join(
-                f"""
-        {f['nft']} daddr {self.vip[fam]} udp dport {PORT} {f['nft']} saddr != {f['client']} ether daddr != {self.be_macs[b]} counter name stray drop
-        {f['nft']} daddr {self.vip[fam]} udp dport {PORT} {f['nft']} saddr != {f['client']} counter name delivered drop"""
-                for fam, f in ((fam, FAMILIES[fam]) for fam in self.fams))
+            rules = ""
+            for fam in self.fams:
+                f = FAMILIES[fam]
+                match = f"{f['nft']} daddr {self.vip[fam]} udp dport {PORT} {f['nft']} saddr != {f['client']}"
+                rules += f"""
+        {match} ether daddr != {self.be_macs[b]} counter name stray drop
+        {match} counter name delivered drop"""
             rules = f"""
 table netdev bench {{
     counter delivered {{ }}
@@ -298,8 +301,7 @@ table netdev bench {{
         if kind == "fill":
             # The source's last byte counts 0..255, sport 1024..65534 (64511 values, odd): 16.5 million
             # distinct pairs in turn.
-            src, last, sport = f["fill_net"], 3 if fam == 4 else 15, "dinc(1024, 65534)"
-            src = f"{src}, sa[{last}]=dinc()"
+            src, sport = f"{f['fill_net']}, sa[{f['fill_byte']}]=dinc()", "dinc(1024, 65534)"
         else:
             src, sport = f["gen"], f"dinc({SPORTS[0]}, {SPORTS[1]})"
         if fam == 4:
