@@ -87,7 +87,6 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	struct lbd *l = c->l;
 	struct flow_key k;
 	struct flow *f;
-	uint32_t h;
 	uint16_t slot;
 	int fresh = 0;
 
@@ -97,7 +96,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	k.sport = s->persist ? 0 : p->sport;    /* persistence: every connection of a client, one entry */
 	k.dport = p->dport;
 	k.proto = p->proto;
-	h = flow_hash(&k);
+	/* Maglev's hash only for a new flow or a move: most frames find their flow. */
 	f = flow_lookup(c->tab.flows, &k);
 	if (f) {
 		uint8_t old_state = f->state;
@@ -115,7 +114,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 		int down = !gone && (!l->slots[slot].healthy || !l->slots[slot].mac_known);
 		if (fresh || gone ||
 		    (down && !(s->on_down == CFG_DOWN_KEEP && l->slots[slot].mac_known))) {
-			uint16_t n = fwd_pick(l, s, h);
+			uint16_t n = fwd_pick(l, s, flow_hash(&k));
 			if (n == LBD_NO_SLOT)
 				return LBD_NO_SLOT;
 			if (!fresh)
@@ -129,7 +128,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 			fwd_sync_out(c, f, &k, 0);
 		return slot;
 	}
-	slot = fwd_pick(l, s, h);
+	slot = fwd_pick(l, s, flow_hash(&k));
 	if (slot == LBD_NO_SLOT)
 		return slot;
 	uint8_t st = s->persist ? FLOW_PERSIST : FLOW_UDP;
