@@ -67,6 +67,7 @@ struct cfg_parser {
 	int kw_line[CFG_KW_MAX];        /* where each key of the current section was last set; 0 = unset */
 
 	int cluster_line;
+	int multicast_line;
 	int vip_line[CFG_MAX_SERVICES];
 	int sorry_line[CFG_MAX_SERVICES];
 };
@@ -416,26 +417,19 @@ static int kw_listen(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, c
 	return 0;
 }
 
-/* A host address: no 0.0.0.0/8, no multicast, reserved or broadcast. inet_pton() takes only the
- * dotted quad, so "10.1" or "010.0.0.1" are refused too. */
-static int cfg_parse_unicast(const char *s, struct in_addr *out)
-{
-	struct in_addr a;
-	uint32_t h;
-
-	if (inet_pton(AF_INET, s, &a) != 1)
-		return -1;
-	h = ntohl(a.s_addr);
-	if ((h >> 24) == 0 || (h >> 29) == 7)
-		return -1;
-	*out = a;
-	return 0;
-}
-
+/* A host address of either family: IPv4 as a dotted quad only (inet_pton refuses "10.1" and "010.0.0.1"),
+ * IPv6 in any RFC 4291 text form; no unspecified, loopback, link-local, multicast or reserved address. */
 static int kw_unicast(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, const char *val)
 {
-	if (cfg_parse_unicast(val, dst) < 0)
-		return kw_err(p, kw, "'%s' is not a unicast IPv4 address", val);
+	struct ipaddr a;
+	const char *why;
+
+	if (ipaddr_parse(val, &a) < 0)
+		return kw_err(p, kw, "'%s' is not an IPv4 or IPv6 address", val);
+	why = ipaddr_unusable(&a);
+	if (why)
+		return kw_err(p, kw, "'%s' is %s, not a unicast address a host can use", val, why);
+	*(struct ipaddr *)dst = a;
 	return 0;
 }
 
@@ -529,7 +523,7 @@ static int kw_backend(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 {
 	struct cfg_service *svc = p->base;
 	struct cfg_backend be = { .weight = 1, .line = p->line };
-	char buf[256], *tok, *save = NULL;
+	char buf[256], *tok, *save = NULL, a[IPADDR_STRLEN];
 	uint64_t w;
 	size_t i;
 
@@ -537,8 +531,10 @@ static int kw_backend(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 		return kw_err(p, kw, "value is too long");
 	strcpy(buf, val);
 	tok = strtok_r(buf, " \t", &save);
-	if (tok == NULL || cfg_parse_unicast(tok, &be.addr) < 0)
-		return kw_err(p, kw, "'%s' is not a unicast IPv4 address", tok ? tok : "");
+	if (tok == NULL)
+		return kw_err(p, kw, "missing the backend's address");
+	if (kw_unicast(p, kw, &be.addr, tok) < 0)
+		return -1;
 	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
 		if (strncmp(tok, "weight=", 7) != 0)
 			return kw_err(p, kw, "unknown option '%s' (expected weight=N)", tok);
@@ -547,8 +543,8 @@ static int kw_backend(struct cfg_parser *p, const struct cfg_kw *kw, void *dst, 
 		be.weight = (uint32_t)w;
 	}
 	for (i = 0; i < svc->n_backends; i++)
-		if (svc->backends[i].addr.s_addr == be.addr.s_addr)
-			return kw_err(p, kw, "%s is already listed at line %d", inet_ntoa(be.addr),
+		if (ipaddr_eq(&svc->backends[i].addr, &be.addr))
+			return kw_err(p, kw, "%s is already listed at line %d", ipaddr_str(&be.addr, a),
 				      svc->backends[i].line);
 	if (svc->n_backends == CFG_MAX_BACKENDS)
 		return kw_err(p, kw, "more than %d backends", CFG_MAX_BACKENDS);
@@ -724,6 +720,7 @@ static int cfg_cluster_finish(struct cfg_parser *p)
 	int line;
 
 	cfg->mode_line = cfg_kw_line(p, "mode");
+	p->multicast_line = cfg_kw_line(p, "multicast");
 	cfg->announce_table_line = cfg_kw_line(p, "announce_table");
 	cfg->announce_device_line = cfg_kw_line(p, "announce_device");
 	line = cfg_kw_line(p, "fence_timeout");
@@ -751,10 +748,12 @@ static int cfg_node_finish(struct cfg_parser *p)
 	struct cfg_node *node = p->base;
 	size_t i;
 
+	char a[IPADDR_STRLEN];
+
 	for (i = 0; i + 1 < cfg->n_nodes; i++)
-		if (cfg->nodes[i].addr.s_addr == node->addr.s_addr)
+		if (ipaddr_eq(&cfg->nodes[i].addr, &node->addr))
 			return cfg_err(p, cfg_kw_line(p, "address"), "address %s is also node %s's (line %d)",
-				       inet_ntoa(node->addr), cfg->nodes[i].name, cfg->nodes[i].line);
+				       ipaddr_str(&node->addr, a), cfg->nodes[i].name, cfg->nodes[i].line);
 	return 0;
 }
 
@@ -765,8 +764,21 @@ static int cfg_service_finish(struct cfg_parser *p)
 	struct cfg_service *svc = p->base;
 	size_t idx = cfg->n_services - 1, i;
 	int line;
+	char a[IPADDR_STRLEN];
 
 	p->vip_line[idx] = cfg_kw_line(p, "vip");
+	/* A backend gets the client's frame unchanged: it must be of the VIP's family. */
+	for (i = 0; i < svc->n_backends; i++)
+		if (ipaddr_family(&svc->backends[i].addr) != ipaddr_family(&svc->vip)) {
+			char v[IPADDR_STRLEN];
+			return cfg_err(p, svc->backends[i].line, "backend %s is %s but vip %s is %s: a service's "
+				       "backends are of its vip's family", ipaddr_str(&svc->backends[i].addr, a),
+				       ipaddr_is_v4(&svc->backends[i].addr) ? "IPv4" : "IPv6",
+				       ipaddr_str(&svc->vip, v), ipaddr_is_v4(&svc->vip) ? "IPv4" : "IPv6");
+		}
+	line = cfg_kw_line(p, "sorry_backend");
+	if (line && ipaddr_family(&svc->sorry_backend) != ipaddr_family(&svc->vip))
+		return cfg_err(p, line, "sorry_backend and vip are of different address families");
 	p->sorry_line[idx] = cfg_kw_line(p, "sorry_backend");
 	/* A TCP connect says nothing about a UDP service: UDP services are not checked unless asked to. */
 	if (svc->proto == IPPROTO_UDP && !cfg_kw_line(p, "check"))
@@ -789,9 +801,9 @@ static int cfg_service_finish(struct cfg_parser *p)
 	for (i = 0; i < idx; i++) {
 		const struct cfg_service *o = &cfg->services[i];
 
-		if (o->vip.s_addr == svc->vip.s_addr && o->port == svc->port && o->proto == svc->proto)
+		if (ipaddr_eq(&o->vip, &svc->vip) && o->port == svc->port && o->proto == svc->proto)
 			return cfg_err(p, p->vip_line[idx], "%s port %u/%s is already service %s (line %d)",
-				       inet_ntoa(svc->vip), svc->port,
+				       ipaddr_str(&svc->vip, a), svc->port,
 				       svc->proto == IPPROTO_TCP ? "tcp" : "udp", o->name, o->line);
 	}
 	return 0;
@@ -1026,6 +1038,7 @@ static int cfg_check_all(struct cfg_parser *p)
 {
 	struct cfg *cfg = p->cfg;
 	size_t i, j, k;
+	char a[IPADDR_STRLEN];
 
 	if (p->cluster_line == 0)
 		return cfg_err(p, 0, "no [cluster] section");
@@ -1043,36 +1056,46 @@ static int cfg_check_all(struct cfg_parser *p)
 					       cfg->nodes[k].name);
 	}
 
+	/* Heartbeats and sync go from node to node: one family for all of them. */
+	for (k = 1; k < cfg->n_nodes; k++)
+		if (ipaddr_family(&cfg->nodes[k].addr) != ipaddr_family(&cfg->nodes[0].addr))
+			return cfg_err(p, cfg->nodes[k].line, "[node %s]: address %s is not of the same family as "
+				       "node %s's (line %d): heartbeats and sync need one family", cfg->nodes[k].name,
+				       ipaddr_str(&cfg->nodes[k].addr, a), cfg->nodes[0].name, cfg->nodes[0].line);
+	if (cfg->multicast.s_addr && cfg->n_nodes && !ipaddr_is_v4(&cfg->nodes[0].addr))
+		return cfg_err(p, p->multicast_line, "multicast: an IPv4 group, but the nodes' "
+			       "addresses are IPv6 (leave multicast unset: heartbeats go by unicast)");
+
 	for (i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *s = &cfg->services[i];
 
 		for (k = 0; k < cfg->n_nodes; k++)
-			if (s->vip.s_addr == cfg->nodes[k].addr.s_addr)
+			if (ipaddr_eq(&s->vip, &cfg->nodes[k].addr))
 				return cfg_err(p, p->vip_line[i], "vip %s is node %s's address (line %d)",
-					       inet_ntoa(s->vip), cfg->nodes[k].name, cfg->nodes[k].line);
+					       ipaddr_str(&s->vip, a), cfg->nodes[k].name, cfg->nodes[k].line);
 		for (j = 0; j < cfg->n_services; j++) {
 			const struct cfg_service *t = &cfg->services[j];
 
 			for (k = 0; k < t->n_backends; k++)
-				if (t->backends[k].addr.s_addr == s->vip.s_addr)
+				if (ipaddr_eq(&t->backends[k].addr, &s->vip))
 					return cfg_err(p, p->vip_line[i], "vip %s is also a backend (line %d)",
-						       inet_ntoa(s->vip), t->backends[k].line);
+						       ipaddr_str(&s->vip, a), t->backends[k].line);
 		}
 		for (k = 0; k < cfg->n_nodes; k++) {
 			for (j = 0; j < s->n_backends; j++)
-				if (s->backends[j].addr.s_addr == cfg->nodes[k].addr.s_addr)
+				if (ipaddr_eq(&s->backends[j].addr, &cfg->nodes[k].addr))
 					return cfg_err(p, s->backends[j].line,
 						       "backend %s is node %s's address (line %d)",
-						       inet_ntoa(s->backends[j].addr), cfg->nodes[k].name,
+						       ipaddr_str(&s->backends[j].addr, a), cfg->nodes[k].name,
 						       cfg->nodes[k].line);
-			if (s->sorry_backend.s_addr == cfg->nodes[k].addr.s_addr)
+			if (ipaddr_eq(&s->sorry_backend, &cfg->nodes[k].addr))
 				return cfg_err(p, p->sorry_line[i], "sorry_backend %s is node %s's address",
-					       inet_ntoa(s->sorry_backend), cfg->nodes[k].name);
+					       ipaddr_str(&s->sorry_backend, a), cfg->nodes[k].name);
 		}
 		for (j = 0; p->sorry_line[i] && j < cfg->n_services; j++)
-			if (s->sorry_backend.s_addr == cfg->services[j].vip.s_addr)
+			if (ipaddr_eq(&s->sorry_backend, &cfg->services[j].vip))
 				return cfg_err(p, p->sorry_line[i], "sorry_backend %s is the vip of service %s",
-					       inet_ntoa(s->sorry_backend), cfg->services[j].name);
+					       ipaddr_str(&s->sorry_backend, a), cfg->services[j].name);
 	}
 	return 0;
 }
@@ -1200,12 +1223,12 @@ void cfg_free(struct cfg *cfg)
 static void cfg_node_list(const struct cfg *cfg, char *buf, size_t len)
 {
 	size_t i, off = 0;
-	char a[INET_ADDRSTRLEN];
+	char a[IPADDR_STRLEN];
 	int n;
 
 	buf[0] = '\0';
 	for (i = 0; i < cfg->n_nodes && off < len; i++) {
-		inet_ntop(AF_INET, &cfg->nodes[i].addr, a, sizeof(a));
+		ipaddr_str(&cfg->nodes[i].addr, a);
 		n = snprintf(buf + off, len - off, "%s%s %s", i ? ", " : "", cfg->nodes[i].name, a);
 		if (n < 0)
 			break;
@@ -1239,9 +1262,10 @@ const struct cfg_node *cfg_find_node(const struct cfg *cfg, const char *name, ch
 	}
 	for (k = 0; k < cfg->n_nodes; k++) {
 		for (i = ifa; i != NULL; i = i->ifa_next) {
-			if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
+			struct ipaddr local;
+			if (i->ifa_addr == NULL || ipaddr_from_sockaddr(i->ifa_addr, &local, NULL) < 0)
 				continue;
-			if (((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != cfg->nodes[k].addr.s_addr)
+			if (!ipaddr_eq(&local, &cfg->nodes[k].addr))
 				continue;
 			if (found != NULL) {
 				freeifaddrs(ifa);
@@ -1280,17 +1304,25 @@ uint32_t cfg_release_ms(const struct cfg *cfg)
 	return 2 * cfg->advert_interval_ms + 50;
 }
 
-size_t cfg_vips(const struct cfg *cfg, uint32_t *out, size_t cap)
+size_t cfg_vips(const struct cfg *cfg, struct ipaddr *out, size_t cap)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->n_services; i++) {
-		uint32_t vip = cfg->services[i].vip.s_addr;
+		const struct ipaddr *vip = &cfg->services[i].vip;
 		size_t j;
-		for (j = 0; j < n && out[j] != vip; j++)
+		for (j = 0; j < n && !ipaddr_eq(&out[j], vip); j++)
 			;
 		if (j == n && n < cap)
-			out[n++] = vip;
+			out[n++] = *vip;
 	}
 	return n;
+}
+
+int cfg_has_ipv6(const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (!ipaddr_is_v4(&cfg->services[i].vip))
+			return 1;
+	return 0;
 }

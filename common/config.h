@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "ipaddr.h"
+
 #define CFG_NAME_MAX      32
 #define CFG_MAX_NODES     16  /* mode = ecmp; a pair has at most 2 */
 #define CFG_PAIR_NODES    2
@@ -42,20 +44,20 @@ struct cfg_group {
 
 struct cfg_node {
 	char name[CFG_NAME_MAX];
-	struct in_addr addr;
+	struct ipaddr addr;             /* IPv4 or IPv6: heartbeats and sync go over it */
 	uint8_t priority;               /* 1..254; 0 = not set (mode = ecmp only) */
 	int line;
 };
 
 struct cfg_backend {
-	struct in_addr addr;
+	struct ipaddr addr;             /* of its service's VIP's family */
 	uint32_t weight;                /* 0..65535; 0 = drained by config */
 	int line;
 };
 
 struct cfg_service {
 	char name[CFG_NAME_MAX];
-	struct in_addr vip;
+	struct ipaddr vip;              /* IPv4 or IPv6 */
 	uint16_t port;                  /* host order */
 	uint8_t proto;                  /* IPPROTO_TCP or IPPROTO_UDP */
 	struct cfg_backend backends[CFG_MAX_BACKENDS];
@@ -69,7 +71,7 @@ struct cfg_service {
 	uint32_t check_status;
 	enum cfg_on_down on_backend_down;
 	enum cfg_persist persistence;
-	struct in_addr sorry_backend;   /* INADDR_ANY = drop when all are down */
+	struct ipaddr sorry_backend;    /* none (::) = drop when all are down */
 	int line;
 };
 
@@ -155,7 +157,9 @@ int cfg_parse_listen(const char *s, struct sockaddr_storage *out, socklen_t *len
 /* "100ms", "2s", "1m", "1h" or a bare number of milliseconds. */
 int cfg_parse_duration_ms(const char *s, uint32_t *out);
 
-/* The distinct VIPs of the config's services, in order of first use (network order); how many. */
-size_t cfg_vips(const struct cfg *cfg, uint32_t *out, size_t cap);
+/* The distinct VIPs of the config's services, in order of first use; how many. */
+size_t cfg_vips(const struct cfg *cfg, struct ipaddr *out, size_t cap);
+/* Whether any service has an IPv6 VIP. */
+int cfg_has_ipv6(const struct cfg *cfg);
 
 #endif

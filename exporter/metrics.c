@@ -15,7 +15,7 @@ static const struct metrics_ctr {
 	  "Frames lbd's RX ring delivered (VIP traffic and ARP)." },
 	{ "forwarded", "dsrlb_forwarded_frames_total", NULL, NULL, "Frames forwarded to backends." },
 	{ "vip_frames", "dsrlb_vip_frames_total", NULL, NULL,
-	  "IPv4 frames to a VIP and to this node's MAC (mode = ecmp: shows when the router stops sending)." },
+	  "IP frames to a VIP and to this node's MAC (mode = ecmp: shows when the router stops sending)." },
 	{ "tx_bytes", "dsrlb_forwarded_bytes_total", NULL, NULL, "Bytes of the frames forwarded to backends." },
 	{ "drop_standby", "dsrlb_dropped_frames_total", "reason", "standby",
 	  "Frames dropped on the packet path, by reason (docs/status.md)." },
@@ -23,6 +23,7 @@ static const struct metrics_ctr {
 	{ "drop_no_backend", "dsrlb_dropped_frames_total", "reason", "no_backend", NULL },
 	{ "drop_malformed", "dsrlb_dropped_frames_total", "reason", "malformed", NULL },
 	{ "drop_not_ipv4", "dsrlb_dropped_frames_total", "reason", "not_ipv4", NULL },
+	{ "drop_ipv6_ext", "dsrlb_dropped_frames_total", "reason", "ipv6_ext", NULL },
 	{ "drop_vlan", "dsrlb_dropped_frames_total", "reason", "vlan", NULL },
 	{ "drop_not_for_us", "dsrlb_dropped_frames_total", "reason", "not_for_us", NULL },
 	{ "drop_other", "dsrlb_dropped_frames_total", "reason", "other", NULL },
@@ -34,18 +35,22 @@ static const struct metrics_ctr {
 	{ "tx_kicks", "dsrlb_tx_kicks_total", NULL, NULL, "TX ring flushes (send calls) of the workers." },
 	{ "arp_replies", "dsrlb_arp_replies_total", NULL, NULL, "ARP replies lbd sent for its VIPs." },
 	{ "garp_sent", "dsrlb_garp_sent_total", NULL, NULL, "Gratuitous ARPs lbd sent for its VIPs." },
+	{ "nd_adverts_sent", "dsrlb_nd_adverts_sent_total", NULL, NULL,
+	  "Neighbour Advertisements lbd sent answering solicitations for its IPv6 VIPs." },
+	{ "unsolicited_na_sent", "dsrlb_unsolicited_na_sent_total", NULL, NULL,
+	  "Unsolicited Neighbour Advertisements lbd sent for its IPv6 VIPs (takeover, refresh)." },
 	{ "arp_requests_sent", "dsrlb_arp_requests_sent_total", NULL, NULL,
-	  "ARP requests lbd sent (backend resolution, VIP probes)." },
+	  "ARP requests and Neighbour Solicitations lbd sent (backend resolution, VIP probes)." },
 	{ "arp_mac_changes", "dsrlb_arp_mac_changes_total", NULL, NULL,
 	  "Known backend MACs replaced (the old MAC silent for 1 s)." },
 	{ "arp_mac_refused", "dsrlb_arp_mac_refused_total", NULL, NULL,
 	  "ARP frames refused that claimed another MAC for a backend whose MAC is still heard." },
 	{ "backend_arp_for_vip", "dsrlb_backend_arp_for_vip_total", NULL, NULL,
-	  "ARP answers for a VIP from a backend (misconfigured for DSR)." },
+	  "ARP or NDP answers for a VIP from a backend (misconfigured for DSR)." },
 	{ "icmp_echo_replies", "dsrlb_icmp_echo_replies_total", NULL, NULL, "ICMP echo requests to a VIP answered." },
 	{ "icmp_errors_forwarded", "dsrlb_icmp_errors_forwarded_total", NULL, NULL,
 	  "ICMP errors about a flow forwarded to its backend." },
-	{ "fragments", "dsrlb_fragments_total", NULL, NULL, "IPv4 fragments seen." },
+	{ "fragments", "dsrlb_fragments_total", NULL, NULL, "IP fragments seen (IPv4 and IPv6)." },
 	{ "flows_created", "dsrlb_flows_created_total", NULL, NULL, "Connection-table entries created." },
 	{ "flows_expired", "dsrlb_flows_expired_total", NULL, NULL, "Connection-table entries expired." },
 	{ "flows_rescheduled", "dsrlb_flows_rescheduled_total", NULL, NULL,
@@ -146,13 +151,15 @@ static void metrics_services(struct prom *m, const Dsrlb__LbdStatus *st)
 		const char *name, *type, *help;
 	} fams[] = {
 		{ "dsrlb_backend_forwarded_frames_total", "counter", "Frames forwarded to the backend." },
+		{ "dsrlb_backend_forwarded_bytes_total", "counter",
+		  "Bytes of the frames forwarded to the backend, as received (Ethernet header included)." },
 		{ "dsrlb_backend_flows", "gauge", "Connection-table entries on the backend now." },
 		{ "dsrlb_backend_weight", "gauge", "Configured weight (0: drained by config)." },
 		{ "dsrlb_backend_healthy", "gauge", "1 when the backend's health checks pass." },
 		{ "dsrlb_backend_draining", "gauge", "1 when an operator drained the backend (no new flows)." },
 		{ "dsrlb_backend_mac_resolved", "gauge", "1 when the backend's MAC address is known." },
 		{ "dsrlb_backend_answers_vip_arp", "gauge",
-		  "1 when the backend answers ARP for the VIP (misconfigured for DSR)." },
+		  "1 when the backend answers ARP (IPv6: NDP) for the VIP (misconfigured for DSR)." },
 		{ "dsrlb_backend_health_checks_total", "counter", "Health checks run." },
 		{ "dsrlb_backend_health_check_failures_total", "counter", "Health checks failed." },
 		{ "dsrlb_backend_state", "gauge", "The backend's state: up, down, draining or no-mac (1 for the current one)." },
@@ -170,14 +177,15 @@ static void metrics_services(struct prom *m, const Dsrlb__LbdStatus *st)
 				l = PROM_L("service", s->name, "backend", b->address);
 				switch (k) {
 				case 0: v = b->forwarded; break;
-				case 1: v = b->flows; break;
-				case 2: v = b->weight; break;
-				case 3: v = b->healthy; break;
-				case 4: v = b->draining; break;
-				case 5: v = b->mac[0] != '\0'; break;
-				case 6: v = b->answers_vip_arp; break;
-				case 7: v = b->checks; break;
-				case 8: v = b->check_failures; break;
+				case 1: v = b->forwarded_bytes; break;
+				case 2: v = b->flows; break;
+				case 3: v = b->weight; break;
+				case 4: v = b->healthy; break;
+				case 5: v = b->draining; break;
+				case 6: v = b->mac[0] != '\0'; break;
+				case 7: v = b->answers_vip_arp; break;
+				case 8: v = b->checks; break;
+				case 9: v = b->check_failures; break;
 				default:
 					prom_stateset(m, l, "state", backend_states, b->state);
 					continue;
@@ -221,6 +229,10 @@ static void metrics_sync(struct prom *m, const Dsrlb__SyncStatus *y)
 			y->dropped);
 	metrics_counter(m, "dsrlb_sync_unknown_backend_total", "Received flows naming a backend this node does not have.",
 			y->unknown_backend);
+	metrics_counter(m, "dsrlb_sync_bad_flows_total", "Received flows refused: bad address lengths or mixed families.",
+			y->bad_flows);
+	metrics_counter(m, "dsrlb_sync_no_ipv6_table_total",
+			"Received IPv6 flows dropped because this node's connection table is IPv4-only.", y->no_ipv6_table);
 	metrics_counter(m, "dsrlb_sync_reconnects_total", "Sync sessions closed (peer gone, error, replaced, timed out).",
 			y->reconnects);
 	metrics_counter(m, "dsrlb_sync_refused_not_peer_total", "Connections to the sync port from another address.",

@@ -2,6 +2,9 @@
  * 1. ARP for the backend's address (its MAC); 2. ARP for the VIP, which the backend must not answer;
  * 3. a TCP SYN (or a UDP datagram) for VIP:port sent to the backend's MAC, as lbd forwards it;
  * 4. a TCP connect to the backend's own address and the service port, as health checks do.
+ * An IPv6 backend gets the same checks with Neighbour Solicitations instead of ARP (RFC 4861): Linux
+ * answers none for an address on lo, so a VIP/128 on lo is all a backend needs (no arp_ignore). The
+ * backend and its VIPs are of one family, as in the config.
  * Probes are raw frames on AF_PACKET sockets (CAP_NET_RAW); answers are matched in user space with the
  * forwarding path's parser, and every wait has a deadline, so the command cannot hang. */
 #include <arpa/inet.h>
@@ -22,9 +25,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ifaddrs.h>
+
 #include "checkbackend.h"
 #include "clock.h"
 #include "config.h"
+#include "ipaddr.h"
 #include "lbd/pkt.h"
 
 #define CB_DEFAULT_CONFIG   "/etc/dsrlb/dsrlb.conf"
@@ -45,20 +51,21 @@ enum cb_level { CB_LEVEL_OK, CB_LEVEL_FAIL, CB_LEVEL_WARN, CB_LEVEL_SKIP };
 /* One service the backend is checked for. */
 struct cb_target {
 	char name[CFG_NAME_MAX];        /* "" when it comes from the flags */
-	struct in_addr vip;
+	struct ipaddr vip;              /* of the backend's family */
 	uint16_t port;                  /* host order */
 	uint8_t proto;                  /* IPPROTO_TCP or IPPROTO_UDP */
 	int health_checked;             /* lbd connects to the backend's real address */
 };
 
 struct cb {
-	struct in_addr backend;
+	struct ipaddr backend;
+	int v6;                         /* the backend is IPv6: neighbour discovery instead of ARP */
 	char ifname[IFNAMSIZ];
 	int ifindex;
 	uint8_t mac[6];                 /* our interface's */
-	uint32_t addr;                  /* our interface's IPv4 address, network order */
-	int arp_fd;                     /* AF_PACKET bound to ARP frames of ifindex */
-	int ip_fd;                      /* AF_PACKET bound to IPv4 frames of ifindex */
+	struct ipaddr src;              /* our interface's address of the backend's family: the probes' source */
+	int arp_fd;                     /* AF_PACKET bound to ARP frames of ifindex (IPv6: the ip_fd) */
+	int ip_fd;                      /* AF_PACKET bound to IPv4 (IPv6) frames of ifindex */
 	uint8_t be_mac[6];
 	int be_mac_known;
 	struct cb_target targets[CFG_MAX_SERVICES];
@@ -76,7 +83,7 @@ struct cb_opts {
 struct cb_answer {
 	enum { CB_ANS_NONE, CB_ANS_OPEN, CB_ANS_CLOSED, CB_ANS_ICMP } kind;
 	uint8_t mac[6];                 /* Ethernet source of the answer */
-	struct in_addr from;            /* IPv4 source of the answer */
+	struct ipaddr from;             /* IP source of the answer */
 	uint8_t icmp_type, icmp_code;
 };
 
@@ -87,7 +94,8 @@ static void cb_usage(FILE *out)
 		"\n"
 		"Checks from this balancer that the backend ADDRESS is ready for DSR: it answers ARP, it does not\n"
 		"answer ARP for the VIP, it accepts packets for VIP:PORT sent to its MAC, and its own address\n"
-		"answers on PORT (where health checks connect). Needs CAP_NET_RAW.\n"
+		"answers on PORT (where health checks connect). Needs CAP_NET_RAW. ADDRESS and VIP are IPv4 or\n"
+		"IPv6, both of one family; for IPv6 the checks use Neighbour Solicitations instead of ARP.\n"
 		"\n"
 		"  -c FILE          config (default " CB_DEFAULT_CONFIG " if present): checks every service\n"
 		"                   that lists ADDRESS as a backend; the interface comes from [cluster]\n"
@@ -105,9 +113,16 @@ static const char *cb_mac_str(const uint8_t *m, char *buf, size_t len)
 	return buf;
 }
 
-static const char *cb_ip_str(uint32_t addr, char *buf)
+/* The host prefix length a VIP must have on the backend's lo: /32, or /128 for IPv6. */
+static unsigned cb_host_len(const struct cb *cb)
 {
-	return inet_ntop(AF_INET, &addr, buf, INET_ADDRSTRLEN);
+	return cb->v6 ? 128 : 32;
+}
+
+/* How the family finds neighbours, for messages: "ARP" or "NDP". */
+static const char *cb_nd_name(const struct cb *cb)
+{
+	return cb->v6 ? "NDP" : "ARP";
 }
 
 static const char *cb_proto_str(uint8_t proto)
@@ -197,7 +212,7 @@ static void cb_add_target(struct cb *cb, const struct cb_target *t)
 {
 	for (size_t i = 0; i < cb->n_targets; i++) {
 		const struct cb_target *o = &cb->targets[i];
-		if (o->vip.s_addr == t->vip.s_addr && o->port == t->port && o->proto == t->proto) {
+		if (ipaddr_eq(&o->vip, &t->vip) && o->port == t->port && o->proto == t->proto) {
 			cb->targets[i].health_checked |= t->health_checked;
 			return;
 		}
@@ -215,12 +230,12 @@ static void cb_targets_from_config(struct cb *cb, const struct cfg *cfg, const s
 				       .health_checked = s->check != CFG_CHECK_NONE };
 		size_t j;
 
-		for (j = 0; j < s->n_backends && s->backends[j].addr.s_addr != cb->backend.s_addr; j++)
+		for (j = 0; j < s->n_backends && !ipaddr_eq(&s->backends[j].addr, &cb->backend); j++)
 			;
 		if (j == s->n_backends)
 			continue;
 		snprintf(t.name, sizeof(t.name), "%s", s->name);
-		if (over->vip.s_addr)
+		if (!ipaddr_is_none(&over->vip))
 			t.vip = over->vip;
 		if (over->port)
 			t.port = over->port;
@@ -271,12 +286,19 @@ static int cb_setup(struct cb *cb, const struct cb_opts *o)
 	struct cb_target over = { .proto = o->udp ? IPPROTO_UDP : 0 };
 	int rc;
 
-	if (inet_pton(AF_INET, o->address, &cb->backend) != 1) {
-		fprintf(stderr, "lbctl: check-backend: '%s' is not an IPv4 address\n", o->address);
+	if (ipaddr_parse(o->address, &cb->backend) < 0) {
+		fprintf(stderr, "lbctl: check-backend: '%s' is not an IPv4 or IPv6 address\n", o->address);
 		return CHECKBACKEND_USAGE;
 	}
-	if (o->vip && inet_pton(AF_INET, o->vip, &over.vip) != 1) {
-		fprintf(stderr, "lbctl: check-backend: --vip '%s' is not an IPv4 address\n", o->vip);
+	cb->v6 = !ipaddr_is_v4(&cb->backend);
+	if (o->vip && ipaddr_parse(o->vip, &over.vip) < 0) {
+		fprintf(stderr, "lbctl: check-backend: --vip '%s' is not an IPv4 or IPv6 address\n", o->vip);
+		return CHECKBACKEND_USAGE;
+	}
+	/* DSR keeps the client's packet as it is: a backend only ever sees VIPs of its own family. */
+	if (o->vip && ipaddr_is_v4(&over.vip) == cb->v6) {
+		fprintf(stderr, "lbctl: check-backend: --vip %s and the backend %s are of different families\n",
+			o->vip, o->address);
 		return CHECKBACKEND_USAGE;
 	}
 	if (o->port && cb_parse_port(o->port, &over.port) < 0) {
@@ -308,7 +330,30 @@ static int cb_setup(struct cb *cb, const struct cb_opts *o)
 
 /* ---- the interface and its sockets ------------------------------------------------------------ */
 
-/* Index, MAC and IPv4 address of cb->ifname. */
+/* Our IPv6 source on cb->ifname: a global address if it has one, else its link-local one (either
+ * reaches a neighbour on the link). 0, or -1 if it has none. */
+static int cb_interface_addr6(struct cb *cb)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return -1;
+	for (i = ifa; i; i = i->ifa_next) {
+		struct ipaddr a;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET6 || strcmp(i->ifa_name, cb->ifname) != 0 ||
+		    ipaddr_from_sockaddr(i->ifa_addr, &a, NULL) < 0)
+			continue;
+		if (!found || ipaddr_unusable(&cb->src))
+			cb->src = a;
+		found = 1;
+	}
+	freeifaddrs(ifa);
+	return found ? 0 : -1;
+}
+
+/* Index, MAC and address (of the backend's family) of cb->ifname. */
 static int cb_interface(struct cb *cb)
 {
 	struct ifreq ifr;
@@ -334,10 +379,19 @@ static int cb_interface(struct cb *cb)
 		return -1;
 	}
 	memcpy(cb->mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (cb->v6) {
+		close(fd);
+		if (cb_interface_addr6(cb) < 0) {
+			fprintf(stderr, "lbctl: check-backend: interface %s has no IPv6 address (a Neighbour "
+				"Solicitation needs one as the source)\n", cb->ifname);
+			return -1;
+		}
+		return 0;
+	}
 	what = "it has no IPv4 address (ARP needs one as the sender)";
 	if (ioctl(fd, SIOCGIFADDR, &ifr) < 0)
 		goto fail;
-	cb->addr = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+	cb->src = ipaddr_from_v4(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
 	close(fd);
 	return 0;
 fail:
@@ -377,7 +431,7 @@ static void cb_close(struct cb *cb)
 {
 	if (cb->ip_fd >= 0)
 		close(cb->ip_fd);
-	if (cb->arp_fd >= 0)
+	if (cb->arp_fd >= 0 && cb->arp_fd != cb->ip_fd)
 		close(cb->arp_fd);
 	cb->ip_fd = cb->arp_fd = -1;
 }
@@ -386,6 +440,11 @@ static int cb_open(struct cb *cb)
 {
 	if (cb_interface(cb) < 0)
 		return -1;
+	if (cb->v6) {
+		/* Neighbour discovery is ICMPv6: one socket for IPv6 frames serves every check. */
+		cb->ip_fd = cb->arp_fd = cb_packet_socket(cb, ETH_P_IPV6);
+		return cb->ip_fd < 0 ? -1 : 0;
+	}
 	cb->arp_fd = cb_packet_socket(cb, ETH_P_ARP);
 	if (cb->arp_fd < 0)
 		return -1;
@@ -448,26 +507,59 @@ static int cb_recv(int fd, uint64_t deadline, uint8_t *buf, size_t size, struct 
 
 /* ---- frames ------------------------------------------------------------------------------------ */
 
-static int cb_arp_request(struct cb *cb, uint32_t target)
+/* Who has target? An ARP request, or for IPv6 a Neighbour Solicitation to its solicited-node group. */
+static int cb_solicit(struct cb *cb, const struct ipaddr *target)
 {
 	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, zero[6];
-	uint8_t f[PKT_ARP_LEN];
+	uint8_t f[PKT_ARP_LEN > PKT_NS_LEN ? PKT_ARP_LEN : PKT_NS_LEN];
 
-	pkt_arp_build(f, cb->mac, bcast, 1, cb->addr, zero, target);
-	return cb_send(cb, cb->arp_fd, f, sizeof(f));
+	if (cb->v6) {
+		pkt_ns_build(f, cb->mac, &cb->src, target);
+		return cb_send(cb, cb->ip_fd, f, PKT_NS_LEN);
+	}
+	pkt_arp_build(f, cb->mac, bcast, 1, ipaddr_v4(&cb->src), zero, ipaddr_v4(target));
+	return cb_send(cb, cb->arp_fd, f, PKT_ARP_LEN);
 }
 
-/* Ethernet (to the backend's MAC) and IPv4 headers, from our address to dst, for l4len bytes of
- * payload. Returns the offset of the L4 header. */
-static size_t cb_ip_header(struct cb *cb, uint8_t *f, uint32_t dst, uint8_t proto, size_t l4len)
+/* The MAC that answers for target in this frame: the sender of an ARP reply, or the Ethernet source of
+ * a Neighbour Advertisement (RFC 4861 7.2.5: the target link-layer address option names the same one
+ * on an Ethernet). NULL if the frame is no such answer. */
+static const uint8_t *cb_neigh_answer(const struct cb *cb, const uint8_t *frame, const struct pkt *p,
+				      const struct ipaddr *target)
+{
+	if (!cb->v6)
+		return p->kind == PKT_ARP && p->arp_op == 2 && p->arp_spa == ipaddr_v4(target) ? p->arp_sha : NULL;
+	if (p->kind != PKT_IPV6 || !p->nd_valid || p->icmp_type != 136 || !ipaddr_eq(&p->nd_target, target))
+		return NULL;
+	return p->nd_lladdr ? p->nd_lladdr : frame + 6;
+}
+
+/* Ethernet (to the backend's MAC) and IP headers of the backend's family (IPv6 without extension
+ * headers), from our address to dst, for l4len bytes of payload: the frame lbd forwards. Returns the
+ * offset of the L4 header. */
+static size_t cb_ip_header(struct cb *cb, uint8_t *f, const struct ipaddr *dst, uint8_t proto, size_t l4len)
 {
 	uint8_t *ip = f + 14;
-	uint16_t tot = htons((uint16_t)(20 + l4len)), id = (uint16_t)cb_random(), df = htons(0x4000), csum;
+	uint16_t ethertype = htons(cb->v6 ? ETH_P_IPV6 : ETH_P_IP);
 
 	memcpy(f, cb->be_mac, 6);
 	memcpy(f + 6, cb->mac, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
+	memcpy(f + 12, &ethertype, 2);
+	if (cb->v6) {
+		uint16_t plen = htons((uint16_t)l4len);
+
+		memset(ip, 0, 40);
+		ip[0] = 0x60;
+		memcpy(ip + 4, &plen, 2);
+		ip[6] = proto;
+		ip[7] = 64;
+		memcpy(ip + 8, cb->src.b, 16);
+		memcpy(ip + 24, dst->b, 16);
+		return 14 + 40;
+	}
+	uint16_t tot = htons((uint16_t)(20 + l4len)), id = (uint16_t)cb_random(), df = htons(0x4000), csum;
+	uint32_t s4 = ipaddr_v4(&cb->src), d4 = ipaddr_v4(dst);
+
 	memset(ip, 0, 20);
 	ip[0] = 0x45;
 	memcpy(ip + 2, &tot, 2);
@@ -475,21 +567,25 @@ static size_t cb_ip_header(struct cb *cb, uint8_t *f, uint32_t dst, uint8_t prot
 	memcpy(ip + 6, &df, 2);
 	ip[8] = 64;
 	ip[9] = proto;
-	memcpy(ip + 12, &cb->addr, 4);
-	memcpy(ip + 16, &dst, 4);
+	memcpy(ip + 12, &s4, 4);
+	memcpy(ip + 16, &d4, 4);
 	csum = pkt_csum(ip, 20);
 	memcpy(ip + 10, &csum, 2);
 	return 14 + 20;
 }
 
-/* TCP/UDP checksum over the pseudo header and the segment (its checksum field zero). */
-static uint16_t cb_l4_csum(uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *l4, size_t len)
+/* TCP/UDP checksum over the pseudo header of the family and the segment (its checksum field zero). */
+static uint16_t cb_l4_csum(const struct cb *cb, const struct ipaddr *dst, uint8_t proto, const uint8_t *l4,
+			   size_t len)
 {
 	uint8_t buf[12 + CB_FRAME_MAX];
 	uint16_t n = htons((uint16_t)len);
+	uint32_t s4 = ipaddr_v4(&cb->src), d4 = ipaddr_v4(dst);
 
-	memcpy(buf, &src, 4);
-	memcpy(buf + 4, &dst, 4);
+	if (cb->v6)
+		return pkt_csum6(&cb->src, dst, proto, l4, (uint32_t)len);
+	memcpy(buf, &s4, 4);
+	memcpy(buf + 4, &d4, 4);
 	buf[8] = 0;
 	buf[9] = proto;
 	memcpy(buf + 10, &n, 2);
@@ -508,7 +604,7 @@ static size_t cb_tcp_frame(struct cb *cb, uint8_t *f, const struct cb_target *t,
 	uint8_t *tcp;
 
 	memset(f, 0, CB_ETH_MIN);
-	off = cb_ip_header(cb, f, t->vip.s_addr, IPPROTO_TCP, hl);
+	off = cb_ip_header(cb, f, &t->vip, IPPROTO_TCP, hl);
 	tcp = f + off;
 	memset(tcp, 0, hl);
 	memcpy(tcp, &sp, 2);
@@ -523,7 +619,7 @@ static size_t cb_tcp_frame(struct cb *cb, uint8_t *f, const struct cb_target *t,
 		tcp[22] = 0x05;
 		tcp[23] = 0xb4;
 	}
-	csum = cb_l4_csum(cb->addr, t->vip.s_addr, IPPROTO_TCP, tcp, hl);
+	csum = cb_l4_csum(cb, &t->vip, IPPROTO_TCP, tcp, hl);
 	memcpy(tcp + 16, &csum, 2);
 	return off + hl < CB_ETH_MIN ? CB_ETH_MIN : off + hl;
 }
@@ -536,16 +632,16 @@ static size_t cb_udp_frame(struct cb *cb, uint8_t *f, const struct cb_target *t,
 	uint8_t *udp;
 
 	memset(f, 0, CB_ETH_MIN);
-	off = cb_ip_header(cb, f, t->vip.s_addr, IPPROTO_UDP, ulen);
+	off = cb_ip_header(cb, f, &t->vip, IPPROTO_UDP, ulen);
 	udp = f + off;
 	memcpy(udp, &sp, 2);
 	memcpy(udp + 2, &dp, 2);
 	memcpy(udp + 4, &ul, 2);
 	memset(udp + 6, 0, 2);
 	memcpy(udp + 8, CB_UDP_PAYLOAD, plen);
-	csum = cb_l4_csum(cb->addr, t->vip.s_addr, IPPROTO_UDP, udp, ulen);
+	csum = cb_l4_csum(cb, &t->vip, IPPROTO_UDP, udp, ulen);
 	if (csum == 0)
-		csum = 0xffff;          /* RFC 768: zero means "no checksum" */
+		csum = 0xffff;          /* RFC 768: zero means "no checksum" (RFC 8200 8.1: IPv6 must have one) */
 	memcpy(udp + 6, &csum, 2);
 	return off + ulen < CB_ETH_MIN ? CB_ETH_MIN : off + ulen;
 }
@@ -557,79 +653,92 @@ static int cb_check_reachable(struct cb *cb)
 {
 	uint64_t t0 = clock_ms(), deadline = t0 + CB_ARP_WAIT_MS;
 	uint8_t buf[CB_FRAME_MAX];
-	char be[INET_ADDRSTRLEN], mac[18], fix[256];
+	char be[IPADDR_STRLEN], mac[18], fix[256];
+	const uint8_t *m;
 	struct pkt p;
 	int r;
 
-	cb_ip_str(cb->backend.s_addr, be);
-	if (cb_arp_request(cb, cb->backend.s_addr) < 0)
+	ipaddr_str(&cb->backend, be);
+	if (cb_solicit(cb, &cb->backend) < 0)
 		return -1;
 	while ((r = cb_recv(cb->arp_fd, deadline, buf, sizeof(buf), &p)) > 0) {
-		if (p.kind != PKT_ARP || p.arp_op != 2 || p.arp_spa != cb->backend.s_addr || p.arp_tpa != cb->addr)
+		/* The answer to us: ARP to our address; a solicited NA to our address (RFC 4861 7.2.4). */
+		if (!(m = cb_neigh_answer(cb, buf, &p, &cb->backend)) ||
+		    (cb->v6 ? !ipaddr_eq(&p.dst, &cb->src) : p.arp_tpa != ipaddr_v4(&cb->src)))
 			continue;
-		memcpy(cb->be_mac, p.arp_sha, 6);
+		memcpy(cb->be_mac, m, 6);
 		cb->be_mac_known = 1;
-		cb_report(cb, CB_LEVEL_OK, NULL, "reachable: %s is at %s (ARP answer in %llu ms)", be,
-			  cb_mac_str(cb->be_mac, mac, sizeof(mac)), (unsigned long long)(clock_ms() - t0));
+		cb_report(cb, CB_LEVEL_OK, NULL, "reachable: %s is at %s (%s answer in %llu ms)", be,
+			  cb_mac_str(cb->be_mac, mac, sizeof(mac)), cb_nd_name(cb), (unsigned long long)(clock_ms() - t0));
 		return 0;
 	}
 	if (r < 0)
 		return -1;
 	snprintf(fix, sizeof(fix), "check that %s is up, has the address %s and is on the same LAN (and VLAN) "
 		 "as %s: DSR forwards by MAC address", be, be, cb->ifname);
-	cb_report(cb, CB_LEVEL_FAIL, fix, "reachable: %s is unreachable: no answer to ARP on %s within %d ms", be,
-		  cb->ifname, CB_ARP_WAIT_MS);
+	cb_report(cb, CB_LEVEL_FAIL, fix, "reachable: %s is unreachable: no answer to %s on %s within %d ms", be,
+		  cb->v6 ? "a Neighbour Solicitation" : "ARP", cb->ifname, CB_ARP_WAIT_MS);
 	return 0;
 }
 
-/* Check 2: nobody but the balancer answers ARP for the VIP; the backend above all must not. */
-static int cb_check_vip_arp(struct cb *cb, struct in_addr vip)
+/* Check 2: nobody but the balancer answers ARP (IPv6: Neighbour Solicitations) for the VIP; the backend
+ * above all must not. */
+static int cb_check_vip_arp(struct cb *cb, const struct ipaddr *vip)
 {
 	uint8_t owners[CB_MAX_OWNERS][6], buf[CB_FRAME_MAX];
-	char be[INET_ADDRSTRLEN], v[INET_ADDRSTRLEN], macs[CB_MAX_OWNERS * 20] = "", mac[18], fix[320];
+	char be[IPADDR_STRLEN], v[IPADDR_STRLEN], macs[CB_MAX_OWNERS * 20] = "", mac[18], fix[320];
 	size_t n_owners = 0, used = 0;
 	uint64_t deadline = clock_ms() + CB_VIP_ARP_WAIT_MS;
 	int from_backend = 0, r;
+	const char *nd = cb_nd_name(cb);
+	const uint8_t *m;
 	struct pkt p;
 
-	cb_ip_str(cb->backend.s_addr, be);
-	cb_ip_str(vip.s_addr, v);
-	if (cb_arp_request(cb, vip.s_addr) < 0)
+	ipaddr_str(&cb->backend, be);
+	ipaddr_str(vip, v);
+	if (cb_solicit(cb, vip) < 0)
 		return -1;
 	while ((r = cb_recv(cb->arp_fd, deadline, buf, sizeof(buf), &p)) > 0) {
 		size_t i;
 
-		if (p.kind != PKT_ARP || p.arp_op != 2 || p.arp_spa != vip.s_addr)
+		if (!(m = cb_neigh_answer(cb, buf, &p, vip)))
 			continue;
-		if (memcmp(p.arp_sha, cb->be_mac, 6) == 0) {
+		if (memcmp(m, cb->be_mac, 6) == 0) {
 			from_backend = 1;
 			continue;
 		}
-		for (i = 0; i < n_owners && memcmp(owners[i], p.arp_sha, 6) != 0; i++)
+		for (i = 0; i < n_owners && memcmp(owners[i], m, 6) != 0; i++)
 			;
 		if (i == n_owners && n_owners < CB_MAX_OWNERS)
-			memcpy(owners[n_owners++], p.arp_sha, 6);
+			memcpy(owners[n_owners++], m, 6);
 	}
 	if (r < 0)
 		return -1;
 	for (size_t i = 0; i < n_owners; i++)
 		used += (size_t)snprintf(macs + used, sizeof(macs) - used, "%s%s", i ? ", " : "",
 					 cb_mac_str(owners[i], mac, sizeof(mac)));
-	if (from_backend) {
+	if (from_backend && cb->v6) {
+		/* Linux answers no solicitation for an address on lo: the VIP is on a LAN interface. */
+		snprintf(fix, sizeof(fix), "on %s take the VIP off its LAN interface and put it on lo as %s/128 "
+			 "(scripts/dsr-backend setup %s); IPv6 needs no sysctl for this", be, v, v);
+		cb_report(cb, CB_LEVEL_FAIL, fix, "VIP NDP: %s answers Neighbour Solicitations for the VIP %s and "
+			  "steals it from the balancer", be, v);
+	} else if (from_backend) {
 		snprintf(fix, sizeof(fix), "on %s set arp_ignore=1 and arp_announce=2 (net.ipv4.conf.all and its LAN "
 			 "interface); the VIP belongs on lo with /32 (scripts/dsr-backend setup %s)", be, v);
 		cb_report(cb, CB_LEVEL_FAIL, fix, "VIP ARP: %s answers ARP for the VIP %s and steals it from the "
 			  "balancer", be, v);
 	} else if (n_owners > 1) {
-		cb_report(cb, CB_LEVEL_WARN, "only the active balancer may answer ARP for a VIP: find the others "
-			  "(ip neigh, arping) and set them up as DSR backends or stop them",
-			  "VIP ARP: %s does not answer ARP for %s, but several hosts do: %s", be, v, macs);
+		snprintf(fix, sizeof(fix), "only the active balancer may answer %s for a VIP: find the others (ip "
+			 "neigh, %s) and set them up as DSR backends or stop them", nd, cb->v6 ? "ndisc6" : "arping");
+		cb_report(cb, CB_LEVEL_WARN, fix, "VIP %s: %s does not answer %s for %s, but several hosts do: %s", nd,
+			  be, nd, v, macs);
 	} else if (n_owners == 1) {
-		cb_report(cb, CB_LEVEL_OK, NULL, "VIP ARP: %s does not answer ARP for %s (%s does: the active "
-			  "balancer, if that is its MAC)", be, v, macs);
+		cb_report(cb, CB_LEVEL_OK, NULL, "VIP %s: %s does not answer %s for %s (%s does: the active "
+			  "balancer, if that is its MAC)", nd, be, nd, v, macs);
 	} else {
-		cb_report(cb, CB_LEVEL_OK, NULL, "VIP ARP: %s does not answer ARP for %s (nobody else did either: "
-			  "no balancer is active, or it is this node)", be, v);
+		cb_report(cb, CB_LEVEL_OK, NULL, "VIP %s: %s does not answer %s for %s (nobody else did either: "
+			  "no balancer is active, or it is this node)", nd, be, nd, v);
 	}
 	return 0;
 }
@@ -638,9 +747,12 @@ static int cb_check_vip_arp(struct cb *cb, struct in_addr vip)
 static int cb_match_answer(const struct cb *cb, const struct cb_target *t, uint16_t sport, const uint8_t *frame,
 			   const struct pkt *p, struct cb_answer *a)
 {
-	if (p->kind != PKT_IPV4 || p->daddr != cb->addr || p->later_frag)
+	/* Destination unreachable, port unreachable: ICMP 3/3, ICMPv6 1/4 (RFC 4443 3.1). */
+	uint8_t icmp = cb->v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP, unreach = cb->v6 ? 1 : 3, port_code = cb->v6 ? 4 : 3;
+
+	if (p->kind != (cb->v6 ? PKT_IPV6 : PKT_IPV4) || !ipaddr_eq(&p->dst, &cb->src) || p->later_frag)
 		return 0;
-	if (p->proto == t->proto && p->have_ports && p->saddr == t->vip.s_addr && p->sport == htons(t->port) &&
+	if (p->proto == t->proto && p->have_ports && ipaddr_eq(&p->src, &t->vip) && p->sport == htons(t->port) &&
 	    p->dport == htons(sport)) {
 		if (t->proto == IPPROTO_UDP)
 			a->kind = CB_ANS_OPEN;
@@ -650,19 +762,19 @@ static int cb_match_answer(const struct cb *cb, const struct cb_target *t, uint1
 			a->kind = CB_ANS_OPEN;
 		else
 			return 0;
-	} else if (p->proto == IPPROTO_ICMP && p->have_inner && p->in_proto == t->proto &&
-		   p->in_saddr == cb->addr && p->in_daddr == t->vip.s_addr && p->in_sport == htons(sport) &&
+	} else if (p->proto == icmp && p->have_inner && p->in_proto == t->proto &&
+		   ipaddr_eq(&p->in_src, &cb->src) && ipaddr_eq(&p->in_dst, &t->vip) && p->in_sport == htons(sport) &&
 		   p->in_dport == htons(t->port)) {
 		/* Port unreachable is how a host without a UDP socket on the port answers. */
-		a->kind = t->proto == IPPROTO_UDP && p->icmp_type == 3 && p->icmp_code == 3 ? CB_ANS_CLOSED
-											 : CB_ANS_ICMP;
+		a->kind = t->proto == IPPROTO_UDP && p->icmp_type == unreach && p->icmp_code == port_code ? CB_ANS_CLOSED
+													 : CB_ANS_ICMP;
 		a->icmp_type = p->icmp_type;
 		a->icmp_code = p->icmp_code;
 	} else {
 		return 0;
 	}
 	memcpy(a->mac, frame + 6, 6);
-	a->from.s_addr = p->saddr;
+	a->from = p->src;
 	return 1;
 }
 
@@ -684,17 +796,21 @@ static int cb_wait_answer(struct cb *cb, const struct cb_target *t, uint16_t spo
 /* Prints the verdict of check 3 from the answer to the SYN or datagram. */
 static void cb_report_vip_traffic(struct cb *cb, const struct cb_target *t, const struct cb_answer *a)
 {
-	char be[INET_ADDRSTRLEN], v[INET_ADDRSTRLEN], from[INET_ADDRSTRLEN], mac[18], fix[320], svc[96];
+	char be[IPADDR_STRLEN], v[IPADDR_STRLEN], vp[IPADDR_PORT_STRLEN], from[IPADDR_STRLEN], mac[18], fix[320];
+	char svc[CFG_NAME_MAX + IPADDR_PORT_STRLEN + 8];
 	const char *proto = cb_proto_str(t->proto);
 	int tcp = t->proto == IPPROTO_TCP;
+	unsigned hl = cb_host_len(cb);
 
-	cb_ip_str(cb->backend.s_addr, be);
-	cb_ip_str(t->vip.s_addr, v);
-	cb_ip_str(a->from.s_addr, from);
-	snprintf(svc, sizeof(svc), "%s%s%s:%u/%s", t->name, t->name[0] ? " " : "", v, t->port, proto);
+	ipaddr_str(&cb->backend, be);
+	ipaddr_str(&t->vip, v);
+	ipaddr_str(&a->from, from);
+	snprintf(svc, sizeof(svc), "%s%s%s/%s", t->name, t->name[0] ? " " : "", ipaddr_port_str(&t->vip, t->port, vp),
+		 proto);
 	if (a->kind != CB_ANS_NONE && memcmp(a->mac, cb->be_mac, 6) != 0) {
-		snprintf(fix, sizeof(fix), "put the VIP on %s's lo with /32 (scripts/dsr-backend setup %s) and do not "
-			 "let it route packets for the VIP on (ip_forward)", be, v);
+		snprintf(fix, sizeof(fix), "put the VIP on %s's lo with /%u (scripts/dsr-backend setup %s) and do not "
+			 "let it route packets for the VIP on (%s)", be, hl, v,
+			 cb->v6 ? "net.ipv6.conf.all.forwarding" : "ip_forward");
 		cb_report(cb, CB_LEVEL_FAIL, fix, "%s: the answer came from another host (%s at %s): %s passed the "
 			  "packet for the VIP on instead of accepting it", svc, from,
 			  cb_mac_str(a->mac, mac, sizeof(mac)), be);
@@ -706,16 +822,17 @@ static void cb_report_vip_traffic(struct cb *cb, const struct cb_target *t, cons
 			  "to its MAC)", svc, be, tcp ? "SYN-ACK" : "reply", tcp ? "SYN" : "datagram");
 		break;
 	case CB_ANS_CLOSED:
-		snprintf(fix, sizeof(fix), "start the service on %s, listening on 0.0.0.0:%u (or on the VIP and "
-			 "its own address)", be, t->port);
+		snprintf(fix, sizeof(fix), "start the service on %s, listening on %s:%u (or on the VIP and "
+			 "its own address)", be, cb->v6 ? "[::]" : "0.0.0.0", t->port);
 		cb_report(cb, CB_LEVEL_FAIL, fix, "%s: the VIP is on the backend but nothing listens on port %u "
-			  "(%s answered with %s)", svc, t->port, be, tcp ? "RST" : "ICMP port unreachable");
+			  "(%s answered with %s)", svc, t->port, be, tcp ? "RST" : cb->v6 ? "ICMPv6 port unreachable" :
+			  "ICMP port unreachable");
 		break;
 	case CB_ANS_ICMP:
 		snprintf(fix, sizeof(fix), "check the firewall of %s (and of any host on the way) for %s port %u",
 			 be, proto, t->port);
-		cb_report(cb, CB_LEVEL_FAIL, fix, "%s: %s rejects packets for the VIP: ICMP type %u code %u from %s",
-			  svc, be, a->icmp_type, a->icmp_code, from);
+		cb_report(cb, CB_LEVEL_FAIL, fix, "%s: %s rejects packets for the VIP: %s type %u code %u from %s",
+			  svc, be, cb->v6 ? "ICMPv6" : "ICMP", a->icmp_type, a->icmp_code, from);
 		break;
 	case CB_ANS_NONE:
 		if (!tcp) {
@@ -724,10 +841,10 @@ static void cb_report_vip_traffic(struct cb *cb, const struct cb_target *t, cons
 				  "something listens, or the VIP is not on %s)", svc, CB_PROBE_WAIT_MS, be);
 			break;
 		}
-		snprintf(fix, sizeof(fix), "on %s: ip addr add %s/32 dev lo (or scripts/dsr-backend setup %s); "
-			 "check that no firewall drops it", be, v, v);
+		snprintf(fix, sizeof(fix), "on %s: ip addr add %s/%u dev lo (or scripts/dsr-backend setup %s); "
+			 "check that no firewall drops it", be, v, hl, v);
 		cb_report(cb, CB_LEVEL_FAIL, fix, "%s: the backend does not accept packets for the VIP: is the VIP "
-			  "on lo (/32)? (no answer to a SYN sent to its MAC within %d ms)", svc, CB_PROBE_WAIT_MS);
+			  "on lo (/%u)? (no answer to a SYN sent to its MAC within %d ms)", svc, hl, CB_PROBE_WAIT_MS);
 		break;
 	}
 }
@@ -758,18 +875,19 @@ static int cb_check_vip_traffic(struct cb *cb, const struct cb_target *t)
 }
 
 /* TCP connect to addr:port within timeout_ms. Returns 0 or the errno that says why not. */
-static int cb_connect(struct in_addr addr, uint16_t port, int timeout_ms)
+static int cb_connect(const struct ipaddr *addr, uint16_t port, int timeout_ms)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr };
+	struct sockaddr_storage ss;
+	socklen_t sslen = ipaddr_sockaddr(addr, port, &ss);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	uint64_t deadline = clock_ms() + (uint64_t)timeout_ms;
 	socklen_t elen = sizeof(int);
 	int fd, err = 0, r;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errno;
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		if (errno != EINPROGRESS) {
 			err = errno;
 		} else {
@@ -798,23 +916,23 @@ static int cb_connect(struct in_addr addr, uint16_t port, int timeout_ms)
 /* Check 4: the backend's own address answers on the port, where lbd's health checks connect. */
 static void cb_check_real_address(struct cb *cb, uint16_t port)
 {
-	char be[INET_ADDRSTRLEN], fix[320];
-	int err = cb_connect(cb->backend, port, CB_CONNECT_WAIT_MS);
+	char bp[IPADDR_PORT_STRLEN], fix[320];
+	int err = cb_connect(&cb->backend, port, CB_CONNECT_WAIT_MS);
+	const char *be = ipaddr_port_str(&cb->backend, port, bp);
 
-	cb_ip_str(cb->backend.s_addr, be);
-	snprintf(fix, sizeof(fix), "let the service listen on 0.0.0.0:%u, or on both the VIP and %s:%u%s", port, be,
-		 port, err == ETIMEDOUT ? "; check that no firewall drops it" : "");
+	snprintf(fix, sizeof(fix), "let the service listen on %s:%u, or on both the VIP and %s%s",
+		 cb->v6 ? "[::]" : "0.0.0.0", port, be, err == ETIMEDOUT ? "; check that no firewall drops it" : "");
 	if (err == 0)
-		cb_report(cb, CB_LEVEL_OK, NULL, "%s:%u/tcp: the backend's own address accepts connections (health "
-			  "checks connect there)", be, port);
+		cb_report(cb, CB_LEVEL_OK, NULL, "%s/tcp: the backend's own address accepts connections (health "
+			  "checks connect there)", be);
 	else if (err == ECONNREFUSED)
-		cb_report(cb, CB_LEVEL_FAIL, fix, "%s:%u/tcp: the backend's own address refuses connections, so "
-			  "health checks will mark it down", be, port);
+		cb_report(cb, CB_LEVEL_FAIL, fix, "%s/tcp: the backend's own address refuses connections, so "
+			  "health checks will mark it down", be);
 	else if (err == ETIMEDOUT)
-		cb_report(cb, CB_LEVEL_FAIL, fix, "%s:%u/tcp: no answer on the backend's own address within %d ms, "
-			  "so health checks will mark it down", be, port, CB_CONNECT_WAIT_MS);
+		cb_report(cb, CB_LEVEL_FAIL, fix, "%s/tcp: no answer on the backend's own address within %d ms, "
+			  "so health checks will mark it down", be, CB_CONNECT_WAIT_MS);
 	else
-		cb_report(cb, CB_LEVEL_FAIL, fix, "%s:%u/tcp: connect to the backend's own address: %s", be, port,
+		cb_report(cb, CB_LEVEL_FAIL, fix, "%s/tcp: connect to the backend's own address: %s", be,
 			  strerror(err));
 }
 
@@ -825,7 +943,7 @@ static int cb_seen(const struct cb *cb, size_t i, int vip)
 
 	for (size_t j = 0; j < i; j++) {
 		const struct cb_target *o = &cb->targets[j];
-		if (vip ? o->vip.s_addr == t->vip.s_addr : (o->health_checked && o->port == t->port))
+		if (vip ? ipaddr_eq(&o->vip, &t->vip) : (o->health_checked && o->port == t->port))
 			return 1;
 	}
 	return 0;
@@ -834,22 +952,22 @@ static int cb_seen(const struct cb *cb, size_t i, int vip)
 /* All checks in order; checks 2 and 3 need the backend's MAC from check 1. */
 static int cb_run(struct cb *cb)
 {
-	char be[INET_ADDRSTRLEN], ours[INET_ADDRSTRLEN], mac[18];
+	char be[IPADDR_STRLEN], bp[IPADDR_PORT_STRLEN], ours[IPADDR_STRLEN], mac[18];
 
-	printf("backend %s, from %s (%s at %s)\n", cb_ip_str(cb->backend.s_addr, be), cb->ifname,
-	       cb_ip_str(cb->addr, ours), cb_mac_str(cb->mac, mac, sizeof(mac)));
-	if (cb->backend.s_addr == cb->addr) {
+	printf("backend %s, from %s (%s at %s)\n", ipaddr_str(&cb->backend, be), cb->ifname,
+	       ipaddr_str(&cb->src, ours), cb_mac_str(cb->mac, mac, sizeof(mac)));
+	if (ipaddr_eq(&cb->backend, &cb->src)) {
 		fprintf(stderr, "lbctl: check-backend: %s is this node's own address on %s\n", be, cb->ifname);
 		return -1;
 	}
 	if (cb_check_reachable(cb) < 0)
 		return -1;
 	if (!cb->be_mac_known) {
-		cb_report(cb, CB_LEVEL_SKIP, NULL, "the other checks need %s to answer ARP", be);
+		cb_report(cb, CB_LEVEL_SKIP, NULL, "the other checks need %s to answer %s", be, cb_nd_name(cb));
 		return 0;
 	}
 	for (size_t i = 0; i < cb->n_targets; i++)
-		if (!cb_seen(cb, i, 1) && cb_check_vip_arp(cb, cb->targets[i].vip) < 0)
+		if (!cb_seen(cb, i, 1) && cb_check_vip_arp(cb, &cb->targets[i].vip) < 0)
 			return -1;
 	for (size_t i = 0; i < cb->n_targets; i++)
 		if (cb_check_vip_traffic(cb, &cb->targets[i]) < 0)
@@ -860,8 +978,8 @@ static int cb_run(struct cb *cb)
 		if (t->health_checked && !cb_seen(cb, i, 0))
 			cb_check_real_address(cb, t->port);
 		else if (!t->health_checked)
-			cb_report(cb, CB_LEVEL_SKIP, NULL, "%s:%u/%s: own address not checked: %s", be, t->port,
-				  cb_proto_str(t->proto), t->name[0] ? "the service has check = none" :
+			cb_report(cb, CB_LEVEL_SKIP, NULL, "%s/%s: own address not checked: %s",
+				  ipaddr_port_str(&cb->backend, t->port, bp), cb_proto_str(t->proto), t->name[0] ? "the service has check = none" :
 				  "no health check is known for a UDP service without a config");
 	}
 	return 0;

@@ -45,7 +45,8 @@ static void usage(FILE *out)
 		"  stats [--json]              packet and flow counters of the local lbd\n"
 		"  backends [--json]           backends of every service: state, MAC, weight, flows\n"
 		"  flows [--limit N] [--json]  entries of the connection table (default limit 100)\n"
-		"  drain SERVICE BACKEND       no new flows to BACKEND; its established flows continue\n"
+		"  drain SERVICE BACKEND       no new flows to BACKEND (an IPv4 or IPv6 address); its established\n"
+		"                              flows continue\n"
 		"  undrain SERVICE BACKEND     give BACKEND new flows again\n"
 		"  reload [lbd|vrrpd]          make lbd and vrrpd (or the one named) re-read the config; exit 1\n"
 		"                              and the reason if a daemon refused it (it keeps its old config)\n"
@@ -57,7 +58,8 @@ static void usage(FILE *out)
 		"                              GROUP (the daemons' group, docs/deploy.md): mode 0640, that group\n"
 		"  check-backend ADDRESS [--vip VIP] [--port PORT] [--udp] [--interface IF]\n"
 		"                              is backend ADDRESS ready for DSR? (ARP, VIP ARP, VIP traffic, own address;\n"
-		"                              services from -c; needs CAP_NET_RAW; exit 1 a check failed, 3 cannot run)\n"
+		"                              IPv4 or IPv6, for IPv6 NDP instead of ARP; services from -c; needs\n"
+		"                              CAP_NET_RAW; exit 1 a check failed, 3 cannot run)\n"
 		"\n"
 		"options:\n"
 		"  --run-dir DIR   where the daemons' control sockets are (default /run/dsrlb)\n"
@@ -138,24 +140,38 @@ static const char *lbctl_ago(int64_t ms, char *buf, size_t len)
 	return buf;
 }
 
+/* A column's width: at least w, and wide enough for s (an IPv6 address is up to 39 characters, and
+ * "[address]:port" 47), so a long address widens its column instead of shifting the ones after it. */
+static int lbctl_width(int w, const char *s)
+{
+	int n = (int)strlen(s);
+
+	return n > w ? n : w;
+}
+
 static void lbctl_print_backends(const Dsrlb__LbdStatus *st)
 {
 	for (size_t i = 0; i < st->n_services; i++) {
 		const Dsrlb__Service *s = st->services[i];
-		printf("service %s  %s:%u/%s  forwarded %" PRIu64, s->name, s->vip, s->port, s->protocol, s->forwarded);
+		int aw = 16;
+
+		for (size_t j = 0; j < s->n_backends; j++)
+			aw = lbctl_width(aw, s->backends[j]->address);
+		printf("service %s  %s%s%s:%u/%s  forwarded %" PRIu64, s->name, strchr(s->vip, ':') ? "[" : "", s->vip,
+		       strchr(s->vip, ':') ? "]" : "", s->port, s->protocol, s->forwarded);
 		if (s->all_down && s->sorry_backend)
 			printf("  ** NO USABLE BACKEND: new flows go to the sorry backend %s **", s->sorry_backend->address);
 		else if (s->all_down)
 			printf("  ** NO USABLE BACKEND: traffic is dropped **");
 		putchar('\n');
-		printf("  %-16s %-9s %-18s %7s %10s %12s  %s\n", "backend", "state", "mac", "weight", "flows",
+		printf("  %-*s %-9s %-18s %7s %10s %12s  %s\n", aw, "backend", "state", "mac", "weight", "flows",
 		       "forwarded", "last check");
 		for (size_t j = 0; j < s->n_backends; j++) {
 			const Dsrlb__Backend *b = s->backends[j];
-			printf("  %-16s %-9s %-18s %7u %10" PRIu64 " %12" PRIu64 "  %s%s\n", b->address, b->state,
+			printf("  %-*s %-9s %-18s %7u %10" PRIu64 " %12" PRIu64 "  %s%s\n", aw, b->address, b->state,
 			       b->mac[0] ? b->mac : "-", b->weight, b->flows, b->forwarded,
 			       b->check_result[0] ? b->check_result : "-",
-			       b->answers_vip_arp ? "  ! answers ARP for the VIP (not set up for DSR)" : "");
+			       b->answers_vip_arp ? "  ! answers ARP/NDP for the VIP (not set up for DSR)" : "");
 		}
 		if (s->sorry_backend)
 			printf("  sorry backend %s  %s  mac %s  flows %" PRIu64 "  forwarded %" PRIu64 "\n",
@@ -186,9 +202,13 @@ static void lbctl_print_ctl(const char *who, uint64_t refused, uint64_t idle, ui
 /* One line per other node: our sync with it, and what it last said about itself (NODE_STATE). */
 static void lbctl_print_peers(const Dsrlb__SyncStatus *y)
 {
+	int aw = 15;
+
 	if (!y->n_peers)
 		return;
-	printf("  %-12s %-15s %-11s %-9s %-7s %6s %5s %9s %7s %8s  %-4s %-9s %8s %-8s %s\n", "node", "address",
+	for (size_t i = 0; i < y->n_peers; i++)
+		aw = lbctl_width(aw, y->peers[i]->address);
+	printf("  %-12s %-*s %-11s %-9s %-7s %6s %5s %9s %7s %8s  %-4s %-9s %8s %-8s %s\n", "node", aw, "address",
 	       "sync", "bulk-in", "bulk-out", "lag", "p99", "queued", "dropped", "rejected", "fwd", "announced",
 	       "flows", "config", "age");
 	for (size_t i = 0; i < y->n_peers; i++) {
@@ -200,8 +220,8 @@ static void lbctl_print_peers(const Dsrlb__SyncStatus *y)
 		else
 			snprintf(age, sizeof(age), "%" PRId64 ".%01" PRId64 " s", p->state_age_ms / 1000,
 				 p->state_age_ms % 1000 / 100);
-		printf("  %-12s %-15s %-11s %-9s %-7s %6u %5u %9" PRIu64 " %7" PRIu64 " %8" PRIu64 "  %-4s %-9s %8" PRIu64
-		       " %-8s %s", p->name, p->address, p->state, p->bulk_state, p->bulk_tx_state, p->last_lag_ms,
+		printf("  %-12s %-*s %-11s %-9s %-7s %6u %5u %9" PRIu64 " %7" PRIu64 " %8" PRIu64 "  %-4s %-9s %8" PRIu64
+		       " %-8s %s", p->name, aw, p->address, p->state, p->bulk_state, p->bulk_tx_state, p->last_lag_ms,
 		       p->lag_p99_ms, p->out_bytes, p->dropped, p->rejected + p->unauthenticated + p->refused,
 		       p->state_age_ms < 0 ? "?" : p->forwarding ? "yes" : "no",
 		       p->state_age_ms < 0 ? "?" : p->announced ? "yes" : "no", p->flows,
@@ -258,8 +278,12 @@ static void lbctl_print_status(const Dsrlb__LbdStatus *st, const Dsrlb__VrrpStat
 		       : "");
 		printf("  announce %s%s%s\n", st->announced ? "yes" : "NO", st->announced ? "" : ": ",
 		       st->announced ? "" : st->announce_why);
+		int vw = 16;
+
 		for (size_t i = 0; i < st->n_announcements; i++)
-			printf("  vip     %-16s %s\n", st->announcements[i]->vip, st->announcements[i]->why);
+			vw = lbctl_width(vw, st->announcements[i]->vip);
+		for (size_t i = 0; i < st->n_announcements; i++)
+			printf("  vip     %-*s %s\n", vw, st->announcements[i]->vip, st->announcements[i]->why);
 		if (st->draining)
 			printf("  DRAINING (lbctl drain-node): withdrawn, still forwarding; lbctl undrain-node announces "
 			       "again\n");
@@ -382,11 +406,18 @@ static int lbctl_simple(struct lbctl *c, Dsrlb__LbdRequest *q)
 			pbjson_write(stdout, &r->base, 0);
 			putchar('\n');
 		} else {
-			printf("%-22s %-22s %-5s %-16s %-12s %8s  %s\n", "client", "vip", "proto", "backend", "state",
-			       "idle_ms", "service");
+			int cw = 22, vw = 22, bw = 16;
+
+			for (size_t i = 0; i < r->n_flows; i++) {
+				cw = lbctl_width(cw, r->flows[i]->client);
+				vw = lbctl_width(vw, r->flows[i]->vip);
+				bw = lbctl_width(bw, r->flows[i]->backend);
+			}
+			printf("%-*s %-*s %-5s %-*s %-12s %8s  %s\n", cw, "client", vw, "vip", "proto", bw, "backend",
+			       "state", "idle_ms", "service");
 			for (size_t i = 0; i < r->n_flows; i++) {
 				const Dsrlb__Flow *f = r->flows[i];
-				printf("%-22s %-22s %-5s %-16s %-12s %8u  %s\n", f->client, f->vip, f->protocol,
+				printf("%-*s %-*s %-5s %-*s %-12s %8u  %s\n", cw, f->client, vw, f->vip, f->protocol, bw,
 				       f->backend, f->state, f->idle_ms, f->service);
 			}
 			printf("(%zu of %" PRIu64 " flows)\n", r->n_flows, r->flows_total);

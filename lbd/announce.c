@@ -2,13 +2,13 @@
  * (added and deleted by the privileged helper, kdrop.c), the device they point at, and the graceful
  * removal of a node (SIGTERM, lbctl drain-node). docs/deploy-ecmp.md says why a route through a TUN
  * device lbd holds open: the kernel deletes the device and its routes when lbd dies, however it dies.
+ * IPv4 and IPv6 VIPs are judged alike, each on its own services; the route is VIP/32 or VIP/128.
  *
  *   per VIP:  withdrawn --every service usable, sync ready, not draining, not stopping--> announced
  *             announced --any of those lost--> withdrawn          (judged after every loop event)
  *   node:     forwarding --SIGTERM--> stopping: all withdrawn, still forwarding
  *             stopping --no VIP frame for drain_quiet, or stop_timeout--> leaves
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -26,7 +26,7 @@
 #include "lbd.h"
 #include "log.h"
 
-const char *announce_vip_why(const struct lbd *l, uint32_t vip, int draining, int sync_ok, char *why,
+const char *announce_vip_why(const struct lbd *l, const struct ipaddr *vip, int draining, int sync_ok, char *why,
 			     size_t len)
 {
 	if (l->stopping) {
@@ -47,7 +47,7 @@ const char *announce_vip_why(const struct lbd *l, uint32_t vip, int draining, in
 	}
 	for (size_t i = 0; i < l->n_services; i++) {
 		const struct lbd_service *s = &l->services[i];
-		if (s->vip != vip || s->n_usable)
+		if (!ipaddr_eq(&s->vip, vip) || s->n_usable)
 			continue;
 		/* The sorry backend takes the traffic when it is resolved, as fwd_pick sends it there. */
 		if (s->sorry_slot != LBD_NO_SLOT && l->slots[s->sorry_slot].mac_known)
@@ -104,15 +104,15 @@ static void announce_judge_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	announce_judge(w->data);
 }
 
-static struct announce_vip *announce_entry(struct announce *a, uint32_t vip)
+static struct announce_vip *announce_entry(struct announce *a, const struct ipaddr *vip)
 {
 	for (size_t i = 0; i < a->n_vips; i++)
-		if (a->vips[i].vip == vip)
+		if (ipaddr_eq(&a->vips[i].vip, vip))
 			return &a->vips[i];
 	if (a->n_vips == sizeof(a->vips) / sizeof(a->vips[0]))
 		return NULL;
 	memset(&a->vips[a->n_vips], 0, sizeof(a->vips[0]));
-	a->vips[a->n_vips].vip = vip;
+	a->vips[a->n_vips].vip = *vip;
 	return &a->vips[a->n_vips++];
 }
 
@@ -120,16 +120,15 @@ static struct announce_vip *announce_entry(struct announce *a, uint32_t vip)
  * later, when the retry timer wakes the loop). */
 static int announce_apply(struct announce *a, struct announce_vip *v, int want, uint64_t now)
 {
-	char addr[INET_ADDRSTRLEN];
+	char addr[IPADDR_STRLEN];
 
 	if (v->installed == want)
 		return 0;
 	if (v->retry_at_ms && now < v->retry_at_ms)
 		return -1;
-	inet_ntop(AF_INET, &v->vip, addr, sizeof(addr));
-	if (kdrop_route(a->l->kdrop, v->vip, want) < 0) {
-		log_rl(LOG_LVL_ERR, "could not %s %s (retrying every %u ms)", want ? "announce" : "withdraw", addr,
-		       ANNOUNCE_RETRY_MS);
+	if (kdrop_route(a->l->kdrop, &v->vip, want) < 0) {
+		log_rl(LOG_LVL_ERR, "could not %s %s (retrying every %u ms)", want ? "announce" : "withdraw",
+		       ipaddr_str(&v->vip, addr), ANNOUNCE_RETRY_MS);
 		v->retry_at_ms = now + ANNOUNCE_RETRY_MS;
 		if (!ev_is_active(&a->retry)) {
 			ev_timer_set(&a->retry, ANNOUNCE_RETRY_MS / 1000.0, 0.);
@@ -153,24 +152,29 @@ void announce_judge(struct announce *a)
 	if (!a)
 		return;
 	l = a->l;
-	sync_ok = sync_ready(l->sync);
+	/* Only a joining node waits for the bulk sync: one that has had it holds every flow, and a peer that
+	 * connects later (restarted, or new) is the one that must catch up. Withdrawing here would take
+	 * every node out of the router at once whenever one of them restarts. */
+	if (!a->synced && sync_ready(l->sync))
+		a->synced = 1;
+	sync_ok = a->synced;
 	for (size_t i = 0; i < a->n_vips; i++)
 		a->vips[i].seen = 0;
 	for (size_t i = 0; i < l->n_vips; i++) {
-		struct announce_vip *v = announce_entry(a, l->vips[i]);
-		const char *no = announce_vip_why(l, l->vips[i], a->draining, sync_ok, why, sizeof(why));
-		char addr[INET_ADDRSTRLEN];
+		struct announce_vip *v = announce_entry(a, &l->vips[i]);
+		const char *no = announce_vip_why(l, &l->vips[i], a->draining, sync_ok, why, sizeof(why));
+		char addr[IPADDR_STRLEN];
 
 		if (!v)
 			continue;
 		v->seen = 1;
-		inet_ntop(AF_INET, &v->vip, addr, sizeof(addr));
+		ipaddr_str(&v->vip, addr);
 		if (v->want != !no || strcmp(v->why, no ? no : "announced") != 0) {
 			if (no)
 				log_info("VIP %s withdrawn: %s", addr, no);
 			else
-				log_info("VIP %s announced (table %u, dev %s)", addr, l->cfg->announce_table,
-					 l->cfg->announce_device);
+				log_info("VIP %s/%d announced (table %u, dev %s)", addr, ipaddr_is_v4(&v->vip) ? 32 : 128,
+					 l->cfg->announce_table, l->cfg->announce_device);
 		}
 		v->want = !no;
 		snprintf(v->why, sizeof(v->why), "%s", no ? no : "announced");

@@ -1,8 +1,9 @@
 /* mode = ecmp: which VIPs this node announces to the local routing daemon, and the graceful removal.
  * A VIP is announced while lbd forwards, every service of that VIP has a usable backend (or a sorry
  * backend), the bulk sync a joining node needs is done and the node is not draining; the route is
- * `VIP/32 dev announce_device table announce_table proto KDROP_RTPROT`, through a TUN device lbd holds
- * open, so the kernel deletes it the moment lbd dies (docs/deploy-ecmp.md, "How dsrlb announces"). */
+ * `VIP/32 dev announce_device table announce_table proto KDROP_RTPROT` (VIP/128 for an IPv6 VIP), through
+ * a TUN device lbd holds open, so the kernel deletes it the moment lbd dies (docs/deploy-ecmp.md, "How
+ * dsrlb announces"). */
 #ifndef DSR_ANNOUNCE_H
 #define DSR_ANNOUNCE_H
 
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ipaddr.h"
 
 struct lbd;
 
@@ -18,7 +20,7 @@ struct lbd;
 #define ANNOUNCE_RETRY_MS 1000          /* a route the helper could not change is tried again this late */
 
 struct announce_vip {
-	uint32_t vip;                   /* network order */
+	struct ipaddr vip;              /* either family */
 	uint8_t want;                   /* the last decision */
 	uint8_t installed;              /* the helper added the route (and has not deleted it since) */
 	uint8_t seen;                   /* scratch of announce_judge: still a VIP of the config */
@@ -30,6 +32,7 @@ struct announce {
 	struct lbd *l;
 	int tun_fd;                     /* held open, never read: the device, and its routes, die with lbd */
 	int draining;                   /* lbctl drain-node */
+	int synced;                     /* the bulk sync was done once: a peer (re)joining later changes nothing */
 	struct announce_vip vips[CFG_MAX_SERVICES];
 	size_t n_vips;
 	ev_prepare judge;               /* after every event of the loop: health, sync, reload, control */
@@ -53,7 +56,7 @@ void announce_drain(struct announce *a, int on);
  * (no VIP frame for drain_quiet) or stop_timeout passed, then leave the loop. */
 void announce_stop(struct announce *a, int signum);
 /* Why VIP must not be announced (into why, returned), or NULL when it may be; pure, for the tests. */
-const char *announce_vip_why(const struct lbd *l, uint32_t vip, int draining, int sync_ok, char *why,
+const char *announce_vip_why(const struct lbd *l, const struct ipaddr *vip, int draining, int sync_ok, char *why,
 			     size_t len);
 
 #endif

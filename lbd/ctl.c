@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "control.pb-c.h"
 #include "ctlauth.h"
+#include "ipaddr.h"
 #include "ipc.h"
 #include "lbd.h"
 #include "log.h"
@@ -21,11 +22,20 @@ static char *ctl_strdup(const char *s)
 	return d ? d : (char *)protobuf_c_empty_string;
 }
 
-static char *ctl_addr(uint32_t a)
+/* Dotted quad, or RFC 5952 text for IPv6. */
+static char *ctl_addr(const struct ipaddr *a)
 {
-	char buf[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &a, buf, sizeof(buf));
-	return ctl_strdup(buf);
+	char buf[IPADDR_STRLEN];
+
+	return ctl_strdup(ipaddr_str(a, buf));
+}
+
+/* "address:port" of a flow's end, port in network order: "[2001:db8::1]:80" for IPv6 (RFC 5952 section 6). */
+static char *ctl_addr_port(const struct ipaddr *a, uint16_t port_n)
+{
+	char buf[IPADDR_PORT_STRLEN];
+
+	return ctl_strdup(ipaddr_port_str(a, ntohs(port_n), buf));
 }
 
 static char *ctl_mac(const uint8_t *m)
@@ -72,11 +82,14 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->drop_no_backend = ctr.drop_no_backend;
 	c->drop_malformed = ctr.drop_malformed;
 	c->drop_not_ipv4 = ctr.drop_not_ipv4;
+	c->drop_ipv6_ext = ctr.drop_ipv6_ext;
 	c->drop_other = ctr.drop_other;
 	c->drop_vlan = ctr.drop_vlan;
 	c->drop_not_for_us = ctr.drop_not_for_us;
 	c->arp_replies = ctr.arp_replies;
 	c->garp_sent = ctr.garp_sent;
+	c->nd_adverts_sent = ctr.nd_adverts_sent;
+	c->unsolicited_na_sent = ctr.unsolicited_na_sent;
 	c->icmp_echo_replies = ctr.icmp_echo_replies;
 	c->icmp_errors_forwarded = ctr.icmp_errors_forwarded;
 	c->fragments = ctr.fragments;
@@ -117,7 +130,7 @@ static void ctl_announce_fill(struct lbd *l, Dsrlb__LbdStatus *st)
 		if (!pa)
 			break;
 		dsrlb__vip_announcement__init(pa);
-		pa->vip = ctl_addr(a->vips[i].vip);
+		pa->vip = ctl_addr(&a->vips[i].vip);
 		pa->announced = a->vips[i].installed;
 		pa->why = ctl_strdup(a->vips[i].why);
 		st->announcements[st->n_announcements++] = pa;
@@ -133,13 +146,13 @@ static Dsrlb__Backend *ctl_backend(struct lbd *l, uint16_t slot, uint64_t now)
 	if (!pb)
 		return NULL;
 	dsrlb__backend__init(pb);
-	pb->address = ctl_addr(b->addr);
+	pb->address = ctl_addr(&b->addr);
 	pb->mac = b->mac_known ? ctl_mac(b->mac) : ctl_strdup("");
 	pb->weight = b->weight;
 	pb->healthy = b->healthy;
 	pb->draining = b->draining || b->weight == 0;
 	pb->flows = worker_slot_flows(l, slot);
-	pb->forwarded = worker_slot_forwarded(l, slot);
+	pb->forwarded = worker_slot_forwarded(l, slot, &pb->forwarded_bytes);
 	pb->state = ctl_strdup(ctl_backend_state(b));
 	pb->answers_vip_arp = b->answers_vip_arp;
 	pb->check_result = ctl_strdup(health_last_result(l->health, slot));
@@ -180,7 +193,7 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 	st->n_vips = l->n_vips;
 	st->vips = calloc(l->n_vips ? l->n_vips : 1, sizeof(char *));
 	for (size_t i = 0; st->vips && i < l->n_vips; i++)
-		st->vips[i] = ctl_addr(l->vips[i]);
+		st->vips[i] = ctl_addr(&l->vips[i]);
 	if (!st->vips)
 		st->n_vips = 0;
 	st->services = brief ? NULL : calloc(l->n_services ? l->n_services : 1, sizeof(*st->services));
@@ -191,7 +204,7 @@ static void ctl_status_fill(struct lbd *l, Dsrlb__LbdStatus *st, Dsrlb__Counters
 			break;
 		dsrlb__service__init(ps);
 		ps->name = ctl_strdup(s->name);
-		ps->vip = ctl_addr(s->vip);
+		ps->vip = ctl_addr(&s->vip);
 		ps->port = ntohs(s->port);
 		ps->protocol = ctl_strdup(s->proto == IPPROTO_UDP ? "udp" : "tcp");
 		ps->all_down = s->n_usable == 0;
@@ -284,19 +297,16 @@ static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
 		worker_lock(w);
 		while (n < limit && (f = flow_next(w->flows, &cursor))) {
 			Dsrlb__Flow *pf = calloc(1, sizeof(*pf));
-			char buf[64], a[INET_ADDRSTRLEN];
+			struct flow_key k;
 			if (!pf)
 				break;
 			dsrlb__flow__init(pf);
-			inet_ntop(AF_INET, &f->key.saddr, a, sizeof(a));
-			snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.sport));
-			pf->client = ctl_strdup(buf);
-			inet_ntop(AF_INET, &f->key.daddr, a, sizeof(a));
-			snprintf(buf, sizeof(buf), "%s:%u", a, ntohs(f->key.dport));
-			pf->vip = ctl_strdup(buf);
-			pf->protocol = ctl_strdup(f->key.proto == IPPROTO_UDP ? "udp" : "tcp");
-			if (f->backend < LBD_MAX_SLOTS && l->slots[f->backend].addr) {
-				pf->backend = ctl_addr(l->slots[f->backend].addr);
+			flow_key_of(w->flows, f, &k);
+			pf->client = ctl_addr_port(&k.saddr, k.sport);
+			pf->vip = ctl_addr_port(&k.daddr, k.dport);
+			pf->protocol = ctl_strdup(k.proto == IPPROTO_UDP ? "udp" : "tcp");
+			if (f->backend < LBD_MAX_SLOTS && !ipaddr_is_none(&l->slots[f->backend].addr)) {
+				pf->backend = ctl_addr(&l->slots[f->backend].addr);
 				pf->service = ctl_strdup(l->services[l->slots[f->backend].service].name);
 			} else {
 				pf->backend = ctl_strdup("");
@@ -330,14 +340,16 @@ static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__
 		      size_t errlen)
 {
 	struct lbd_service *s = dp_find_service(l, q->service);
-	struct in_addr a;
+	struct ipaddr a;
 	struct lbd_backend *b;
+	char as[IPADDR_STRLEN];
 
 	if (!s) {
 		snprintf(err, errlen, "no service named '%s'", q->service);
 		return;
 	}
-	if (inet_pton(AF_INET, q->backend, &a) != 1 || !(b = dp_find_backend(l, s, a.s_addr))) {
+	/* Either family, in any spelling of the address: "2001:DB8:0::1" names the backend 2001:db8::1. */
+	if (ipaddr_parse(q->backend, &a) < 0 || !(b = dp_find_backend(l, s, &a))) {
 		snprintf(err, errlen, "service %s has no backend '%s'", s->name, q->backend);
 		return;
 	}
@@ -345,7 +357,7 @@ static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__
 	b->draining = (uint8_t)on;
 	dp_rebuild_service(l, s);
 	dp_write_unlock(l);
-	log_info("backend %s of %s %s", q->backend, s->name, on ? "draining" : "back in service");
+	log_info("backend %s of %s %s", ipaddr_str(&a, as), s->name, on ? "draining" : "back in service");
 	r->ok = 1;
 }
 

@@ -14,48 +14,47 @@
 
 int dp_backend_usable(const struct lbd_backend *b)
 {
-	return b->addr && b->mac_known && b->healthy && !b->draining && b->weight > 0;
+	return !ipaddr_is_none(&b->addr) && b->mac_known && b->healthy && !b->draining && b->weight > 0;
 }
 
-int dp_is_vip(const struct lbd *l, uint32_t addr)
+int dp_is_vip(const struct lbd *l, const struct ipaddr *addr)
 {
 	for (size_t i = 0; i < l->n_vips; i++)
-		if (l->vips[i] == addr)
+		if (ipaddr_eq(&l->vips[i], addr))
 			return 1;
 	return 0;
 }
 
-int dp_is_backend(const struct lbd *l, uint32_t addr)
+int dp_is_backend(const struct lbd *l, const struct ipaddr *addr)
 {
 	for (size_t i = 0; i < l->n_services; i++) {
 		const struct lbd_service *s = &l->services[i];
 		for (size_t j = 0; j < s->n_slots; j++)
-			if (l->slots[s->slots[j]].addr == addr)
+			if (ipaddr_eq(&l->slots[s->slots[j]].addr, addr))
 				return 1;
-		if (s->sorry_slot != LBD_NO_SLOT && l->slots[s->sorry_slot].addr == addr)
+		if (s->sorry_slot != LBD_NO_SLOT && ipaddr_eq(&l->slots[s->sorry_slot].addr, addr))
 			return 1;
 	}
 	return 0;
 }
 
-struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port)
+struct lbd_service *dp_lookup_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto, uint16_t port)
 {
 	for (size_t i = 0; i < l->n_services; i++) {
 		struct lbd_service *s = &l->services[i];
-		if (s->vip == vip && s->proto == proto && s->port == port)
+		if (s->port == port && s->proto == proto && ipaddr_eq(&s->vip, vip))
 			return s;
 	}
 	return NULL;
 }
 
-/* The service of a VIP and protocol when exactly one has them, else NULL. */
-struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto)
+struct lbd_service *dp_only_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto)
 {
 	struct lbd_service *found = NULL;
 
 	for (size_t i = 0; i < l->n_services; i++) {
 		struct lbd_service *s = &l->services[i];
-		if (s->vip == vip && s->proto == proto) {
+		if (s->proto == proto && ipaddr_eq(&s->vip, vip)) {
 			if (found)
 				return NULL;
 			found = s;
@@ -68,8 +67,9 @@ int dp_table_init(struct dp_table *t, struct flow_table *flows)
 {
 	t->flows = flows;
 	t->slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_fwd));
+	t->slot_bytes = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_bytes));
 	t->slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*t->slot_flows));
-	if (!flows || !t->slot_fwd || !t->slot_flows) {
+	if (!flows || !t->slot_fwd || !t->slot_bytes || !t->slot_flows) {
 		dp_table_fini(t);
 		return -1;
 	}
@@ -80,6 +80,7 @@ int dp_table_init(struct dp_table *t, struct flow_table *flows)
 void dp_table_fini(struct dp_table *t)
 {
 	free(t->slot_fwd);
+	free(t->slot_bytes);
 	free(t->slot_flows);
 	memset(t, 0, sizeof(*t));
 }
@@ -129,6 +130,7 @@ static void dp_slot_reset_counters(struct lbd *l, uint16_t slot)
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		struct dp_table *t = &l->workers[i].fwd.tab;
 		t->slot_fwd[slot] = 0;
+		t->slot_bytes[slot] = 0;
 		t->slot_flows[slot] = 0;
 	}
 }
@@ -141,12 +143,24 @@ struct lbd_service *dp_find_service(struct lbd *l, const char *name)
 	return NULL;
 }
 
-struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32_t addr)
+struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, const struct ipaddr *addr)
 {
 	for (size_t i = 0; i < s->n_slots; i++)
-		if (l->slots[s->slots[i]].addr == addr)
+		if (ipaddr_eq(&l->slots[s->slots[i]].addr, addr))
 			return &l->slots[s->slots[i]];
 	return NULL;
+}
+
+/* A backend's identity in Maglev: its IPv4 address as always (network order), or for IPv6 a fixed
+ * 32-bit fold of the address that every node computes alike. */
+static uint32_t dp_maglev_id(const struct ipaddr *a)
+{
+	if (ipaddr_is_v4(a))
+		return ipaddr_v4(a);
+	uint32_t h = 0x811c9dc5u;               /* FNV-1a over the 16 bytes */
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a->b[i]) * 0x01000193u;
+	return h;
 }
 
 /* Builds the Maglev table from the usable backends. Identity is the backend address, so both nodes
@@ -161,7 +175,7 @@ void dp_rebuild_service(struct lbd *l, struct lbd_service *s)
 		struct lbd_backend *b = &l->slots[s->slots[i]];
 		if (!dp_backend_usable(b))
 			continue;
-		ids[n] = b->addr;
+		ids[n] = dp_maglev_id(&b->addr);
 		weights[n] = b->weight;
 		slots[n] = s->slots[i];
 		n++;
@@ -187,7 +201,7 @@ static uint16_t dp_slot_alloc(struct lbd *l)
 	/* Round-robin, so a freed slot is reused as late as possible. */
 	for (unsigned n = 0; n < LBD_MAX_SLOTS; n++) {
 		uint16_t i = (uint16_t)((l->next_slot + n) % LBD_MAX_SLOTS);
-		if (!l->slots[i].addr) {
+		if (ipaddr_is_none(&l->slots[i].addr)) {
 			l->next_slot = (uint16_t)((i + 1) % LBD_MAX_SLOTS);
 			return i;
 		}
@@ -197,13 +211,13 @@ static uint16_t dp_slot_alloc(struct lbd *l)
 
 /* Finds the slot this backend had under the old config: same service name, same address. */
 static uint16_t dp_old_slot(struct lbd *l, const struct lbd_service *old, size_t n_old, const char *svc,
-			    uint32_t addr)
+			    const struct ipaddr *addr)
 {
 	for (size_t i = 0; i < n_old; i++) {
 		if (strcmp(old[i].name, svc) != 0)
 			continue;
 		for (size_t j = 0; j < old[i].n_slots; j++)
-			if (l->slots[old[i].slots[j]].addr == addr)
+			if (ipaddr_eq(&l->slots[old[i].slots[j]].addr, addr))
 				return old[i].slots[j];
 	}
 	return LBD_NO_SLOT;
@@ -237,7 +251,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 
 		memset(s, 0, sizeof(*s));
 		snprintf(s->name, sizeof(s->name), "%s", cs->name);
-		s->vip = cs->vip.s_addr;
+		s->vip = cs->vip;
 		s->port = htons(cs->port);
 		s->proto = cs->proto;
 		s->on_down = cs->on_backend_down;
@@ -245,9 +259,9 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 		s->mg = mgs[i];
 		s->sorry_slot = LBD_NO_SLOT;
 		for (size_t k = 0; k <= cs->n_backends; k++) {
-			uint32_t addr = k < cs->n_backends ? cs->backends[k].addr.s_addr : cs->sorry_backend.s_addr;
+			const struct ipaddr *addr = k < cs->n_backends ? &cs->backends[k].addr : &cs->sorry_backend;
 			uint16_t slot;
-			if (!addr)
+			if (ipaddr_is_none(addr))
 				continue;
 			slot = dp_old_slot(l, old, n_old, cs->name, addr);
 			if (slot == LBD_NO_SLOT || keep[slot]) {
@@ -257,7 +271,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 					continue;
 				}
 				memset(&l->slots[slot], 0, sizeof(l->slots[slot]));
-				l->slots[slot].addr = addr;
+				l->slots[slot].addr = *addr;
 				l->slots[slot].healthy = 1;
 				dp_slot_reset_counters(l, slot);
 			}
@@ -271,7 +285,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 				s->sorry_slot = slot;
 			}
 		}
-		if (!dp_is_vip(l, s->vip))
+		if (!dp_is_vip(l, &s->vip))
 			l->vips[l->n_vips++] = s->vip;
 	}
 	for (size_t j = cfg->n_services; j < n_old; j++)
@@ -280,7 +294,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 	/* Slots no service uses any more are freed; their flows go too. */
 	int freed = 0;
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
-		if (l->slots[i].addr && !keep[i]) {
+		if (!ipaddr_is_none(&l->slots[i].addr) && !keep[i]) {
 			memset(&l->slots[i], 0, sizeof(l->slots[i]));
 			freed = 1;
 		}
@@ -290,7 +304,7 @@ int dp_apply_config(struct lbd *l, struct cfg *cfg)
 		uint32_t cursor = 0;
 		struct flow *f;
 		while ((f = flow_next(t->flows, &cursor)))
-			if (f->backend < LBD_MAX_SLOTS && !l->slots[f->backend].addr)
+			if (f->backend < LBD_MAX_SLOTS && ipaddr_is_none(&l->slots[f->backend].addr))
 				dp_flow_delete(t, f);
 	}
 	l->timeouts.tcp_syn_ms = cfg->tcp_syn_ms;

@@ -1,8 +1,12 @@
-/* The per-worker connection table: a pool of 32-byte entries allocated once, chained from a power-of-two array
- * of 32-bit heads by 32-bit indices, with free entries on a free list through the same link. At one million
- * flows that is 32 + 4.2 bytes per flow. Also the 5-tuple hash and client-side TCP state tracking. */
+/* The per-worker connection table: a pool of fixed-size entries allocated once, chained from a power-of-two
+ * array of 32-bit heads by 32-bit indices, with free entries on a free list through the same link. An entry is
+ * the caller's struct flow, its chain hash and link, then the key in the table's compact form: 32 bytes in an
+ * IPv4-only table (36.2 bytes per flow at one million flows), 56 bytes when it also takes IPv6 keys (60.2),
+ * which then stores IPv4 keys in the IPv6 form too.
+ * Also the 5-tuple hash and client-side TCP state tracking. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +23,39 @@
  * keyed hash instead (flow_chain_hash). */
 #define FLOW_SEED       0x666c6f772d357475ull
 #define FLOW_SEED_ADDRS 0x666c6f772d616464ull
+#define FLOW_SEED6      0x666c6f772d367636ull
+
+/* The stored key. IPv4 keys keep only the low words of their mapped addresses; the bytes after `proto` are
+ * always zero, so two keys are equal exactly when their bytes are. */
+struct flow_key4 {
+	uint32_t saddr, daddr;
+	uint16_t sport, dport;
+	uint8_t proto, pad[3];
+};
+
+struct flow_key6 {
+	uint8_t saddr[16], daddr[16];
+	uint16_t sport, dport;
+	uint8_t proto, pad[3];
+};
 
 struct flow_entry {
 	struct flow f;                  /* first, so a struct flow * converts back to its entry */
 	uint32_t hash;                  /* its chain hash (flow_chain_hash): picks its chain, speeds compares */
 	uint32_t next;                  /* next in chain or free list, FLOW_NIL at the end; FLOW_FREE if free */
+	/* then the key: struct flow_key4 or, in a table that takes IPv6, struct flow_key6 */
 };
 
-_Static_assert(sizeof(struct flow) == 24, "struct flow grew");
-_Static_assert(sizeof(struct flow_entry) == 32, "two entries per cache line");
+_Static_assert(sizeof(struct flow) == 8, "struct flow grew");
+_Static_assert(sizeof(struct flow_entry) + sizeof(struct flow_key4) == 32, "two IPv4 entries per cache line");
+_Static_assert(sizeof(struct flow_entry) + sizeof(struct flow_key6) == 56, "IPv6 entries of 56 bytes");
 _Static_assert(FLOW_MAX_LIMIT < FLOW_NIL, "indices must stay below FLOW_NIL");
 
 struct flow_table {
-	struct flow_entry *pool;
+	uint8_t *pool;                  /* max entries of esz bytes */
 	uint32_t *head;                 /* chain heads, mask + 1 of them */
+	uint32_t esz;                   /* bytes per entry */
+	uint32_t ipv6;
 	uint32_t mask;
 	uint32_t max;
 	uint32_t count;
@@ -40,6 +63,16 @@ struct flow_table {
 	uint32_t expire_cursor;
 	uint8_t key[crypto_shorthash_KEYBYTES]; /* random per table: chain choice no outsider can predict */
 };
+
+static inline struct flow_entry *flow_entry_at(const struct flow_table *t, uint32_t i)
+{
+	return (struct flow_entry *)(t->pool + (size_t)i * t->esz);
+}
+
+static inline uint8_t *flow_entry_key(struct flow_entry *e)
+{
+	return (uint8_t *)(e + 1);
+}
 
 /* splitmix64's finaliser: a bijection with full avalanche. */
 static inline uint64_t flow_mix(uint64_t x)
@@ -52,45 +85,91 @@ static inline uint64_t flow_mix(uint64_t x)
 	return x;
 }
 
+static inline uint64_t flow_get64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 /* The fields go in host order so that hosts of either byte order agree. Mixing the ports and protocol into an
- * already mixed address word keeps flows between the same two hosts collision-free (mix is a bijection). */
+ * already mixed address word keeps flows between the same two hosts collision-free (mix is a bijection).
+ * IPv4 keys hash as they always have; IPv6 keys chain the four 64-bit halves of their addresses. */
+static uint64_t flow_hash_addr_words(const struct ipaddr *s, const struct ipaddr *d, uint64_t seed, uint64_t seed6)
+{
+	if (ipaddr_is_v4(s))
+		return flow_mix((uint64_t)ntohl(ipaddr_v4(s)) << 32 ^ ntohl(ipaddr_v4(d)) ^ seed);
+	uint64_t h = flow_mix(flow_get64(s->b) ^ seed6);
+	h = flow_mix(h ^ flow_get64(s->b + 8));
+	h = flow_mix(h ^ flow_get64(d->b));
+	return flow_mix(h ^ flow_get64(d->b + 8));
+}
+
 uint32_t flow_hash(const struct flow_key *k)
 {
-	uint64_t a = (uint64_t)ntohl(k->saddr) << 32 | ntohl(k->daddr);
 	uint64_t b = (uint64_t)ntohs(k->sport) << 24 | (uint64_t)ntohs(k->dport) << 8 | k->proto;
-	uint64_t h = flow_mix(flow_mix(a ^ FLOW_SEED) ^ b);
+	uint64_t h = flow_mix(flow_hash_addr_words(&k->saddr, &k->daddr, FLOW_SEED, FLOW_SEED6) ^ b);
 
 	return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
-uint32_t flow_hash_addrs(uint32_t saddr, uint32_t daddr, uint8_t proto)
+uint32_t flow_hash_addrs(const struct ipaddr *saddr, const struct ipaddr *daddr, uint8_t proto)
 {
-	uint64_t a = (uint64_t)ntohl(saddr) << 32 | ntohl(daddr);
-	uint64_t h = flow_mix(flow_mix(a ^ FLOW_SEED_ADDRS) ^ proto);
+	uint64_t h = flow_mix(flow_hash_addr_words(saddr, daddr, FLOW_SEED_ADDRS, FLOW_SEED_ADDRS ^ FLOW_SEED6) ^ proto);
 
 	return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
-/* SipHash-2-4 of the 13 bytes of the key under the table's secret. A 2^20-chain table indexed by the public
- * flow_hash let 20 000 tuples found in 42 s share one chain (a lookup 164 times slower). */
-static inline uint32_t flow_chain_hash(const struct flow_table *t, const struct flow_key *k)
+/* The key in stored form: an IPv4-only table packs IPv4 keys into 16 bytes and holds no IPv6 key (0); a table
+ * that takes IPv6 stores every key in the 40-byte form, IPv4 ones with their mapped addresses, so a stored
+ * key's bytes alone say what it is. */
+static inline size_t flow_key_pack(const struct flow_table *t, const struct flow_key *k, uint8_t *out)
 {
-	uint8_t in[13], out[crypto_shorthash_BYTES];
+	if (!t->ipv6) {
+		if (!ipaddr_is_v4(&k->saddr))
+			return 0;
+		struct flow_key4 c = { .saddr = ipaddr_v4(&k->saddr), .daddr = ipaddr_v4(&k->daddr),
+				       .sport = k->sport, .dport = k->dport, .proto = k->proto };
+		memcpy(out, &c, sizeof(c));
+		return sizeof(c);
+	}
+	struct flow_key6 c = { .sport = k->sport, .dport = k->dport, .proto = k->proto };
+	memcpy(c.saddr, k->saddr.b, 16);
+	memcpy(c.daddr, k->daddr.b, 16);
+	memcpy(out, &c, sizeof(c));
+	return sizeof(c);
+}
+
+/* SipHash-2-4 of the key under the table's secret: of its 16-byte IPv4 form for an IPv4 key (in either
+ * table: a dual-stack table hashes IPv4 keys no slower than an IPv4-only one), of the 40-byte form for an
+ * IPv6 key. Only the chain depends on it; equality is decided on the stored bytes. A 2^20-chain table
+ * indexed by the public flow_hash let 20 000 tuples found in 42 s share one chain (a lookup 164 times
+ * slower). */
+static inline uint32_t flow_chain_hash(const struct flow_table *t, const struct flow_key *k, const uint8_t *packed,
+				       size_t len)
+{
+	uint8_t out[crypto_shorthash_BYTES];
 	uint64_t h;
 
-	memcpy(in, &k->saddr, 4);
-	memcpy(in + 4, &k->daddr, 4);
-	memcpy(in + 8, &k->sport, 2);
-	memcpy(in + 10, &k->dport, 2);
-	in[12] = k->proto;
-	crypto_shorthash(out, in, sizeof(in), t->key);
+	if (len == sizeof(struct flow_key6) && ipaddr_is_v4(&k->saddr)) {
+		struct flow_key4 c = { .saddr = ipaddr_v4(&k->saddr), .daddr = ipaddr_v4(&k->daddr),
+				       .sport = k->sport, .dport = k->dport, .proto = k->proto };
+		crypto_shorthash(out, (const uint8_t *)&c, sizeof(c), t->key);
+	} else {
+		crypto_shorthash(out, packed, len, t->key);
+	}
 	memcpy(&h, out, sizeof(h));
 	return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
 uint32_t flow_chain(const struct flow_table *t, const struct flow_key *k)
 {
-	return flow_chain_hash(t, k) & t->mask;
+	uint8_t packed[sizeof(struct flow_key6)];
+	size_t len = flow_key_pack(t, k, packed);
+
+	return len ? flow_chain_hash(t, k, packed, len) & t->mask : 0;
 }
 
 static inline uint32_t flow_units(uint64_t now_ms)
@@ -98,13 +177,7 @@ static inline uint32_t flow_units(uint64_t now_ms)
 	return (uint32_t)(now_ms >> FLOW_TIME_SHIFT);
 }
 
-static inline int flow_key_eq(const struct flow_key *a, const struct flow_key *b)
-{
-	return a->saddr == b->saddr && a->daddr == b->daddr && a->sport == b->sport && a->dport == b->dport &&
-		a->proto == b->proto;
-}
-
-struct flow_table *flow_create(uint32_t flow_max)
+struct flow_table *flow_create(uint32_t flow_max, int ipv6)
 {
 	struct flow_table *t;
 	void *p;
@@ -128,7 +201,9 @@ struct flow_table *flow_create(uint32_t flow_max)
 		goto fail;
 	}
 	crypto_shorthash_keygen(t->key);
-	err = posix_memalign(&p, 64, (size_t)flow_max * sizeof(*t->pool));
+	t->ipv6 = !!ipv6;
+	t->esz = (uint32_t)(sizeof(struct flow_entry) + (ipv6 ? sizeof(struct flow_key6) : sizeof(struct flow_key4)));
+	err = posix_memalign(&p, 64, (size_t)flow_max * t->esz);
 	if (err)
 		goto fail_t;
 	t->pool = p;
@@ -138,9 +213,9 @@ struct flow_table *flow_create(uint32_t flow_max)
 	t->head = p;
 
 	/* Writing every entry now also faults in every page, so the packet path never does. */
-	memset(t->pool, 0, (size_t)flow_max * sizeof(*t->pool));
+	memset(t->pool, 0, (size_t)flow_max * t->esz);
 	for (uint32_t i = 0; i < flow_max; i++)
-		t->pool[i].next = (i + 1 < flow_max ? i + 1 : FLOW_NIL) | FLOW_FREE;
+		flow_entry_at(t, i)->next = (i + 1 < flow_max ? i + 1 : FLOW_NIL) | FLOW_FREE;
 	for (size_t i = 0; i < nhead; i++)
 		t->head[i] = FLOW_NIL;
 	t->mask = (uint32_t)(nhead - 1);
@@ -168,30 +243,46 @@ void flow_destroy(struct flow_table *t)
 	free(t);
 }
 
-static struct flow *flow_find(struct flow_table *t, const struct flow_key *k, uint32_t hash)
+int flow_ipv6(const struct flow_table *t)
 {
-	for (uint32_t i = t->head[hash & t->mask]; i != FLOW_NIL; i = t->pool[i].next) {
-		struct flow_entry *e = &t->pool[i];
+	return (int)t->ipv6;
+}
 
-		if (e->hash == hash && flow_key_eq(&e->f.key, k))
+static struct flow *flow_find(struct flow_table *t, const uint8_t *packed, size_t len, uint32_t hash)
+{
+	for (uint32_t i = t->head[hash & t->mask]; i != FLOW_NIL;) {
+		struct flow_entry *e = flow_entry_at(t, i);
+
+		if (e->hash == hash && memcmp(flow_entry_key(e), packed, len) == 0)
 			return &e->f;
+		i = e->next;
 	}
 	return NULL;
 }
 
 struct flow *flow_lookup(struct flow_table *t, const struct flow_key *k)
 {
-	return flow_find(t, k, flow_chain_hash(t, k));
+	uint8_t packed[sizeof(struct flow_key6)];
+	size_t len = flow_key_pack(t, k, packed);
+
+	return len ? flow_find(t, packed, len, flow_chain_hash(t, k, packed, len)) : NULL;
 }
 
 struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint16_t backend, uint8_t state,
 		uint64_t now_ms)
 {
-	uint32_t hash = flow_chain_hash(t, k);
-	struct flow *f = flow_find(t, k, hash);
+	uint8_t packed[sizeof(struct flow_key6)];
+	size_t len = flow_key_pack(t, k, packed);
+	uint32_t hash, i;
+	struct flow *f;
 	struct flow_entry *e;
-	uint32_t i;
 
+	if (!len) {
+		errno = EAFNOSUPPORT;
+		return NULL;
+	}
+	hash = flow_chain_hash(t, k, packed, len);
+	f = flow_find(t, packed, len, hash);
 	if (f) {
 		f->backend = backend;
 		f->state = state;
@@ -203,16 +294,13 @@ struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint16_
 		return NULL;
 	}
 	i = t->free_head;
-	e = &t->pool[i];
+	e = flow_entry_at(t, i);
 	t->free_head = e->next & ~FLOW_FREE;
 
-	/* Zeroing first keeps the key's padding defined, so whole-struct copies (e.g. for sync) leak nothing. */
+	/* Zeroing first keeps the key's padding defined, so whole-entry copies leak nothing. */
+	memset(flow_entry_key(e), 0, t->esz - sizeof(*e));
+	memcpy(flow_entry_key(e), packed, len);
 	memset(&e->f, 0, sizeof(e->f));
-	e->f.key.saddr = k->saddr;
-	e->f.key.daddr = k->daddr;
-	e->f.key.sport = k->sport;
-	e->f.key.dport = k->dport;
-	e->f.key.proto = k->proto;
 	e->f.backend = backend;
 	e->f.state = state;
 	e->f.last_seen = flow_units(now_ms);
@@ -221,6 +309,29 @@ struct flow *flow_insert(struct flow_table *t, const struct flow_key *k, uint16_
 	t->head[hash & t->mask] = i;
 	t->count++;
 	return &e->f;
+}
+
+void flow_key_of(const struct flow_table *t, const struct flow *f, struct flow_key *k)
+{
+	const uint8_t *b = (const uint8_t *)((const struct flow_entry *)f + 1);
+	size_t ports;
+
+	memset(k, 0, sizeof(*k));
+	if (t->ipv6) {
+		k->saddr = ipaddr_from_v6(b + offsetof(struct flow_key6, saddr));
+		k->daddr = ipaddr_from_v6(b + offsetof(struct flow_key6, daddr));
+		ports = offsetof(struct flow_key6, sport);
+	} else {
+		uint32_t a[2];
+		memcpy(a, b, sizeof(a));
+		k->saddr = ipaddr_from_v4(a[0]);
+		k->daddr = ipaddr_from_v4(a[1]);
+		ports = offsetof(struct flow_key4, sport);
+	}
+	/* sport, dport and proto follow the addresses alike in both forms */
+	memcpy(&k->sport, b + ports, 2);
+	memcpy(&k->dport, b + ports + 2, 2);
+	k->proto = b[ports + 4];
 }
 
 void flow_touch(struct flow_table *t, struct flow *f, uint64_t now_ms)
@@ -244,9 +355,9 @@ static uint32_t flow_index(const struct flow_table *t, const struct flow *f)
 	if (p < base)
 		return t->max;
 	off = p - base;
-	if (off % sizeof(struct flow_entry) != 0 || off / sizeof(struct flow_entry) >= t->max)
+	if (off % t->esz != 0 || off / t->esz >= t->max)
 		return t->max;
-	return (uint32_t)(off / sizeof(struct flow_entry));
+	return (uint32_t)(off / t->esz);
 }
 
 void flow_delete(struct flow_table *t, struct flow *f)
@@ -256,10 +367,10 @@ void flow_delete(struct flow_table *t, struct flow *f)
 
 	if (i == t->max)
 		return;
-	e = &t->pool[i];
+	e = flow_entry_at(t, i);
 	if (e->next & FLOW_FREE)
 		return;
-	for (link = &t->head[e->hash & t->mask]; *link != i; link = &t->pool[*link].next)
+	for (link = &t->head[e->hash & t->mask]; *link != i; link = &flow_entry_at(t, *link)->next)
 		if (*link == FLOW_NIL)
 			return;         /* not on its chain: cannot happen unless memory was overwritten */
 	*link = e->next;
@@ -280,7 +391,7 @@ uint32_t flow_max(const struct flow_table *t)
 
 size_t flow_mem_bytes(const struct flow_table *t)
 {
-	return sizeof(*t) + (size_t)t->max * sizeof(*t->pool) + ((size_t)t->mask + 1) * sizeof(*t->head);
+	return sizeof(*t) + (size_t)t->max * t->esz + ((size_t)t->mask + 1) * sizeof(*t->head);
 }
 
 size_t flow_bytes_per_flow(const struct flow_table *t)
@@ -322,16 +433,17 @@ uint32_t flow_timeout_ms(const struct flow_timeouts *to, uint8_t state)
 }
 
 size_t flow_expire(struct flow_table *t, uint64_t now_ms, const struct flow_timeouts *to, size_t max_scan,
-		void (*cb)(void *arg, const struct flow *f), void *arg)
+		void (*cb)(void *arg, const struct flow *f, const struct flow_key *k), void *arg)
 {
 	size_t deleted = 0;
+	struct flow_key k;
 
 	if (!to)
 		return 0;
 	if (max_scan > t->max)
 		max_scan = t->max;
 	for (size_t n = 0; n < max_scan; n++) {
-		struct flow_entry *e = &t->pool[t->expire_cursor];
+		struct flow_entry *e = flow_entry_at(t, t->expire_cursor);
 
 		if (++t->expire_cursor == t->max)
 			t->expire_cursor = 0;
@@ -339,8 +451,10 @@ size_t flow_expire(struct flow_table *t, uint64_t now_ms, const struct flow_time
 			continue;
 		if (flow_idle_ms(t, &e->f, now_ms) <= flow_timeout_ms(to, e->f.state))
 			continue;
-		if (cb)
-			cb(arg, &e->f);
+		if (cb) {
+			flow_key_of(t, &e->f, &k);
+			cb(arg, &e->f, &k);
+		}
 		flow_delete(t, &e->f);
 		deleted++;
 	}
@@ -350,9 +464,10 @@ size_t flow_expire(struct flow_table *t, uint64_t now_ms, const struct flow_time
 struct flow *flow_next(struct flow_table *t, uint32_t *cursor)
 {
 	for (uint32_t i = *cursor; i < t->max; i++) {
-		if (!(t->pool[i].next & FLOW_FREE)) {
+		struct flow_entry *e = flow_entry_at(t, i);
+		if (!(e->next & FLOW_FREE)) {
 			*cursor = i + 1;
-			return &t->pool[i].f;
+			return &e->f;
 		}
 	}
 	*cursor = t->max;

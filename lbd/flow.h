@@ -7,13 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipaddr.h"
+
 #define FLOW_MAX_LIMIT (1u << 28)       /* largest flow_max accepted by flow_create */
 #define FLOW_TIME_SHIFT 4               /* last_seen counts units of 1 << 4 = 16 ms */
 
-/* Addresses and ports in network byte order. Only these five fields are hashed and compared, so the padding
- * after proto never matters. */
+/* Addresses of either family (IPv4 mapped) and ports in network byte order. Only these five fields are hashed
+ * and compared, so the padding after proto never matters. Both addresses of a key are of one family. */
 struct flow_key {
-	uint32_t saddr, daddr;
+	struct ipaddr saddr, daddr;
 	uint16_t sport, dport;
 	uint8_t proto;
 };
@@ -22,9 +24,9 @@ struct flow_key {
 enum flow_state { FLOW_TCP_SYN, FLOW_TCP_EST, FLOW_TCP_FIN, FLOW_TCP_CLOSED, FLOW_UDP, FLOW_OTHER, FLOW_PERSIST };
 #define FLOW_STATE_LAST FLOW_PERSIST
 
-/* What callers see: 24 bytes. backend, state and flags are the caller's to change in place. */
+/* What callers see: 8 bytes; the key is stored beside it in the table's own compact form (flow_key_of).
+ * backend, state and flags are the caller's to change in place. */
 struct flow {
-	struct flow_key key;            /* read only */
 	uint16_t backend;               /* caller's stable backend slot id */
 	uint8_t state;                  /* enum flow_state */
 	uint8_t flags;                  /* caller-defined bits */
@@ -42,11 +44,15 @@ struct flow_table;
  * byte order, computes the same value. Also the input to maglev_lookup. */
 uint32_t flow_hash(const struct flow_key *k);
 /* For fragments, which carry no ports: addresses and protocol only. */
-uint32_t flow_hash_addrs(uint32_t saddr, uint32_t daddr, uint8_t proto);
+uint32_t flow_hash_addrs(const struct ipaddr *saddr, const struct ipaddr *daddr, uint8_t proto);
 
 /* flow_max in 1..FLOW_MAX_LIMIT, else NULL with errno = EINVAL; ENOMEM if memory is short. All memory is
- * allocated and touched here, so the packet path never takes a page fault in the table. */
-struct flow_table *flow_create(uint32_t flow_max);
+ * allocated and touched here, so the packet path never takes a page fault in the table.
+ * ipv6 = 0: an IPv4-only table of 32-byte entries, which holds no IPv6 key (lookup finds none, insert fails
+ * with EAFNOSUPPORT); ipv6 = 1: 56-byte entries for keys of both families. */
+struct flow_table *flow_create(uint32_t flow_max, int ipv6);
+/* Whether the table takes IPv6 keys. */
+int flow_ipv6(const struct flow_table *t);
 void flow_destroy(struct flow_table *t);
 
 /* The table finds k's chain with a keyed hash (SipHash-2-4 under a random key of this table), never with
@@ -61,6 +67,8 @@ uint32_t flow_chain(const struct flow_table *t, const struct flow_key *k);
 void flow_touch(struct flow_table *t, struct flow *f, uint64_t now_ms);
 /* Marks f as last seen idle_ms before now_ms, e.g. for a flow learnt from the peer. */
 void flow_set_idle(struct flow_table *t, struct flow *f, uint64_t now_ms, uint32_t idle_ms);
+/* The key of a flow of this table. */
+void flow_key_of(const struct flow_table *t, const struct flow *f, struct flow_key *k);
 /* f must come from this table; deleting a flow that is already free does nothing. f is invalid afterwards. */
 void flow_delete(struct flow_table *t, struct flow *f);
 
@@ -81,7 +89,7 @@ uint32_t flow_timeout_ms(const struct flow_timeouts *to, uint8_t state);
  * wraps around, and deletes each flow whose idle time exceeds its state's timeout, calling cb (if not NULL)
  * just before. cb must not modify the table. Returns the number deleted. */
 size_t flow_expire(struct flow_table *t, uint64_t now_ms, const struct flow_timeouts *to, size_t max_scan,
-		void (*cb)(void *arg, const struct flow *f), void *arg);
+		void (*cb)(void *arg, const struct flow *f, const struct flow_key *k), void *arg);
 
 /* Resumable iteration for listing and bulk sync: *cursor starts at 0; returns the next flow, or NULL at the
  * end. On an unchanged table it visits each flow exactly once; if the table changes between calls it may

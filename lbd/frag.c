@@ -13,13 +13,13 @@ void frag_init(struct frag_table *t)
 
 static size_t frag_slot(const struct frag_table *t, const struct frag_key *k)
 {
-	uint8_t in[11], out[crypto_shorthash_BYTES];
+	uint8_t in[37], out[crypto_shorthash_BYTES];
 	uint64_t h;
 
-	memcpy(in, &k->saddr, 4);
-	memcpy(in + 4, &k->daddr, 4);
-	memcpy(in + 8, &k->id, 2);
-	in[10] = k->proto;
+	memcpy(in, k->saddr.b, 16);
+	memcpy(in + 16, k->daddr.b, 16);
+	memcpy(in + 32, &k->id, 4);
+	in[36] = k->proto;
 	crypto_shorthash(out, in, sizeof(in), t->secret);
 	memcpy(&h, out, sizeof(h));
 	return (size_t)(h % FRAG_SLOTS);
@@ -27,7 +27,8 @@ static size_t frag_slot(const struct frag_table *t, const struct frag_key *k)
 
 static int frag_same(const struct frag_key *a, const struct frag_key *b)
 {
-	return a->saddr == b->saddr && a->daddr == b->daddr && a->id == b->id && a->proto == b->proto;
+	return ipaddr_eq(&a->saddr, &b->saddr) && ipaddr_eq(&a->daddr, &b->daddr) && a->id == b->id &&
+	       a->proto == b->proto;
 }
 
 void frag_remember(struct frag_table *t, const struct frag_key *k, uint16_t service, uint64_t now_ms)

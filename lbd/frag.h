@@ -1,4 +1,4 @@
-/* Which service the fragments of one IPv4 datagram belong to. Only the first fragment carries the ports
+/* Which service the fragments of one IPv4 or IPv6 datagram belong to. Only the first fragment carries the ports
  * that name the service; the later ones carry only addresses, protocol and the datagram's IP ID. Each
  * worker remembers, for a bounded time, the service its first fragments went to, so the later ones
  * follow them even when several services share a VIP and protocol. All fragments of a datagram reach
@@ -8,13 +8,15 @@
 
 #include <stdint.h>
 
-#define FRAG_SLOTS 1024              /* per worker, direct-mapped: 24 KiB */
+#include "ipaddr.h"
+
+#define FRAG_SLOTS 1024              /* per worker, direct-mapped: 56 KiB */
 #define FRAG_TTL_MS 30000            /* as long as Linux keeps fragments for reassembly (ipfrag_time) */
 #define FRAG_NONE 0xffffu
 
 struct frag_key {
-	uint32_t saddr, daddr;          /* network order */
-	uint16_t id;                    /* IP identification, network order */
+	struct ipaddr saddr, daddr;
+	uint32_t id;                    /* IPv4 identification or IPv6 fragment id, network order */
 	uint8_t proto;
 };
 

@@ -1,5 +1,6 @@
-/* The per-frame path: classify each frame from the RX ring, pick the backend (connection table first,
- * then Maglev), rewrite the Ethernet header into the TX ring, answer ARP and ICMP echo for the VIPs,
+/* The per-frame path: classify each frame from the RX ring (IPv4 or IPv6), pick the backend (connection
+ * table first, then Maglev), rewrite the Ethernet header into the TX ring, answer ARP, Neighbour
+ * Solicitations and ICMP/ICMPv6 echo for the VIPs,
  * queue flow changes for the peer and ARP observations for the main thread. It works on what its
  * worker hands it (struct fwd_ctx) and takes no lock: the worker holds dp_lock for reading and its own
  * lock around each batch (fwd_batch). One copy per frame, no allocation, one TX kick per 32 frames. */
@@ -35,7 +36,7 @@ static uint16_t fwd_pick(const struct lbd *l, const struct lbd_service *s, uint3
 }
 
 /* Queues a flow's change for the peer (sync.c sends it): a bounded append, never a wait. */
-static void fwd_sync_out(struct fwd_ctx *c, const struct flow *f, int deleted)
+static void fwd_sync_out(struct fwd_ctx *c, const struct flow *f, const struct flow_key *k, int deleted)
 {
 	struct lbd *l = c->l;
 	struct lbd_syncq *sq = &c->syncq;
@@ -50,8 +51,11 @@ static void fwd_sync_out(struct fwd_ctx *c, const struct flow *f, int deleted)
 		return;
 	}
 	r = &sq->rec[i];
-	r->key = f->key;
-	r->backend = f->backend < LBD_MAX_SLOTS ? l->slots[f->backend].addr : 0;
+	r->key = *k;
+	if (f->backend < LBD_MAX_SLOTS)
+		r->backend = l->slots[f->backend].addr;
+	else
+		memset(&r->backend, 0, sizeof(r->backend));
 	r->state = f->state;
 	r->deleted = (uint8_t)deleted;
 	r->queued_ms = clock_ms();
@@ -62,16 +66,19 @@ static void fwd_sync_out(struct fwd_ctx *c, const struct flow *f, int deleted)
 
 void fwd_flow_refresh(struct fwd_ctx *c, const struct flow *f)
 {
-	fwd_sync_out(c, f, 0);
+	struct flow_key k;
+
+	flow_key_of(c->tab.flows, f, &k);
+	fwd_sync_out(c, f, &k, 0);
 }
 
-void fwd_flow_gone(void *arg, const struct flow *f)
+void fwd_flow_gone(void *arg, const struct flow *f, const struct flow_key *k)
 {
 	struct fwd_ctx *c = arg;
 
 	dp_flow_gone(&c->tab, f);
 	c->ctr.flows_expired++;
-	fwd_sync_out(c, f, 1);
+	fwd_sync_out(c, f, k, 1);
 }
 
 /* Chooses the backend of a TCP/UDP frame through the connection table. */
@@ -80,17 +87,16 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 	struct lbd *l = c->l;
 	struct flow_key k;
 	struct flow *f;
-	uint32_t h;
 	uint16_t slot;
 	int fresh = 0;
 
 	memset(&k, 0, sizeof(k));
-	k.saddr = p->saddr;
-	k.daddr = p->daddr;
+	k.saddr = p->src;
+	k.daddr = p->dst;
 	k.sport = s->persist ? 0 : p->sport;    /* persistence: every connection of a client, one entry */
 	k.dport = p->dport;
 	k.proto = p->proto;
-	h = flow_hash(&k);
+	/* Maglev's hash only for a new flow or a move: most frames find their flow. */
 	f = flow_lookup(c->tab.flows, &k);
 	if (f) {
 		uint8_t old_state = f->state;
@@ -104,11 +110,11 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 		slot = f->backend;
 		/* A flow leaves its backend only when the backend is gone, down (unless on_backend_down = keep)
 		 * or unreachable; draining (weight 0 or lbctl drain) keeps established flows where they are. */
-		int gone = slot >= LBD_MAX_SLOTS || !l->slots[slot].addr;
+		int gone = slot >= LBD_MAX_SLOTS || ipaddr_is_none(&l->slots[slot].addr);
 		int down = !gone && (!l->slots[slot].healthy || !l->slots[slot].mac_known);
 		if (fresh || gone ||
 		    (down && !(s->on_down == CFG_DOWN_KEEP && l->slots[slot].mac_known))) {
-			uint16_t n = fwd_pick(l, s, h);
+			uint16_t n = fwd_pick(l, s, flow_hash(&k));
 			if (n == LBD_NO_SLOT)
 				return LBD_NO_SLOT;
 			if (!fresh)
@@ -119,10 +125,10 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 		flow_touch(c->tab.flows, f, now);
 		f->flags |= LBD_FLOW_DIRTY;
 		if (f->state != old_state || f->backend != old_slot)
-			fwd_sync_out(c, f, 0);
+			fwd_sync_out(c, f, &k, 0);
 		return slot;
 	}
-	slot = fwd_pick(l, s, h);
+	slot = fwd_pick(l, s, flow_hash(&k));
 	if (slot == LBD_NO_SLOT)
 		return slot;
 	uint8_t st = s->persist ? FLOW_PERSIST : FLOW_UDP;
@@ -139,7 +145,7 @@ static uint16_t fwd_flow(struct fwd_ctx *c, const struct lbd_service *s, const s
 		c->ctr.flow_table_full++;
 	} else {
 		c->ctr.flows_created++;
-		fwd_sync_out(c, f, 0);
+		fwd_sync_out(c, f, &k, 0);
 	}
 	return slot;
 }
@@ -154,14 +160,14 @@ static uint16_t fwd_icmp_error(struct fwd_ctx *c, const struct pkt *p)
 	struct flow *f;
 	uint32_t h;
 
-	if (!p->have_inner || p->in_saddr != p->daddr)
+	if (!p->have_inner || !ipaddr_eq(&p->in_src, &p->dst))
 		return LBD_NO_SLOT;
-	s = dp_lookup_service(l, p->in_saddr, p->in_proto, p->in_sport);
+	s = dp_lookup_service(l, &p->in_src, p->in_proto, p->in_sport);
 	if (!s)
 		return LBD_NO_SLOT;
 	memset(&k, 0, sizeof(k));
-	k.saddr = p->in_daddr;
-	k.daddr = p->in_saddr;
+	k.saddr = p->in_dst;
+	k.daddr = p->in_src;
 	k.sport = s->persist ? 0 : p->in_dport;
 	k.dport = p->in_sport;
 	k.proto = p->in_proto;
@@ -172,31 +178,49 @@ static uint16_t fwd_icmp_error(struct fwd_ctx *c, const struct pkt *p)
 	return fwd_pick(l, s, h);
 }
 
-/* Answers an ICMP echo request to a VIP in place in the TX ring: addresses swapped, type 0. */
+/* Answers an ICMP or ICMPv6 echo request to a VIP in the TX ring: the request copied once with its
+ * addresses swapped, type 0 (ICMP) or 129 (ICMPv6), checksums recomputed. An IPv6 request with extension
+ * headers is not answered (it would have to be rebuilt without them). */
 static void fwd_echo_reply(struct fwd_ctx *c, const uint8_t *frame, const struct pkt *p)
 {
 	struct lbd *l = c->l;
 	struct virtio_net_hdr *vh;
 	uint32_t len = 14 + p->ip_len;
-	uint8_t *d = ring_tx_reserve(c->ring, len, &vh);
+	int v6 = p->kind == PKT_IPV6;
+	uint8_t *d;
 
+	if (v6 && p->ihl != 40) {
+		c->ctr.drop_other++;
+		return;
+	}
+	d = ring_tx_reserve(c->ring, len, &vh);
 	if (!d)
 		return;
 	memset(vh, 0, sizeof(*vh));
 	memcpy(d, frame + 6, 6);
 	memcpy(d + 6, l->mac, 6);
 	memcpy(d + 12, frame + 12, len - 12);
-	uint8_t *ip = d + 14;
-	memcpy(ip + 12, &p->daddr, 4);
-	memcpy(ip + 16, &p->saddr, 4);
-	ip[8] = 64;
-	ip[10] = ip[11] = 0;
-	uint16_t sum = pkt_csum(ip, p->ihl);
-	memcpy(ip + 10, &sum, 2);
-	uint8_t *icmp = ip + p->ihl;
-	icmp[0] = 0;
-	icmp[2] = icmp[3] = 0;
-	sum = pkt_csum(icmp, p->ip_len - p->ihl);
+	uint8_t *ip = d + 14, *icmp = ip + p->ihl;
+	uint16_t sum;
+	if (v6) {
+		memcpy(ip + 8, p->dst.b, 16);
+		memcpy(ip + 24, p->src.b, 16);
+		ip[7] = 64;
+		icmp[0] = 129;
+		icmp[2] = icmp[3] = 0;
+		sum = pkt_csum6(&p->dst, &p->src, IPPROTO_ICMPV6, icmp, p->ip_len - p->ihl);
+	} else {
+		uint32_t sa = ipaddr_v4(&p->src), da = ipaddr_v4(&p->dst);
+		memcpy(ip + 12, &da, 4);
+		memcpy(ip + 16, &sa, 4);
+		ip[8] = 64;
+		ip[10] = ip[11] = 0;
+		sum = pkt_csum(ip, p->ihl);
+		memcpy(ip + 10, &sum, 2);
+		icmp[0] = 0;
+		icmp[2] = icmp[3] = 0;
+		sum = pkt_csum(icmp, p->ip_len - p->ihl);
+	}
 	memcpy(icmp + 2, &sum, 2);
 	ring_tx_commit(c->ring, len);
 	c->ctr.icmp_echo_replies++;
@@ -210,6 +234,7 @@ static void fwd_send(struct fwd_ctx *c, const struct ring_frame *rf, uint16_t sl
 	if (ring_tx_forward(c->ring, rf, b->mac, l->mac) < 0)
 		return;
 	c->tab.slot_fwd[slot]++;
+	c->tab.slot_bytes[slot] += rf->len;
 	c->ctr.forwarded++;
 	c->ctr.tx_bytes += rf->len;
 }
@@ -221,15 +246,15 @@ static void fwd_send(struct fwd_ctx *c, const struct ring_frame *rf, uint16_t sl
 static const struct lbd_service *fwd_frag_service(struct fwd_ctx *c, const struct pkt *p, uint64_t now)
 {
 	struct lbd *l = c->l;
-	struct frag_key k = { .saddr = p->saddr, .daddr = p->daddr, .id = p->ip_id, .proto = p->proto };
+	struct frag_key k = { .saddr = p->src, .daddr = p->dst, .id = p->frag_id, .proto = p->proto };
 	const struct lbd_service *s;
 	uint16_t i;
 
 	c->ctr.fragments++;
 	if (!p->later_frag) {
-		s = p->have_ports ? dp_lookup_service(l, p->daddr, p->proto, p->dport) : NULL;
+		s = p->have_ports ? dp_lookup_service(l, &p->dst, p->proto, p->dport) : NULL;
 		if (!s && !p->have_ports)
-			s = dp_only_service(l, p->daddr, p->proto);
+			s = dp_only_service(l, &p->dst, p->proto);
 		if (s)
 			frag_remember(&c->frags, &k, (uint16_t)(s - l->services), now);
 		return s;
@@ -237,19 +262,27 @@ static const struct lbd_service *fwd_frag_service(struct fwd_ctx *c, const struc
 	i = frag_recall(&c->frags, &k, now);
 	if (i != FRAG_NONE && i < l->n_services)
 		return &l->services[i];
-	s = dp_only_service(l, p->daddr, p->proto);
+	s = dp_only_service(l, &p->dst, p->proto);
 	if (!s)
 		c->ctr.frag_unmatched++;
 	return s;
 }
 
-static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
+/* ICMP (IPv4) or ICMPv6: echo requests and the errors that quote a flow. */
+static int fwd_is_echo(const struct pkt *p)
+{
+	return p->kind == PKT_IPV6 ? p->icmp_type == 128 : p->icmp_type == 8;
+}
+
+/* An IPv4 or IPv6 frame that is no Neighbour Discovery. */
+static void fwd_ip(struct fwd_ctx *c, const struct ring_frame *rf, const struct pkt *p, uint64_t now)
 {
 	struct lbd *l = c->l;
 	const struct lbd_service *s;
 	uint16_t slot;
+	uint8_t icmp = p->kind == PKT_IPV6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
 
-	if (!dp_is_vip(l, p->daddr)) {
+	if (!dp_is_vip(l, &p->dst)) {
 		c->ctr.drop_other++;
 		return;
 	}
@@ -263,8 +296,8 @@ static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struc
 		c->ctr.drop_standby++;
 		return;
 	}
-	if (p->proto == IPPROTO_ICMP && !p->frag) {
-		if (p->icmp_type == 8) {
+	if (p->proto == icmp && !p->frag) {
+		if (fwd_is_echo(p)) {
 			fwd_echo_reply(c, rf->data, p);
 			return;
 		}
@@ -284,13 +317,13 @@ static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struc
 			return;
 		}
 		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
-		slot = fwd_pick(l, s, flow_hash_addrs(p->saddr, p->daddr, p->proto));
+		slot = fwd_pick(l, s, flow_hash_addrs(&p->src, &p->dst, p->proto));
 	} else {
 		if (!p->have_ports) {
 			c->ctr.drop_no_service++;
 			return;
 		}
-		s = dp_lookup_service(l, p->daddr, p->proto, p->dport);
+		s = dp_lookup_service(l, &p->dst, p->proto, p->dport);
 		if (!s) {
 			c->ctr.drop_no_service++;
 			return;
@@ -305,7 +338,7 @@ static void fwd_ipv4(struct fwd_ctx *c, const struct ring_frame *rf, const struc
 }
 
 /* Hands an ARP observation to the main thread (arp_events_cb). */
-static void fwd_arp_event(struct fwd_ctx *c, uint32_t addr, const uint8_t *mac, int claims_vip)
+static void fwd_arp_event(struct fwd_ctx *c, const struct ipaddr *addr, const uint8_t *mac, int claims_vip)
 {
 	struct lbd_arp_event *e;
 	uint32_t i = spsc_push_slot(&c->arpq.q);
@@ -313,7 +346,7 @@ static void fwd_arp_event(struct fwd_ctx *c, uint32_t addr, const uint8_t *mac, 
 	if (i == SPSC_FULL)
 		return;     /* the main thread is behind; ARP repeats, nothing is lost for long */
 	e = &c->arpq.ev[i];
-	e->addr = addr;
+	e->addr = *addr;
 	memcpy(e->mac, mac, 6);
 	e->claims_vip = (uint8_t)claims_vip;
 	spsc_push(&c->arpq.q);
@@ -326,16 +359,17 @@ static void fwd_arp(struct fwd_ctx *c, const struct pkt *p)
 {
 	struct lbd *l = c->l;
 	struct virtio_net_hdr *vh;
+	struct ipaddr spa = ipaddr_from_v4(p->arp_spa), tpa = ipaddr_from_v4(p->arp_tpa);
 	uint8_t *d;
 
 	if (memcmp(p->arp_sha, l->mac, 6) == 0)
 		return;
-	if (p->arp_spa && dp_is_backend(l, p->arp_spa))
-		fwd_arp_event(c, p->arp_spa, p->arp_sha, 0);
+	if (p->arp_spa && dp_is_backend(l, &spa))
+		fwd_arp_event(c, &spa, p->arp_sha, 0);
 	/* A reply from a VIP, or a gratuitous request (sender = target = VIP): someone claims it. */
-	if (dp_is_vip(l, p->arp_spa) && (p->arp_op == 2 || p->arp_spa == p->arp_tpa))
-		fwd_arp_event(c, p->arp_spa, p->arp_sha, 1);
-	if (p->arp_op == 1 && dp_is_vip(l, p->arp_tpa) && p->arp_spa != p->arp_tpa) {
+	if (dp_is_vip(l, &spa) && (p->arp_op == 2 || p->arp_spa == p->arp_tpa))
+		fwd_arp_event(c, &spa, p->arp_sha, 1);
+	if (p->arp_op == 1 && dp_is_vip(l, &tpa) && p->arp_spa != p->arp_tpa) {
 		if (!l->owner) {
 			c->ctr.drop_standby++;
 			return;
@@ -348,6 +382,49 @@ static void fwd_arp(struct fwd_ctx *c, const struct pkt *p)
 		ring_tx_commit(c->ring, PKT_ARP_LEN);
 		c->ctr.arp_replies++;
 	}
+}
+
+/* Neighbour Discovery (RFC 4861), the IPv6 counterpart of fwd_arp: answers solicitations for the VIPs
+ * while the owner (solicited, override), and passes what advertisements and solicitations say about
+ * backends and VIPs to the main thread. Only messages that passed pkt.c's validation get here. */
+static void fwd_ndp(struct fwd_ctx *c, const uint8_t *frame, const struct pkt *p)
+{
+	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	struct lbd *l = c->l;
+	struct virtio_net_hdr *vh;
+	const uint8_t *mac = p->nd_lladdr ? p->nd_lladdr : frame + 6;
+	uint8_t *d;
+
+	if (memcmp(frame + 6, l->mac, 6) == 0)
+		return;
+	if (p->icmp_type == 136) {
+		if (dp_is_backend(l, &p->nd_target) && p->nd_lladdr)
+			fwd_arp_event(c, &p->nd_target, p->nd_lladdr, 0);
+		else if (dp_is_vip(l, &p->nd_target))
+			fwd_arp_event(c, &p->nd_target, mac, 1);
+		return;
+	}
+	/* A solicitation: its sender, if a backend, says where it is. */
+	if (p->nd_lladdr && !ipaddr_is_none(&p->src) && dp_is_backend(l, &p->src))
+		fwd_arp_event(c, &p->src, p->nd_lladdr, 0);
+	if (!dp_is_vip(l, &p->nd_target))
+		return;
+	if (!l->owner) {
+		c->ctr.drop_standby++;
+		return;
+	}
+	d = ring_tx_reserve(c->ring, PKT_NA_LEN, &vh);
+	if (!d)
+		return;
+	memset(vh, 0, sizeof(*vh));
+	if (ipaddr_is_none(&p->src)) {          /* duplicate address detection: answer all nodes */
+		struct ipaddr all = { .b = { 0xff, 0x02, [15] = 1 } };
+		pkt_na_build(d, l->mac, all_nodes_mac, &p->nd_target, &all, &p->nd_target, 0x20);
+	} else {
+		pkt_na_build(d, l->mac, mac, &p->nd_target, &p->src, &p->nd_target, 0x60);
+	}
+	ring_tx_commit(c->ring, PKT_NA_LEN);
+	c->ctr.nd_adverts_sent++;
 }
 
 static void fwd_frame(struct fwd_ctx *c, const struct ring_frame *rf, uint64_t now)
@@ -366,13 +443,26 @@ static void fwd_frame(struct fwd_ctx *c, const struct ring_frame *rf, uint64_t n
 	}
 	e = pkt_parse(rf->data, rf->len, &p);
 	if (e != PKT_OK) {
-		c->ctr.drop_malformed++;
+		if (e == PKT_BAD_EXT)
+			c->ctr.drop_ipv6_ext++;
+		else
+			c->ctr.drop_malformed++;
 		log_rl(LOG_LVL_DEBUG, "malformed frame (%u bytes): %s", rf->len, pkt_err_str(e));
 		return;
 	}
 	switch (p.kind) {
 	case PKT_IPV4:
-		fwd_ipv4(c, rf, &p, now);
+		fwd_ip(c, rf, &p, now);
+		break;
+	case PKT_IPV6:
+		if (p.proto == IPPROTO_ICMPV6 && (p.icmp_type == 135 || p.icmp_type == 136)) {
+			if (p.nd_valid)
+				fwd_ndp(c, rf->data, &p);
+			else
+				c->ctr.drop_malformed++;
+			break;
+		}
+		fwd_ip(c, rf, &p, now);
 		break;
 	case PKT_ARP:
 		fwd_arp(c, &p);

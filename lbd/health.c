@@ -1,12 +1,13 @@
 /* Backend health checks of lbd. Every checked backend slot has a repeating timer; each round takes a
  * probe from a fixed pool, connects without blocking to the backend's real address and the service
- * port, and for `check = http` sends a GET and reads the status line. The result feeds a rise/fall
- * counter; when the verdict flips, the slot's `healthy` flag changes and the service's table is rebuilt.
+ * port over the backend's own family (an AF_INET6 socket for an IPv6 backend), and for `check = http`
+ * sends a GET and reads the status line. The result feeds a rise/fall counter; when the verdict flips,
+ * the slot's `healthy` flag changes and the service's table is rebuilt.
  *
  * Where the check goes: DSR backends accept the VIP on a loopback or dummy interface and often bind
  * their service to the VIP or to 0.0.0.0. The check connects to the backend's own address, not the VIP
  * (the balancer's kernel does not own the VIP), so the service port must also be reachable on the
- * backend's real address: bind to 0.0.0.0, or to both the VIP and the real address.
+ * backend's real address: bind to 0.0.0.0 (IPv6: [::]), or to both the VIP and the real address.
  *
  * Probe state machine, one per check in flight:
  *
@@ -35,6 +36,7 @@
 
 #include "clock.h"
 #include "health.h"
+#include "ipaddr.h"
 #include "lbd.h"
 #include "log.h"
 
@@ -61,7 +63,7 @@ struct health_slot {
 	ev_timer timer;
 	uint8_t checked;
 	/* Who this slot was at the last reload: a slot freed and given to another backend starts afresh. */
-	uint32_t addr;
+	struct ipaddr addr;
 	char service[CFG_NAME_MAX];
 	uint32_t interval_ms;
 	int probe;                      /* index in probes[], -1 when no check is in flight */
@@ -166,6 +168,23 @@ static int health_visible(const char *s)
 	return 1;
 }
 
+int health_http_host(char *out, size_t cap, const struct ipaddr *addr, uint16_t port)
+{
+	char a[IPADDR_STRLEN];
+	int n;
+
+	ipaddr_str(addr, a);
+	/* RFC 9110 section 7.2: the port goes into Host unless it is the default one; RFC 3986 section 3.2.2:
+	 * an IPv6 literal goes in brackets, with or without a port. */
+	if (ipaddr_is_v4(addr))
+		n = port == 80 ? snprintf(out, cap, "%s", a) : snprintf(out, cap, "%s:%u", a, port);
+	else
+		n = port == 80 ? snprintf(out, cap, "[%s]", a) : snprintf(out, cap, "[%s]:%u", a, port);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	return n;
+}
+
 int health_http_request(char *out, size_t cap, const char *path, const char *host)
 {
 	int n;
@@ -210,25 +229,18 @@ uint64_t health_waited(const struct health_ctx *h)
 
 /* ---- verdicts ---- */
 
-static const char *health_addr_str(uint32_t addr, char *buf, size_t len)
-{
-	struct in_addr a = { .s_addr = addr };
-
-	return inet_ntop(AF_INET, &a, buf, (socklen_t)len) ? buf : "?";
-}
-
 static void health_set_healthy(struct health_ctx *h, uint16_t slot, int up, const char *why)
 {
 	struct lbd *l = h->l;
 	struct lbd_backend *b = &l->slots[slot];
-	char a[INET_ADDRSTRLEN];
+	char a[IPADDR_STRLEN];
 
 	dp_write_lock(l);
 	b->healthy = up ? 1 : 0;
 	dp_rebuild_service(l, &l->services[b->service]);
 	dp_write_unlock(l);
 	h->slots[slot].stats.last_change_ms = clock_ms();
-	log_info("backend %s of %s is %s (%s)", health_addr_str(b->addr, a, sizeof(a)),
+	log_info("backend %s of %s is %s (%s)", ipaddr_str(&b->addr, a),
 		 l->services[b->service].name, up ? "up" : "down", why);
 }
 
@@ -405,11 +417,11 @@ static void health_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 /* Skips a round without a verdict: the reason is this host's, not the backend's. */
 static void health_skip(struct health_ctx *h, uint16_t slot, const char *what, int err)
 {
-	char a[INET_ADDRSTRLEN];
+	char a[IPADDR_STRLEN];
 
 	h->slots[slot].stats.skipped++;
 	log_rl(LOG_LVL_WARN, "%s: check of backend %s skipped: %s%s%s", __func__,
-	       health_addr_str(h->l->slots[slot].addr, a, sizeof(a)), what, err ? ": " : "", err ? strerror(err) : "");
+	       ipaddr_str(&h->l->slots[slot].addr, a), what, err ? ": " : "", err ? strerror(err) : "");
 }
 
 static void health_probe_start(struct health_ctx *h, uint16_t slot)
@@ -418,7 +430,8 @@ static void health_probe_start(struct health_ctx *h, uint16_t slot)
 	const struct lbd_backend *b = &l->slots[slot];
 	const struct lbd_service *s = &l->services[b->service];
 	const struct cfg_service *cs = &l->cfg->services[b->service];
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = s->port, .sin_addr.s_addr = b->addr };
+	struct sockaddr_storage ss;
+	socklen_t sslen = ipaddr_sockaddr(&b->addr, ntohs(s->port), &ss);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	struct health_probe *p;
 	int idx, fd;
@@ -430,27 +443,23 @@ static void health_probe_start(struct health_ctx *h, uint16_t slot)
 	p->want_status = cs->check_status;
 	p->tx_len = p->tx_off = p->rx_len = 0;
 	if (p->http) {
-		char addr[INET_ADDRSTRLEN], host[INET_ADDRSTRLEN + 8];
+		char host[IPADDR_PORT_STRLEN];
 		const char *hp = cs->check_host;
-		int n;
+		int n = 0;
 
 		if (!hp[0]) {
-			/* RFC 9110 section 7.2: the port goes into Host unless it is the default one. */
-			health_addr_str(b->addr, addr, sizeof(addr));
-			if (cs->port == 80)
-				snprintf(host, sizeof(host), "%s", addr);
-			else
-				snprintf(host, sizeof(host), "%s:%u", addr, cs->port);
+			n = health_http_host(host, sizeof(host), &b->addr, cs->port);
 			hp = host;
 		}
-		n = health_http_request(p->tx, sizeof(p->tx), cs->check_path, hp);
+		if (n >= 0)
+			n = health_http_request(p->tx, sizeof(p->tx), cs->check_path, hp);
 		if (n < 0) {
 			health_skip(h, slot, "the check request does not fit", 0);
 			return;
 		}
 		p->tx_len = (size_t)n;
 	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		health_skip(h, slot, "socket", errno);
 		return;
@@ -463,7 +472,7 @@ static void health_probe_start(struct health_ctx *h, uint16_t slot)
 	h->slots[slot].probe = idx;
 	ev_timer_set(&p->timeout, cs->check_timeout_ms / 1000.0, 0.);
 	ev_timer_start(l->loop, &p->timeout);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+	if (connect(fd, (struct sockaddr *)&ss, sslen) == 0) {
 		health_probe_step(h, p);
 		return;
 	}
@@ -543,7 +552,7 @@ static void health_slot_stop(struct health_ctx *h, uint16_t slot)
 		health_probe_release(h, &h->probes[hs->probe]);
 	ev_timer_stop(h->l->loop, &hs->timer);
 	hs->checked = 0;
-	hs->addr = 0;
+	memset(&hs->addr, 0, sizeof(hs->addr));
 	hs->service[0] = 0;
 	memset(&hs->stats, 0, sizeof(hs->stats));
 }
@@ -581,13 +590,13 @@ void health_reload(struct health_ctx *h)
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
 		struct health_slot *hs = &h->slots[i];
 		struct lbd_backend *b = &l->slots[i];
-		int same = hs->checked && b->addr && b->addr == hs->addr &&
+		int same = hs->checked && !ipaddr_is_none(&b->addr) && ipaddr_eq(&b->addr, &hs->addr) &&
 			   strcmp(l->services[b->service].name, hs->service) == 0;
 
 		if (hs->checked && (!want[i] || !same))
 			health_slot_stop(h, i);
 		/* A backend that is no longer checked is up: check = none means always up. */
-		if (!want[i] && b->addr && !b->healthy)
+		if (!want[i] && !ipaddr_is_none(&b->addr) && !b->healthy)
 			health_set_healthy(h, (uint16_t)i, 1, "health check disabled");
 		if (!want[i])
 			continue;

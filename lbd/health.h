@@ -1,6 +1,6 @@
-/* Backend health checks of lbd: a TCP connect or an HTTP GET to each backend's real address and the
- * service port, every check_interval, feeding a rise/fall counter that sets the backend's `healthy`
- * flag and rebuilds its service's Maglev table when the verdict changes. */
+/* Backend health checks of lbd: a TCP connect or an HTTP GET to each backend's real address (IPv4 or
+ * IPv6) and the service port, every check_interval, feeding a rise/fall counter that sets the backend's
+ * `healthy` flag and rebuilds its service's Maglev table when the verdict changes. */
 #ifndef DSR_HEALTH_H
 #define DSR_HEALTH_H
 
@@ -9,6 +9,7 @@
 
 struct lbd;
 struct health_ctx;
+struct ipaddr;
 
 #define HEALTH_MAX_INFLIGHT 64          /* checks in progress at once; more wait in a FIFO queue */
 #define HEALTH_RESULT_MAX 64
@@ -52,6 +53,9 @@ int health_update(struct health_state *s, int ok, unsigned rise, unsigned fall);
  * the code (space, CR or LF) have arrived; HEALTH_HTTP_MORE before that, HEALTH_HTTP_BAD for
  * anything else (lowercase "http", other versions, codes outside 100..599 or not 3 digits). */
 int health_http_status(const char *buf, size_t len);
+/* The Host header's value when check_host is not set: the backend's address, IPv6 in brackets
+ * ("[2001:db8::1]"), and ":port" unless port is 80. Its length, or -1 if it does not fit in cap. */
+int health_http_host(char *out, size_t cap, const struct ipaddr *addr, uint16_t port);
 /* Writes the check request into out; returns its length, or -1 if it does not fit in cap. */
 int health_http_request(char *out, size_t cap, const char *path, const char *host);
 /* The delay of a slot's first check, in [0, interval_ms): consecutive slots are spread evenly over

@@ -1,13 +1,14 @@
 /* The privileged helper: the stack-side drop rule for VIP frames, through libnftables (the library
  * behind `nft`), and in mode = ecmp the VIP routes that announce this node to the local routing daemon,
  * through rtnetlink (libmnl). Packet sockets receive frames before the netdev ingress hook, so lbd still
- * sees every frame it drops here.
+ * sees every frame it drops here. Both do IPv4 and IPv6: the rule drops frames to our MAC whose IPv4 or
+ * IPv6 destination is a VIP (`ip daddr { ... }`, `ip6 daddr { ... }`), and a route is VIP/32 or VIP/128.
  *
  * Changing nftables or routes needs CAP_NET_ADMIN, which lets a process reconfigure the whole host's
  * network. lbd itself gives it up: a helper process forked at start-up, before any packet socket exists,
  * keeps it alone and does a few things, on a socketpair: replace this one table for a list of VIPs (or
- * remove it), and add or delete one route `VIP/32 dev announce_device table announce_table proto
- * KDROP_RTPROT`. It reads nothing from the network; each request is a fixed-size record it checks in full,
+ * remove it), and add or delete one route `VIP/32 (or /128) dev announce_device table announce_table
+ * proto KDROP_RTPROT`. It reads nothing from the network; each request is a fixed-size record it checks in full,
  * and the interface, its MAC, the routing table and the device are its own (fixed at start-up and read
  * from the kernel), not lbd's word. A route is added only for a VIP of the config file (read by the
  * helper itself), since the routing daemon exports it to the routers. So a bug in lbd's packet path that
@@ -32,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipaddr.h"
 #include "kdrop.h"
 #include "log.h"
 #include "privs.h"
@@ -46,7 +48,7 @@ struct kdrop_req {
 	uint32_t seq;
 	uint32_t op;
 	uint32_t n;
-	uint32_t vips[KDROP_MAX_VIPS];   /* network order */
+	struct ipaddr vips[KDROP_MAX_VIPS];
 };
 
 struct kdrop_resp {
@@ -67,7 +69,7 @@ struct kdrop_helper {
 	int ecmp;                       /* routes may be announced at all */
 	uint32_t table;
 	char device[IFNAMSIZ];
-	uint32_t vips[KDROP_MAX_VIPS];  /* the config's VIPs, as last read by the helper */
+	struct ipaddr vips[KDROP_MAX_VIPS];     /* the config's VIPs, as last read by the helper */
 	size_t n_vips;
 };
 
@@ -109,34 +111,33 @@ static int kdrop_helper_mac(const char *ifname, uint8_t mac[6])
 	return 0;
 }
 
-/* A VIP is a host address (config.c's rule): not 0/8, not multicast, reserved or broadcast. */
+/* A VIP is a host address of either family (config.c's rule, ipaddr_unusable): not unspecified,
+ * loopback, multicast, link-local, reserved or broadcast. */
 static int kdrop_req_valid(const struct kdrop_req *q, ssize_t len)
 {
 	if (len < (ssize_t)offsetof(struct kdrop_req, vips) || q->op < KDROP_OP_INSTALL || q->op > KDROP_OP_WITHDRAW)
 		return 0;
-	if (q->n > KDROP_MAX_VIPS || (size_t)len != offsetof(struct kdrop_req, vips) + q->n * sizeof(uint32_t))
+	if (q->n > KDROP_MAX_VIPS || (size_t)len != offsetof(struct kdrop_req, vips) + q->n * sizeof(q->vips[0]))
 		return 0;
 	if ((q->op == KDROP_OP_ANNOUNCE || q->op == KDROP_OP_WITHDRAW) && q->n != 1)
 		return 0;
-	for (uint32_t i = 0; i < q->n; i++) {
-		uint32_t h = ntohl(q->vips[i]);
-		if ((h >> 24) == 0 || (h >> 29) == 7)
+	for (uint32_t i = 0; i < q->n; i++)
+		if (ipaddr_unusable(&q->vips[i]))
 			return 0;
-	}
 	return 1;
 }
 
-static int kdrop_helper_has_vip(const struct kdrop_helper *h, uint32_t vip)
+static int kdrop_helper_has_vip(const struct kdrop_helper *h, const struct ipaddr *vip)
 {
 	for (size_t i = 0; i < h->n_vips; i++)
-		if (h->vips[i] == vip)
+		if (ipaddr_eq(&h->vips[i], vip))
 			return 1;
 	return 0;
 }
 
 /* Only a VIP of the config may be announced: the helper reads the file again (as the daemons' user,
  * like lbd's reload) when a VIP it does not know is asked for, so a reload that adds one still works. */
-static int kdrop_helper_vip_allowed(struct kdrop_helper *h, uint32_t vip)
+static int kdrop_helper_vip_allowed(struct kdrop_helper *h, const struct ipaddr *vip)
 {
 	char err[512];
 	struct cfg *cfg;
@@ -153,9 +154,13 @@ static int kdrop_helper_vip_allowed(struct kdrop_helper *h, uint32_t vip)
 	return kdrop_helper_has_vip(h, vip);
 }
 
-/* One rtnetlink request (RTM_NEWROUTE or RTM_DELROUTE) for VIP/32 dev device table table, and its ack. */
-static int kdrop_helper_route(const struct kdrop_helper *h, uint16_t type, uint32_t vip)
+/* One rtnetlink request (RTM_NEWROUTE or RTM_DELROUTE) for VIP/32 or VIP/128 dev device table table, and
+ * its ack. An IPv6 route through the device needs IPv6 on it (not disable_ipv6): the kernel refuses it
+ * otherwise, and the error is logged here. */
+static int kdrop_helper_route(const struct kdrop_helper *h, uint16_t type, const struct ipaddr *vip)
 {
+	char addr[IPADDR_STRLEN];
+	int v4 = ipaddr_is_v4(vip);
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
@@ -176,13 +181,16 @@ static int kdrop_helper_route(const struct kdrop_helper *h, uint16_t type, uint3
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0);
 	nlh->nlmsg_seq = seq;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
-	rtm->rtm_dst_len = 32;
+	rtm->rtm_family = v4 ? AF_INET : AF_INET6;
+	rtm->rtm_dst_len = v4 ? 32 : 128;
 	rtm->rtm_table = h->table < 256 ? (uint8_t)h->table : RT_TABLE_UNSPEC;
 	rtm->rtm_protocol = KDROP_RTPROT;
-	rtm->rtm_scope = RT_SCOPE_LINK;
+	rtm->rtm_scope = v4 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;        /* what `ip route` gives each */
 	rtm->rtm_type = RTN_UNICAST;
-	mnl_attr_put_u32(nlh, RTA_DST, vip);
+	if (v4)
+		mnl_attr_put_u32(nlh, RTA_DST, ipaddr_v4(vip));
+	else
+		mnl_attr_put(nlh, RTA_DST, sizeof(vip->b), vip->b);
 	mnl_attr_put_u32(nlh, RTA_TABLE, h->table);
 	mnl_attr_put_u32(nlh, RTA_OIF, ifindex);
 	nl = mnl_socket_open(NETLINK_ROUTE);
@@ -202,18 +210,35 @@ static int kdrop_helper_route(const struct kdrop_helper *h, uint16_t type, uint3
 	if (rc < 0 && type == RTM_DELROUTE && (e == ESRCH || e == ENODEV))
 		rc = 0;         /* not there: withdrawn already */
 	else if (rc < 0)
-		log_err("kdrop helper: %s route %s/32 dev %s table %u: %s", type == RTM_NEWROUTE ? "adding" : "deleting",
-			inet_ntoa((struct in_addr){ .s_addr = vip }), h->device, h->table, strerror(e));
+		log_err("kdrop helper: %s route %s/%d dev %s table %u: %s", type == RTM_NEWROUTE ? "adding" : "deleting",
+			ipaddr_str(vip, addr), v4 ? 32 : 128, h->device, h->table, strerror(e));
 out:
 	if (nl)
 		mnl_socket_close(nl);
 	return rc;
 }
 
+/* The VIPs of one family as an nftables set's elements ("a, b, c") into out; how many. */
+static size_t kdrop_helper_set(const struct kdrop_req *q, int v4, char *out, size_t len)
+{
+	size_t off = 0, n = 0;
+
+	out[0] = 0;
+	for (uint32_t i = 0; i < q->n; i++) {
+		char a[IPADDR_STRLEN];
+		if (ipaddr_is_v4(&q->vips[i]) != v4)
+			continue;
+		off += (size_t)snprintf(out + off, len - off, "%s%s", n++ ? ", " : "", ipaddr_str(&q->vips[i], a));
+	}
+	return n;
+}
+
 static int kdrop_helper_apply(struct kdrop_helper *h, const struct kdrop_req *q)
 {
-	char cmd[8192], set[KDROP_MAX_VIPS * 18] = "";
+	char set4[KDROP_MAX_VIPS * (INET_ADDRSTRLEN + 2)], set6[KDROP_MAX_VIPS * (IPADDR_STRLEN + 2)];
+	char mac_s[18], rules[sizeof(set4) + sizeof(set6) + 256], cmd[sizeof(rules) + 512];
 	const char *ifname = h->ifname;
+	char addr[IPADDR_STRLEN];
 	uint8_t mac[6];
 	size_t off = 0;
 
@@ -223,23 +248,27 @@ static int kdrop_helper_apply(struct kdrop_helper *h, const struct kdrop_req *q)
 			return -1;
 		}
 		if (q->op == KDROP_OP_WITHDRAW)
-			return kdrop_helper_route(h, RTM_DELROUTE, q->vips[0]);
-		if (!kdrop_helper_vip_allowed(h, q->vips[0])) {
-			log_err("kdrop helper: refused to announce %s: no VIP of %s",
-				inet_ntoa((struct in_addr){ .s_addr = q->vips[0] }), h->cfg_path);
+			return kdrop_helper_route(h, RTM_DELROUTE, &q->vips[0]);
+		if (!kdrop_helper_vip_allowed(h, &q->vips[0])) {
+			log_err("kdrop helper: refused to announce %s: no VIP of %s", ipaddr_str(&q->vips[0], addr),
+				h->cfg_path);
 			return -1;
 		}
-		return kdrop_helper_route(h, RTM_NEWROUTE, q->vips[0]);
+		return kdrop_helper_route(h, RTM_NEWROUTE, &q->vips[0]);
 	}
 	if (q->op == KDROP_OP_REMOVE || q->n == 0)
 		return kdrop_run("add table netdev " KDROP_TABLE "\ndelete table netdev " KDROP_TABLE "\n");
 	if (kdrop_helper_mac(ifname, mac) < 0)
 		return -1;
-	for (uint32_t i = 0; i < q->n; i++) {
-		char a[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &q->vips[i], a, sizeof(a));
-		off += (size_t)snprintf(set + off, sizeof(set) - off, "%s%s", i ? ", " : "", a);
-	}
+	snprintf(mac_s, sizeof(mac_s), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	/* One rule per family that has VIPs: nftables refuses an empty set. */
+	rules[0] = 0;
+	if (kdrop_helper_set(q, 1, set4, sizeof(set4)))
+		off += (size_t)snprintf(rules + off, sizeof(rules) - off,
+					"    ether daddr %s ip daddr { %s } counter drop\n", mac_s, set4);
+	if (kdrop_helper_set(q, 0, set6, sizeof(set6)))
+		snprintf(rules + off, sizeof(rules) - off, "    ether daddr %s ip6 daddr { %s } counter drop\n", mac_s,
+			 set6);
 	/* One transaction: make sure the table exists, delete it, create it anew. */
 	snprintf(cmd, sizeof(cmd),
 		 "add table netdev " KDROP_TABLE "\n"
@@ -247,10 +276,10 @@ static int kdrop_helper_apply(struct kdrop_helper *h, const struct kdrop_req *q)
 		 "table netdev " KDROP_TABLE " {\n"
 		 "  chain vip_frames {\n"
 		 "    type filter hook ingress device \"%s\" priority -500; policy accept;\n"
-		 "    ether daddr %02x:%02x:%02x:%02x:%02x:%02x ip daddr { %s } counter drop\n"
+		 "%s"
 		 "  }\n"
 		 "}\n",
-		 ifname, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], set);
+		 ifname, rules);
 	return kdrop_run(cmd);
 }
 
@@ -336,7 +365,7 @@ struct kdrop *kdrop_create(const struct cfg *cfg, uid_t uid, gid_t gid)
 
 /* One request, one answer, bounded in time. A late answer to an earlier request is skipped by its
  * sequence number. */
-static int kdrop_call(struct kdrop *k, uint32_t op, const uint32_t *vips, size_t n)
+static int kdrop_call(struct kdrop *k, uint32_t op, const struct ipaddr *vips, size_t n)
 {
 	struct kdrop_req q;
 	struct kdrop_resp r;
@@ -356,8 +385,8 @@ static int kdrop_call(struct kdrop *k, uint32_t op, const uint32_t *vips, size_t
 	q.op = op;
 	q.n = (uint32_t)n;
 	if (n)
-		memcpy(q.vips, vips, n * sizeof(uint32_t));
-	len = offsetof(struct kdrop_req, vips) + n * sizeof(uint32_t);
+		memcpy(q.vips, vips, n * sizeof(q.vips[0]));
+	len = offsetof(struct kdrop_req, vips) + n * sizeof(q.vips[0]);
 	if (send(k->fd, &q, len, MSG_NOSIGNAL) != (ssize_t)len) {
 		log_err("%s: the nftables helper is gone: %s", __func__, strerror(errno));
 		return -1;
@@ -385,7 +414,7 @@ static int kdrop_call(struct kdrop *k, uint32_t op, const uint32_t *vips, size_t
 	}
 }
 
-int kdrop_install(struct kdrop *k, const uint32_t *vips, size_t n)
+int kdrop_install(struct kdrop *k, const struct ipaddr *vips, size_t n)
 {
 	return kdrop_call(k, KDROP_OP_INSTALL, vips, n);
 }
@@ -395,9 +424,9 @@ void kdrop_remove(struct kdrop *k)
 	kdrop_call(k, KDROP_OP_REMOVE, NULL, 0);
 }
 
-int kdrop_route(struct kdrop *k, uint32_t vip, int announce)
+int kdrop_route(struct kdrop *k, const struct ipaddr *vip, int announce)
 {
-	return kdrop_call(k, announce ? KDROP_OP_ANNOUNCE : KDROP_OP_WITHDRAW, &vip, 1);
+	return kdrop_call(k, announce ? KDROP_OP_ANNOUNCE : KDROP_OP_WITHDRAW, vip, 1);
 }
 
 void kdrop_destroy(struct kdrop *k)

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "ipaddr.h"
 
 /* The routing protocol number of the announced routes (`ip route ... proto 177`): unassigned in
  * Linux's rtnetlink.h and iproute2's rt_protos, so the routes are lbd's alone (docs/deploy-ecmp.md). */
@@ -22,12 +23,13 @@ struct kdrop;
  * and VIPs (fixed for the helper's life); it becomes uid:gid with CAP_NET_ADMIN alone. Call while
  * root, before the packet sockets are opened and before any thread starts. NULL (logged) on failure. */
 struct kdrop *kdrop_create(const struct cfg *cfg, uid_t uid, gid_t gid);
-/* Installs or replaces the rule for these VIPs (network order); -1 (logged) if nftables is not usable. */
-int kdrop_install(struct kdrop *k, const uint32_t *vips, size_t n);
+/* Installs or replaces the rule for these VIPs (either family); -1 (logged) if nftables is not usable. */
+int kdrop_install(struct kdrop *k, const struct ipaddr *vips, size_t n);
 void kdrop_remove(struct kdrop *k);
-/* mode = ecmp: adds (announce) or deletes the route VIP/32 dev announce_device table announce_table
- * proto KDROP_RTPROT; the helper announces only VIPs of the config file. 0, or -1 (logged). */
-int kdrop_route(struct kdrop *k, uint32_t vip, int announce);
+/* mode = ecmp: adds (announce) or deletes the route VIP/32 (IPv4) or VIP/128 (IPv6) dev announce_device
+ * table announce_table proto KDROP_RTPROT; the helper announces only VIPs of the config file. 0, or -1
+ * (logged). */
+int kdrop_route(struct kdrop *k, const struct ipaddr *vip, int announce);
 /* Ends the helper (the rule stays as it is); accepts NULL. */
 void kdrop_destroy(struct kdrop *k);
 

@@ -29,42 +29,47 @@
 #define LBD_MAX_SLOTS 4096          /* backend slots; flows name their backend by slot */
 #define LBD_NO_SLOT 0xffffu
 #define LBD_MAX_VIPS CFG_MAX_SERVICES
+#define LBD_FILTER_MAX 1024         /* RX filter instructions: 24 + 1 per IPv4 VIP + 9 per IPv6 VIP */
 #define LBD_FLOW_DIRTY 0x01             /* flow flag: used since its last sync refresh */
 
 /* Counters of the forwarding and control paths; lbctl shows them by these names. */
 struct lbd_counters {
 	uint64_t rx_frames, forwarded, tx_bytes;
-	uint64_t drop_standby, drop_no_service, drop_no_backend, drop_malformed, drop_not_ipv4;
-	uint64_t drop_other;             /* IPv4 to an address that is no VIP; an ICMP error of no known flow */
+	uint64_t drop_standby, drop_no_service, drop_no_backend, drop_malformed;
+	uint64_t drop_not_ipv4;          /* neither IPv4 nor IPv6 (the name is kept for the dashboards) */
+	uint64_t drop_ipv6_ext;          /* IPv6 with a malformed, misplaced or deprecated extension chain */
+	uint64_t drop_other;             /* IP to an address that is no VIP; an ICMP error of no known flow */
 	uint64_t drop_vlan;              /* VLAN-tagged frames */
-	uint64_t drop_not_for_us;        /* IPv4 to a VIP, but to another host's MAC */
+	uint64_t drop_not_for_us;        /* IP to a VIP, but to another host's MAC */
 	uint64_t arp_replies, garp_sent, icmp_echo_replies, icmp_errors_forwarded, fragments;
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
-	uint64_t backend_arp_for_vip;
-	uint64_t arp_requests_sent;      /* ARP requests for backends and VIPs (arptx_request) */
+	uint64_t nd_adverts_sent;        /* Neighbour Advertisements answering solicitations for an IPv6 VIP */
+	uint64_t unsolicited_na_sent;    /* unsolicited NAs for the IPv6 VIPs (takeover, refresh) */
+	uint64_t backend_arp_for_vip;    /* a backend answering ARP or NDP for a VIP */
+	uint64_t arp_requests_sent;      /* ARP requests and Neighbour Solicitations for backends and VIPs */
 	uint64_t arp_mac_changes;        /* a known backend's MAC replaced (arp_mac_judge) */
 	uint64_t arp_mac_refused;        /* ARP claiming another MAC for a backend whose MAC is still heard */
 	uint64_t maglev_rebuilds;        /* lookup tables built (dp_rebuild_service) */
 	uint64_t sync_dropped;           /* updates a worker could not queue */
 	uint64_t frag_unmatched;         /* later fragments dropped: first one unseen, several services fit */
-	uint64_t vip_frames;             /* IPv4 frames to a VIP and to our MAC: the routers still send */
+	uint64_t vip_frames;             /* IP frames to a VIP and to our MAC: the routers still send */
 };
 
 struct lbd_backend {
-	uint32_t addr;                  /* network order; 0 = free slot */
+	struct ipaddr addr;             /* none (::) = free slot */
 	uint16_t service;
 	uint8_t mac[6];
 	uint8_t mac_known;
 	uint8_t healthy;
 	uint8_t draining;               /* by lbctl drain; weight 0 drains by config */
-	uint8_t answers_vip_arp;        /* seen answering ARP for a VIP: not set up for DSR */
+	uint8_t answers_vip_arp;        /* seen answering ARP or NDP for a VIP: not set up for DSR */
 	uint32_t weight;
 	uint64_t mac_seen_ms;           /* the MAC last heard (main thread only) */
 };
 
 struct lbd_service {
 	char name[CFG_NAME_MAX];
-	uint32_t vip;                   /* network order */
+	struct ipaddr vip;
 	uint16_t port;                  /* network order */
 	uint8_t proto;
 	enum cfg_on_down on_down;
@@ -80,15 +85,15 @@ struct lbd_service {
 /* A record of a flow change for the peer (sync.c), queued by a worker, sent by the main thread. */
 struct lbd_sync_rec {
 	struct flow_key key;
-	uint32_t backend;       /* address, network order */
+	struct ipaddr backend;  /* slots are local, addresses are not */
 	uint8_t state;
 	uint8_t deleted;
 	uint64_t queued_ms;
 };
 
-/* What a worker saw in an ARP frame that the main thread must act on. */
+/* What a worker saw in an ARP frame or a Neighbour Advertisement that the main thread must act on. */
 struct lbd_arp_event {
-	uint32_t addr;
+	struct ipaddr addr;
 	uint8_t mac[6];
 	uint8_t claims_vip;     /* a reply claiming a VIP */
 };
@@ -102,6 +107,7 @@ struct lbd_arp_event {
 struct dp_table {
 	struct flow_table *flows;
 	uint64_t *slot_fwd;             /* [LBD_MAX_SLOTS] frames forwarded per backend slot */
+	uint64_t *slot_bytes;           /* [LBD_MAX_SLOTS] bytes of those frames (as received, Ethernet header on) */
 	int64_t *slot_flows;            /* [LBD_MAX_SLOTS] flows in this table per slot */
 };
 
@@ -158,7 +164,9 @@ struct lbd {
 	gid_t gid;
 	struct kdrop *kdrop;            /* the helper that alone may change nftables and routes */
 	struct announce *announce;      /* mode = ecmp: the VIP routes (announce.c); NULL in a pair */
-	uint32_t node_addr;             /* network order: source of our ARP requests */
+	uint32_t node_addr;             /* network order: source of our ARP requests (0: the node is IPv6) */
+	struct ipaddr node_addr6;       /* source of our Neighbour Solicitations: the node's IPv6 address, or
+					 * the interface's link-local one */
 	uint8_t mac[6];
 	int standalone;
 	uint64_t start_ms;
@@ -174,7 +182,7 @@ struct lbd {
 
 	struct lbd_service services[CFG_MAX_SERVICES];
 	size_t n_services;
-	uint32_t vips[LBD_MAX_VIPS];
+	struct ipaddr vips[LBD_MAX_VIPS];
 	size_t n_vips;
 	struct lbd_backend slots[LBD_MAX_SLOTS];
 	uint16_t next_slot;
@@ -212,12 +220,13 @@ void dp_rebuild_service(struct lbd *l, struct lbd_service *s);
 void dp_rebuild_all(struct lbd *l);
 int dp_backend_usable(const struct lbd_backend *b);
 struct lbd_service *dp_find_service(struct lbd *l, const char *name);
-struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, uint32_t addr);
-int dp_is_vip(const struct lbd *l, uint32_t addr);
-int dp_is_backend(const struct lbd *l, uint32_t addr);
-/* The service of a VIP, protocol and port (network order); any_port: the first with that VIP and protocol. */
-struct lbd_service *dp_lookup_service(struct lbd *l, uint32_t vip, uint8_t proto, uint16_t port);
-struct lbd_service *dp_only_service(struct lbd *l, uint32_t vip, uint8_t proto);
+struct lbd_backend *dp_find_backend(struct lbd *l, struct lbd_service *s, const struct ipaddr *addr);
+int dp_is_vip(const struct lbd *l, const struct ipaddr *addr);
+int dp_is_backend(const struct lbd *l, const struct ipaddr *addr);
+/* The service of a VIP, protocol and port (network order). */
+struct lbd_service *dp_lookup_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto, uint16_t port);
+/* The one service of a VIP and protocol, NULL if there are none or several. */
+struct lbd_service *dp_only_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto);
 /* A worker's table: its connection table and per-slot counts (allocated here); 0 or -1. */
 int dp_table_init(struct dp_table *t, struct flow_table *flows);
 void dp_table_fini(struct dp_table *t);
@@ -245,7 +254,7 @@ void dp_write_unlock(struct lbd *l);
  * Handles the frames of the RX ring for at most 1 ms or 8192 frames; busy_wait: a V2 ring, wait for
  * more frames while it is busy (fwd_wait). */
 void fwd_batch(struct fwd_ctx *c, int busy_wait);
-void fwd_flow_gone(void *arg, const struct flow *f);   /* flow_expire's callback; arg: the fwd_ctx */
+void fwd_flow_gone(void *arg, const struct flow *f, const struct flow_key *k);  /* flow_expire's; arg: fwd_ctx */
 /* The flow is alive and was used since its last refresh: tell the peer again. */
 void fwd_flow_refresh(struct fwd_ctx *c, const struct flow *f);
 
@@ -262,12 +271,14 @@ void arp_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents);
 enum arp_mac_verdict { ARP_MAC_SAME, ARP_MAC_FIRST, ARP_MAC_CHANGE, ARP_MAC_REFUSE };
 enum arp_mac_verdict arp_mac_judge(const struct lbd_backend *b, const uint8_t *mac, uint64_t now);
 /* Main thread: applies an ARP frame from a backend address (`now` passed in for the unit tests). */
-void arp_learn(struct lbd *l, uint32_t addr, const uint8_t *mac, uint64_t now);
+void arp_learn(struct lbd *l, const struct ipaddr *addr, const uint8_t *mac, uint64_t now);
 
 /* arptx.c: ARP frames the main thread sends on its own packet socket */
 int arptx_open(struct lbd *l);
 void arptx_close(struct lbd *l);
-int arptx_request(struct lbd *l, uint32_t target);
+/* An ARP request (IPv4 target) or a Neighbour Solicitation (IPv6 target). */
+int arptx_request(struct lbd *l, const struct ipaddr *target);
+/* Gratuitous ARP for each IPv4 VIP and an unsolicited NA for each IPv6 VIP. */
 void arptx_garp_burst(struct lbd *l);
 
 /* mode.c: active/standby, releasing the VIPs, fencing, gratuitous ARP scheduling and the graceful stop */
@@ -290,10 +301,11 @@ int ctl_open(struct lbd *l);
 void ctl_close(struct lbd *l);
 
 /* filter.c: classic BPF filter for the RX ring, and the fanout program that spreads flows over workers */
-size_t filter_build(const uint32_t *vips, size_t n, struct sock_filter *out, size_t cap);
+size_t filter_build(const struct ipaddr *vips, size_t n, struct sock_filter *out, size_t cap);
 size_t filter_fanout_build(unsigned n_workers, struct sock_filter *out, size_t cap);
-/* The same choice in C, for host-order addresses and ports of the client->VIP direction. */
-unsigned filter_fanout_index(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, unsigned n);
+/* The same choice in C, for the addresses and host-order ports of the client->VIP direction. */
+unsigned filter_fanout_index(const struct ipaddr *src, const struct ipaddr *dst, uint16_t sport, uint16_t dport,
+			     unsigned n);
 
 #include "worker.h"
 

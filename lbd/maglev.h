@@ -20,7 +20,7 @@ struct maglev;
 struct maglev *maglev_create(uint32_t size);
 void maglev_destroy(struct maglev *m);
 
-/* Rebuilds the table in place. ids[i] is backend i's stable identity (its IPv4 address, network order);
+/* Rebuilds the table in place. ids[i] is backend i's stable identity (dp.c: its IPv4 address, or a fold of its IPv6 one);
  * weights[i] is 0..65535, 0 = no entries. Entries become indices into these arrays; each backend gets
  * size * weight / (sum of weights) entries, to within one. Returns 0, or -1 with errno = EINVAL when m is NULL,
  * n > MAGLEV_MAX_BACKENDS, an array is NULL with n > 0, a weight exceeds 65535 or an id repeats.

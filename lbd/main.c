@@ -2,6 +2,7 @@
  * libev loop with its timers and signals, live reload, and shutdown. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <signal.h>
@@ -62,10 +63,10 @@ static int lbd_start(struct lbd *l)
 		.rx_timeout_ms = 1,
 		.tx_frame_nr = 256,
 	};
-	struct sock_filter prog[256];
+	struct sock_filter prog[LBD_FILTER_MAX];
 
 	rp.filter = prog;
-	rp.filter_len = filter_build(l->vips, l->n_vips, prog, 256);
+	rp.filter_len = filter_build(l->vips, l->n_vips, prog, LBD_FILTER_MAX);
 	if (worker_create_all(l, &rp) < 0)
 		return -1;
 	memcpy(l->mac, ring_mac(l->workers[0].ring), 6);
@@ -161,11 +162,32 @@ static void lbd_ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	size_t i, unresolved = 0;
 
 	for (i = 0; i < LBD_MAX_SLOTS; i++)
-		unresolved += l->slots[i].addr && !l->slots[i].mac_known;
+		unresolved += !ipaddr_is_none(&l->slots[i].addr) && !l->slots[i].mac_known;
 	if (unresolved && clock_ms() - l->start_ms < LBD_READY_WAIT_MS)
 		return;
 	ev_timer_stop(loop, t);
 	sdnotify_ready(&sdn, loop, lbd_status_text, l);
+}
+
+/* The interface's IPv6 link-local address: the source of our Neighbour Solicitations when the node's
+ * own address is IPv4 (RFC 4861 allows any of the interface's addresses). None if it has none. */
+static void lbd_link_local(const char *ifname, struct ipaddr *out)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		struct ipaddr a;
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET6 || strcmp(i->ifa_name, ifname) != 0 ||
+		    ipaddr_from_sockaddr(i->ifa_addr, &a, NULL) < 0)
+			continue;
+		if (a.b[0] == 0xfe && (a.b[1] & 0xc0) == 0x80) {
+			*out = a;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
 }
 
 int main(int argc, char **argv)
@@ -193,7 +215,12 @@ int main(int argc, char **argv)
 	if (privs_check_root("lbd") < 0)
 		return 1;
 	snprintf(l.node, sizeof(l.node), "%s", self->name);
-	l.node_addr = self->addr.s_addr;
+	if (ipaddr_is_v4(&self->addr))
+		l.node_addr = ipaddr_v4(&self->addr);
+	else
+		l.node_addr6 = self->addr;
+	if (ipaddr_is_none(&l.node_addr6))
+		lbd_link_local(cfg->interface, &l.node_addr6);
 	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", a.cfg_path);
 	snprintf(l.run_dir, sizeof(l.run_dir), "%s", a.run_dir);
 	if (!a.foreground && daemon(0, 0) < 0)

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "startup.h"
 
-#define RELOAD_FILTER_MAX 256
+#define RELOAD_FILTER_MAX LBD_FILTER_MAX
 
 /* mode, announce_table and announce_device shape what lbd set up at start (vrrpd or not, the device
  * and the helper's table): a change is refused with the file:line of the new value. */
@@ -41,7 +41,7 @@ static int reload_check_ecmp(const struct lbd *l, const struct cfg *cfg, char *e
 static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter *prog, size_t *prog_len,
 			char *err, size_t errlen)
 {
-	uint32_t vips[LBD_MAX_VIPS];
+	struct ipaddr vips[LBD_MAX_VIPS];
 	size_t n_vips = cfg_vips(cfg, vips, LBD_MAX_VIPS);
 
 	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
@@ -51,6 +51,16 @@ static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter
 	}
 	if (reload_check_ecmp(l, cfg, err, errlen) < 0 || !cfg_find_node(cfg, l->node, err, errlen))
 		return -1;
+	/* The connection table's entries were sized at start: 32 bytes for IPv4 only, 56 for both families. */
+	if (cfg_has_ipv6(cfg) && !flow_ipv6(l->workers[0].flows)) {
+		for (size_t i = 0; i < cfg->n_services; i++)
+			if (!ipaddr_is_v4(&cfg->services[i].vip)) {
+				snprintf(err, errlen, "%s:%d: the first IPv6 service needs a restart of lbd (its connection "
+					 "table was sized for IPv4 only at start)", cfg->path, cfg->services[i].line);
+				break;
+			}
+		return -1;
+	}
 	*prog_len = filter_build(vips, n_vips, prog, RELOAD_FILTER_MAX);
 	if (!*prog_len) {
 		snprintf(err, errlen, "%s: too many VIPs for the packet filter", l->cfg_path);

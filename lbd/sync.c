@@ -15,12 +15,18 @@
  * forwarding produced (an active lbd; in mode = ecmp every forwarding node is active), never what it
  * received; each new connection starts with a bulk transfer of the whole table, learnt flows included.
  *
+ * Sockets are of the node addresses' family (all nodes share one): an AF_INET or an AF_INET6 listener
+ * bound to our node address, and members told apart by struct ipaddr.
+ *
  * Memory: each peer's output buffer is sync_out_cap(N) bytes (8 MiB for a pair, a share of 16 MiB, at
- * least 1 MiB, in a mesh); when one is full, updates for that peer alone are dropped and counted. */
+ * least 1 MiB, in a mesh); when one is full, updates for that peer alone are dropped and counted. A
+ * flow takes about 31 bytes of it as IPv4, 70 as IPv6 (sync_table.c). The shared scratch holds one
+ * message: SYNC_BATCH struct sync_flow_buf (IPv6 addresses included) and the pack/seal/open buffers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,7 +48,7 @@ struct sync_ctx {
 	struct sync_peer *peers[CFG_MAX_NODES];
 	size_t n_peers;
 	uint64_t start_ms;
-	uint32_t self_addr;
+	struct ipaddr self_addr;
 	uint16_t port;
 
 	int listen_fd;
@@ -111,15 +117,25 @@ static void sync_flush(struct sync_ctx *s)
 
 		while ((ready = spsc_peek(&sq->q, &first)) > 0) {
 			Dsrlb__SyncMessage m = DSRLB__SYNC_MESSAGE__INIT;
-			uint32_t n = 0;
+			struct sync_batch batch = { 0, 0 };
+			uint32_t used = 0;
+			size_t n;
 
 			m.sent_ms = sq->rec[spsc_slot(&sq->q, first)].queued_ms;
-			while (n < ready && n < SYNC_BATCH) {
-				const struct lbd_sync_rec *r = &sq->rec[spsc_slot(&sq->q, first + n)];
-				sync_table_fill(&s->sh.msg_flows[n], &r->key, r->backend, r->state, 0, r->deleted);
-				s->sh.msg_ptrs[n] = &s->sh.msg_flows[n];
-				n++;
+			for (; used < ready; used++) {
+				const struct lbd_sync_rec *q = &sq->rec[spsc_slot(&sq->q, first + used)];
+				struct sync_flow_rec r = { .key = q->key, .backend = q->backend, .idle_ms = 0,
+							   .state = q->state, .deleted = q->deleted };
+				int added = sync_table_add(&s->sh, &batch, &r);
+
+				if (!added)
+					break;
+				if (added < 0)
+					s->sh.dropped++;        /* families mixed: a broken invariant, not sent */
 			}
+			spsc_pop(&sq->q, used);
+			if (!(n = batch.n))
+				continue;
 			m.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
 			m.flows = s->sh.msg_ptrs;
 			m.n_flows = n;
@@ -132,7 +148,6 @@ static void sync_flush(struct sync_ctx *s)
 				else
 					p->sent_flows += n;
 			}
-			spsc_pop(&sq->q, n);
 		}
 	}
 }
@@ -209,40 +224,47 @@ static void sync_state_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void sync_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sync_ctx *s = w->data;
-	struct sockaddr_in from;
+	struct sockaddr_storage from;
 	socklen_t flen = sizeof(from);
+	struct ipaddr addr;
+	char str[IPADDR_STRLEN];
 	int fd = accept4(s->listen_fd, (struct sockaddr *)&from, &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	for (size_t i = 0; i < s->n_peers; i++) {
-		if (s->peers[i]->addr == from.sin_addr.s_addr) {
-			sync_peer_accept(s->peers[i], fd);
-			return;
+	if (ipaddr_from_sockaddr((struct sockaddr *)&from, &addr, NULL) == 0) {
+		for (size_t i = 0; i < s->n_peers; i++) {
+			if (ipaddr_eq(&s->peers[i]->addr, &addr)) {
+				sync_peer_accept(s->peers[i], fd);
+				return;
+			}
 		}
+	} else {
+		memset(&addr, 0, sizeof(addr));
 	}
 	s->refused_not_peer++;
-	log_rl(LOG_LVL_WARN, "sync: connection from %s refused: not a member", inet_ntoa(from.sin_addr));
+	log_rl(LOG_LVL_WARN, "sync: connection from %s refused: not a member", ipaddr_str(&addr, str));
 	close(fd);
 }
 
 static int sync_listen(struct sync_ctx *s)
 {
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t len = ipaddr_sockaddr(&s->self_addr, s->port, &ss);
+	char str[IPADDR_STRLEN];
 	int one = 1;
 
-	s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0) {
 		log_err("%s: socket: %s", __func__, strerror(errno));
 		return -1;
 	}
 	setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = s->self_addr;
-	sin.sin_port = htons(s->port);
-	if (bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s->listen_fd, SYNC_BACKLOG) < 0) {
-		log_err("sync: listen on %s:%u: %s", inet_ntoa(sin.sin_addr), s->port, strerror(errno));
+	/* Bound to our IPv6 node address anyway; IPv4 members (never mixed with IPv6 ones) are not ours. */
+	if (ss.ss_family == AF_INET6)
+		setsockopt(s->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, SYNC_BACKLOG) < 0) {
+		log_err("sync: listen on %s port %u: %s", ipaddr_str(&s->self_addr, str), s->port, strerror(errno));
 		return -1;
 	}
 	ev_io_init(&s->listen_io, sync_accept_cb, s->listen_fd, EV_READ);
@@ -266,9 +288,9 @@ struct sync_ctx *sync_create(struct lbd *l)
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
 	s->sh.l = l;
-	s->sh.self_name = self->name;
+	snprintf(s->sh.self_name, sizeof(s->sh.self_name), "%s", self->name);
 	s->listen_fd = -1;
-	s->self_addr = self->addr.s_addr;
+	s->self_addr = self->addr;
 	s->port = l->cfg->sync_port;
 	s->start_ms = clock_ms();
 	s->sh.out_max = sync_out_cap(l->cfg->n_nodes - 1);
@@ -421,9 +443,11 @@ void sync_status(struct sync_ctx *s, Dsrlb__SyncStatus *st)
 		st->received_flows += p->recv_flows;
 		st->sent_messages += p->sent_msgs;
 		st->received_messages += p->recv_msgs;
-		st->rejected += p->rejected;
+		st->rejected += ps->rejected;
 		st->dropped += p->dropped;
-		st->unknown_backend += p->unknown_backend;
+		st->unknown_backend += ps->unknown_backend;
+		st->bad_flows += ps->bad_flows;
+		st->no_ipv6_table += ps->no_ipv6_table;
 		st->reconnects += p->reconnects;
 		st->bulk_sent += p->bulk_sent;
 		st->unauthenticated += p->unauthenticated;

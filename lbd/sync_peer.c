@@ -30,6 +30,10 @@
  *          └► the peer's address ─► pending ──first authentic message──► the session (the old one closed)
  *                                        └──deadline, a newer pending one, oversized frame, EOF──► closed, counted
  *
+ * Transport over the node addresses of either family (all nodes share one): AF_INET or AF_INET6
+ * sockets, bound to our node address; "lower" compares the addresses as 16 bytes in network order (for
+ * IPv4, as ever, the 32-bit address), so both ends agree on who connects.
+ *
  * Memory one peer costs: an input buffer of one frame (SYNC_FRAME_MAX) for the session and one for the
  * pending connection; a length prefix above the largest frame closes the connection at once. The
  * pending connection sends only HELLOs, straight to the socket; the output buffer (sh->out_max) belongs
@@ -201,10 +205,31 @@ static void sync_peer_record_lag(struct sync_peer *p, uint64_t sent_ms)
 	p->lags[p->n_lags++ % SYNC_LAGS] = p->last_lag;
 }
 
+/* Each flow decoded (refused ones counted and dropped: an authentic peer with a bug, or another version,
+ * must not bring us down) and installed. */
 static void sync_peer_apply(struct sync_peer *p, const Dsrlb__SyncMessage *m)
 {
-	for (size_t i = 0; i < m->n_flows; i++)
-		sync_table_apply(p->sh->l, m->flows[i], &p->unknown_backend);
+	for (size_t i = 0; i < m->n_flows; i++) {
+		struct sync_flow_rec r;
+		const char *why = sync_table_decode(m->flows[i], &r);
+
+		if (why) {
+			p->bad_flows++;
+			log_rl(LOG_LVL_WARN, "sync from %s: flow refused: %s", p->name, why);
+			continue;
+		}
+		switch (sync_table_apply(p->sh->l, &r)) {
+		case SYNC_APPLY_UNKNOWN_BACKEND:
+			p->unknown_backend++;
+			break;
+		case SYNC_APPLY_NO_IPV6:
+			p->no_ipv6++;
+			log_rl(LOG_LVL_WARN, "sync from %s: IPv6 flow dropped: no IPv6 service here", p->name);
+			break;
+		case SYNC_APPLY_DONE:
+			break;
+		}
+	}
 	p->recv_flows += m->n_flows;
 }
 
@@ -452,7 +477,8 @@ static void sync_peer_setup_fd(struct sync_peer *p, int fd)
 static void sync_peer_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sync_peer *p = w->data;
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t len;
 	int fd;
 
 	/* A connect still pending after SYNC_CONNECT_S: the peer was away when the SYN went out, and the
@@ -470,19 +496,17 @@ static void sync_peer_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (p->fd >= 0 || !p->initiator)
 		return;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* From our node address (the peer accepts only that), to the peer's. */
+	len = ipaddr_sockaddr(&p->self_addr, 0, &ss);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto again;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = p->self_addr;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		close(fd);
 		goto again;
 	}
-	sin.sin_addr.s_addr = p->addr;
-	sin.sin_port = htons(p->port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+	len = ipaddr_sockaddr(&p->addr, p->port, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
 		close(fd);
 		goto again;
 	}
@@ -689,11 +713,11 @@ struct sync_peer *sync_peer_create(struct sync_shared *sh, const struct cfg_node
 	p->fd = -1;
 	p->pend.fd = -1;
 	snprintf(p->name, sizeof(p->name), "%s", node->name);
-	p->self_addr = self->addr.s_addr;
-	p->addr = node->addr.s_addr;
+	p->self_addr = self->addr;
+	p->addr = node->addr;
 	p->port = port;
-	p->initiator = ntohl(p->self_addr) < ntohl(p->addr);
-	inet_ntop(AF_INET, &node->addr, p->addr_str, sizeof(p->addr_str));
+	p->initiator = memcmp(p->self_addr.b, p->addr.b, sizeof(p->addr.b)) < 0;
+	ipaddr_str(&p->addr, p->addr_str);
 	p->sess = auth_session_create(sh->keys, AUTH_KIND_SYNC, self->name, node->name);
 	p->in = malloc(SYNC_FRAME_MAX);
 	p->pend.in = malloc(SYNC_FRAME_MAX);
@@ -790,6 +814,8 @@ void sync_peer_status(const struct sync_peer *p, Dsrlb__SyncPeerStatus *ps, uint
 	ps->received_messages = p->recv_msgs;
 	ps->rejected = p->rejected;
 	ps->unknown_backend = p->unknown_backend;
+	ps->bad_flows = p->bad_flows;
+	ps->no_ipv6_table = p->no_ipv6;
 	ps->reconnects = p->reconnects;
 	ps->unauthenticated = p->unauthenticated;
 	ps->handshake_timeouts = p->handshake_timeouts;

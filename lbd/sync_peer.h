@@ -12,9 +12,17 @@
 #include "auth.h"
 #include "config.h"
 #include "flow.h"
+#include "ipaddr.h"
 #include "sync.pb-c.h"
 
-#define SYNC_BATCH        1200              /* flows per message: fits AUTH_MAX_MSG */
+#define SYNC_BATCH        1200              /* flows per message at most ... */
+/* ... and at most what fits AUTH_MAX_MSG by the largest encoding of each flow (a SyncFlow and its
+ * 2-byte tag and length in the message): every field set, every varint at its longest. 1200 IPv4 flows
+ * always fit (45.6 kB); IPv6 flows fill a message at 843. The message's own fields take at most
+ * SYNC_MSG_HEAD_MAX. tests/unit/test_sync.c checks these bounds against protobuf-c. */
+#define SYNC_FLOW_WIRE_V4 38
+#define SYNC_FLOW_WIRE_V6 77
+#define SYNC_MSG_HEAD_MAX 64
 #define SYNC_FRAME_MAX    (4 + AUTH_MAX_ENVELOPE)
 #define SYNC_OUT_PEER_MAX (8u << 20)        /* output buffer of one peer: a pair's peer gets this ... */
 #define SYNC_OUT_TOTAL    (16u << 20)       /* ... N peers share this, each at least SYNC_OUT_PEER_MIN */
@@ -25,6 +33,27 @@
 
 struct lbd;
 struct Dsrlb__SyncPeerStatus;
+
+/* One flow as a SyncFlow carries it, either family (struct ipaddr: IPv4 mapped). Ports in network order. */
+struct sync_flow_rec {
+	struct flow_key key;
+	struct ipaddr backend;          /* none (::) = no backend */
+	uint32_t idle_ms;
+	uint8_t state;
+	uint8_t deleted;
+};
+
+/* A SyncFlow of an outgoing message and the bytes its IPv6 fields point to: 48 bytes a flow beside the
+ * protobuf-c struct, so the scratch holds a whole message of either family. */
+struct sync_flow_buf {
+	Dsrlb__SyncFlow sf;
+	uint8_t saddr6[16], daddr6[16], backend6[16];
+};
+
+/* An outgoing message being filled in sh->msg_flows: how many flows, their largest encoded size. */
+struct sync_batch {
+	size_t n, bytes;
+};
 
 enum sync_bulk { BULK_NONE, BULK_REQUESTED, BULK_RECEIVING, BULK_DONE };
 
@@ -44,13 +73,13 @@ struct sync_shared {
 	struct auth_keyring *keys;
 	uint8_t *pbuf, *ebuf;           /* packed message, sealed envelope */
 	uint8_t *plain;                 /* opened payload */
-	Dsrlb__SyncFlow msg_flows[SYNC_BATCH];
+	struct sync_flow_buf msg_flows[SYNC_BATCH];
 	Dsrlb__SyncFlow *msg_ptrs[SYNC_BATCH];
 	size_t out_max;                 /* each peer's output buffer (sync_out_cap) */
 	unsigned n_established;         /* l->sync_on = n_established > 0 */
-	uint64_t dropped;               /* updates discarded with no peer established */
+	uint64_t dropped;               /* updates discarded: no peer established, or not encodable */
 	struct sync_node_state self;    /* sync.c refreshes it; NODE_STATE sends it */
-	const char *self_name;
+	char self_name[CFG_NAME_MAX];   /* a copy: a reload frees the config it came from */
 };
 
 /* A connection from the peer's address that has not yet sent an authentic message (accepting side). */
@@ -68,7 +97,7 @@ struct sync_peer {
 	struct sync_shared *sh;
 	struct auth_session *sess;
 	char name[CFG_NAME_MAX];
-	uint32_t self_addr, addr;       /* network order */
+	struct ipaddr self_addr, addr;  /* one family: all node addresses share it */
 	uint16_t port;
 	int initiator;                  /* we have the lower address: we connect */
 
@@ -99,12 +128,14 @@ struct sync_peer {
 	uint64_t sent_flows, recv_flows, sent_msgs, recv_msgs, rejected, dropped, unknown_backend, reconnects,
 		bulk_sent;
 	uint64_t unauthenticated, handshake_timeouts, oversized, refused;
+	uint64_t bad_flows;             /* flows refused by sync_table_decode (status: bad_flows) */
+	uint64_t no_ipv6;               /* IPv6 flows for our IPv4-only table (status: no_ipv6_table) */
 
 	/* its last NODE_STATE */
 	struct sync_node_state remote;
 	int remote_has_our_bulk;        /* on the current connection */
 	uint64_t remote_at_ms;          /* 0: none yet */
-	char addr_str[INET_ADDRSTRLEN];
+	char addr_str[IPADDR_STRLEN];
 };
 
 /* sync_peer.c */
@@ -126,11 +157,23 @@ void sync_peer_status(const struct sync_peer *p, struct Dsrlb__SyncPeerStatus *p
 void sync_peer_reload(struct sync_peer *p, struct auth_keyring *keys);
 
 /* sync_table.c: flows between the workers' tables and messages (main thread) */
-void sync_table_fill(Dsrlb__SyncFlow *sf, const struct flow_key *k, uint32_t backend, uint8_t state,
-		     uint32_t idle_ms, int deleted);
-/* Installs one flow a peer sent; counts a flow naming no backend of ours in *unknown_backend. */
-void sync_table_apply(struct lbd *l, const Dsrlb__SyncFlow *sf, uint64_t *unknown_backend);
-/* Up to SYNC_BATCH flows of our table from *cursor on into sh->msg_flows; sets *done at the end. */
+/* Encodes r into fb (fb->sf points into fb): an IPv4 flow in the fixed32 fields, an IPv6 one in the
+ * bytes fields. -1 if r mixes the families (a backend of the other family than the key's), which
+ * nothing may send. */
+int sync_table_fill(struct sync_flow_buf *fb, const struct sync_flow_rec *r);
+/* The largest encoding of a flow of k's family in a message (SYNC_FLOW_WIRE_V4 or _V6). */
+size_t sync_table_wire_max(const struct flow_key *k);
+/* Appends r to the message in sh->msg_flows: 1 added, 0 the message is full (SYNC_BATCH flows or
+ * AUTH_MAX_MSG bytes), -1 not encodable (skipped). */
+int sync_table_add(struct sync_shared *sh, struct sync_batch *b, const struct sync_flow_rec *r);
+/* Decodes a flow a peer sent (proto/sync.proto has the rules): NULL, or why it is refused. */
+const char *sync_table_decode(const Dsrlb__SyncFlow *sf, struct sync_flow_rec *r);
+enum sync_apply { SYNC_APPLY_DONE, SYNC_APPLY_UNKNOWN_BACKEND, SYNC_APPLY_NO_IPV6 };
+/* Installs (or deletes) one decoded flow in the table of the worker its packets reach. NO_IPV6: an IPv6
+ * flow and an IPv4-only table (flow_ipv6), not installed. A full table is counted in l->ctr. */
+enum sync_apply sync_table_apply(struct lbd *l, const struct sync_flow_rec *r);
+/* A message's worth of our table (sync_table_add) from *cursor on into sh->msg_flows; sets *done at the
+ * end. */
 size_t sync_table_chunk(struct sync_shared *sh, uint32_t *cursor, int *done);
 /* Drops what the workers queued (nobody to send it to); how many. */
 uint64_t sync_table_discard(struct lbd *l);

@@ -1,8 +1,8 @@
 /* Forwarding workers: one thread per worker, each with its own RX/TX rings in one PACKET_FANOUT group
- * and its own part of the connection table. The fanout program (filter.c) pins each flow to one worker,
- * and the main thread computes the same choice to place flows received from the peer. A worker owns its
- * thread, loop, lock and queues; it takes dp_lock for reading and its lock once per batch and calls
- * fwd.c for the batch (fwd_batch), which takes no lock. */
+ * and its own part of the connection table. The fanout program (filter.c) pins each flow of either
+ * family to one worker, and the main thread computes the same choice (worker_of) to place flows
+ * received from the peer. A worker owns its thread, loop, lock and queues; it takes dp_lock for reading
+ * and its lock once per batch and calls fwd.c for the batch (fwd_batch), which takes no lock. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "ipaddr.h"
 #include "lbd.h"
 #include "log.h"
 
@@ -65,10 +66,10 @@ static void worker_leave(struct lbd_worker *w)
 	}
 }
 
-struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
+struct lbd_worker *worker_of(struct lbd *l, const struct ipaddr *src, const struct ipaddr *dst, uint16_t sport,
+			     uint16_t dport)
 {
-	return &l->workers[filter_fanout_index(ntohl(saddr), ntohl(daddr), ntohs(sport), ntohs(dport),
-					       l->n_workers)];
+	return &l->workers[filter_fanout_index(src, dst, ntohs(sport), ntohs(dport), l->n_workers)];
 }
 
 /* Periodic work of a worker on its own table: incremental expiry, and the sync refresh of live flows
@@ -155,7 +156,7 @@ static int worker_create(struct lbd *l, struct lbd_worker *w, unsigned id, const
 	spsc_init(&w->fwd.syncq.q, LBD_SYNCQ);
 	spsc_init(&w->fwd.arpq.q, LBD_ARPQ);
 	w->fwd.syncq.rec = calloc(LBD_SYNCQ, sizeof(*w->fwd.syncq.rec));
-	w->flows = flow_create(l->cfg->flow_max / l->n_workers);
+	w->flows = flow_create(l->cfg->flow_max / l->n_workers, cfg_has_ipv6(l->cfg));
 	if (dp_table_init(&w->fwd.tab, w->flows) < 0 || !w->fwd.syncq.rec) {
 		log_err("%s: out of memory", __func__);
 		return -1;
@@ -273,13 +274,15 @@ void worker_counters(struct lbd *l, struct lbd_counters *sum)
 	}
 }
 
-uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot)
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot, uint64_t *bytes)
 {
 	uint64_t n = 0;
 
+	*bytes = 0;
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		worker_lock(&l->workers[i]);
 		n += l->workers[i].fwd.tab.slot_fwd[slot];
+		*bytes += l->workers[i].fwd.tab.slot_bytes[slot];
 		worker_unlock(&l->workers[i]);
 	}
 	return n;

@@ -21,7 +21,8 @@ void worker_stop_all(struct lbd *l);      /* joins the threads; their tables sta
 void worker_destroy_all(struct lbd *l);
 
 /* The worker that receives (and so owns) the flow of this client->VIP tuple (network order). */
-struct lbd_worker *worker_of(struct lbd *l, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
+struct lbd_worker *worker_of(struct lbd *l, const struct ipaddr *src, const struct ipaddr *dst, uint16_t sport,
+			     uint16_t dport);
 /* The main thread's access to a worker's table (after dp_lock, if it takes that): apply or read flows
  * between worker_lock and worker_unlock, through dp.c's dp_flow_* and flow.h. */
 void worker_lock(struct lbd_worker *w);
@@ -36,7 +37,7 @@ void worker_run_batch(struct lbd_worker *w);
 
 /* Sums over the workers, each read under its lock; worker_counters adds the main thread's own. */
 void worker_counters(struct lbd *l, struct lbd_counters *sum);
-uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot);
+uint64_t worker_slot_forwarded(struct lbd *l, uint16_t slot, uint64_t *bytes);
 uint64_t worker_slot_flows(struct lbd *l, uint16_t slot);
 uint64_t worker_flow_count(struct lbd *l);
 void worker_ring_stats(struct lbd *l, struct ring_stats *sum);

@@ -30,7 +30,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "lab"))
 
 from lib import client, servers  # noqa: E402
-from lib.lab import Lab, LabError, WaitTimeout, list_netns, topology, wait_for  # noqa: E402
+from lib.lab import VIP6, Lab, LabError, WaitTimeout, list_netns, topology, v6_of, wait_for  # noqa: E402
 
 STATE_FILE = os.environ.get("DSRLB_DEMO_STATE", "/tmp/dsrlb-demo.json")
 LOG_FILE = os.environ.get("DSRLB_DEMO_LOG", "/tmp/dsrlb-demo.log")
@@ -58,6 +58,8 @@ def config_text(key):
               f"backend = {BACKENDS[0]}", f"backend = {BACKENDS[1]} weight=2", f"backend = {BACKENDS[2]}", ""]
     lines += ["[service probe]", "vip = 192.0.2.100", "port = 9000", "protocol = udp", "check = none"]
     lines += [f"backend = {b}" for b in BACKENDS]
+    lines += ["", "[service probe6]", f"vip = {VIP6}", "port = 9000", "protocol = udp", "check = none"]
+    lines += [f"backend = {v6_of(b)}" for b in BACKENDS]
     return "\n".join(lines) + "\n"
 
 
@@ -151,10 +153,12 @@ class Pair:
 
 
 def build_lab(out, keep=None):
-    lab = Lab(topology(backends=3, spares=0), keep=keep).build()
+    lab = Lab(topology(backends=3, spares=0, ipv6=True), keep=keep).build()
     out.info(f"namespaces {lab.prefix}{{client,router,br,lb1,lb2,be1,be2,be3}}, built in {lab.build_seconds} s")
     out.info("client 198.51.100.10 -- router 198.51.100.1 | 192.0.2.1 -- LAN bridge 192.0.2.0/24")
     out.info("lb1 192.0.2.11, lb2 192.0.2.12; backends be1-be3 192.0.2.21-23 with the VIP 192.0.2.100/32 on lo")
+    out.info(f"IPv6 on the same LAN: 2001:db8::/64 (lb1 2001:db8::11, ...), clients 2001:db8:1::/64; "
+             f"the IPv6 VIP {VIP6}/128 on the backends' lo")
     servers.start_all(lab, lab.backends)
     out.info("backend servers up: HTTP on 80 (answers with its name), UDP echo on 9000")
     return lab
@@ -287,12 +291,15 @@ def demo():
                  f"an HTTP request loop, {HOLD_CONNS} long-lived connections (1 byte / 100 ms each), "
                  "a UDP probe every 1 ms")
         probe = client.start_udp_probe(lab, TRAFFIC_S, interval=0.001)
+        probe6 = client.start_udp_probe(lab, TRAFFIC_S, interval=0.001, dst=VIP6)
         probe.wait_event("started", timeout=10)
+        probe6.wait_event("started", timeout=10)
         t0 = time.monotonic()
         hold = client.start_hold(lab, HOLD_CONNS, TRAFFIC_S - 1, stall=3.0)
         http = HttpLoop(lab)
         http.start()
         probe.wait_event("answered", timeout=3)
+        probe6.wait_event("answered", timeout=3)
         ev = hold.wait_event("connected", timeout=5)
         out.info(f"probe answered; {ev['conns']} long-lived connections open")
         events = []
@@ -359,12 +366,15 @@ def demo():
         out.step("Collect the results", "the probe and the long-lived connections end on their own")
         http.finish()
         pr = probe.result()
+        pr6 = probe6.result()
         hr = hold.result()
 
         print("\n==== Summary " + "=" * 60)
         per = attribute(pr["outages"], events)
         print(f"UDP probe (one flow, 1 ms interval): {pr['sent']} sent, {pr['answered']} answered, "
               f"{pr['lost']} lost, answered by {len(pr['by_backend'])} backend(s)")
+        print(f"IPv6 UDP probe to {VIP6} (1 ms): {pr6['sent']} sent, {pr6['answered']} answered, "
+              f"{pr6['lost']} lost, longest outage {pr6['longest_outage_ms']:.1f} ms")
         print(f"  {'failover':24} {'new master after':>16} {'longest outage':>15} {'probes lost':>12}")
         for name, _t in events + [("steady state", 0)]:
             os_ = per[name]

@@ -34,7 +34,6 @@
  * - Adverts carrying our own address are dropped: two nodes with the same rank could never settle.
  * - Times are whole milliseconds; Skew_Time rounds down (at most 1 ms early), and Master_Down_Interval
  *   uses our priority with the master's learnt interval, as in RFC 5798 section 6.1. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,7 +74,7 @@ int vrrp_fsm_config_check(const struct vrrp_fsm_config *cfg, const char **why)
 		w = "priority must be 1..254";
 	else if (cfg->advert_ms < VRRP_ADVERT_MIN_MS || cfg->advert_ms > VRRP_ADVERT_MAX_MS)
 		w = "advert interval must be 5..40000 ms";
-	else if (cfg->addr == 0)
+	else if (ipaddr_is_none(&cfg->addr))
 		w = "node address must be set";
 	if (why)
 		*why = w;
@@ -95,12 +94,13 @@ int vrrp_fsm_init(struct vrrp_fsm *f, const struct vrrp_fsm_config *cfg)
 	return 0;
 }
 
-/* Does the peer outrank us? Priority first, then the higher address (compared as a number). */
+/* Does the peer outrank us? Priority first, then the higher address: its 16 bytes compared in network
+ * order, which for two IPv4 addresses (both IPv4-mapped, ::ffff:a.b.c.d) is their order as numbers. */
 static bool peer_wins(const struct vrrp_fsm *f, const struct vrrp_advert *a)
 {
 	if (a->priority != f->cfg.priority)
 		return a->priority > f->cfg.priority;
-	return ntohl(a->addr) > ntohl(f->cfg.addr);
+	return memcmp(a->addr.b, f->cfg.addr.b, sizeof(a->addr.b)) > 0;
 }
 
 /* RFC 5798 6.4.1 (for a non-owner) and leaving FAULT: forget the old master's interval, start the
@@ -209,7 +209,7 @@ unsigned vrrp_fsm_advert(struct vrrp_fsm *f, const struct vrrp_advert *a, uint64
 		f->cnt.rx_invalid++;
 		return 0;
 	}
-	if (a->addr == f->cfg.addr) {
+	if (ipaddr_eq(&a->addr, &f->cfg.addr)) {
 		f->cnt.rx_own_addr++;
 		return 0;
 	}
@@ -349,7 +349,7 @@ unsigned vrrp_fsm_set_config(struct vrrp_fsm *f, const struct vrrp_fsm_config *c
 		f->master_down_at = min_u64(f->master_down_at, now_ms + vrrp_fsm_master_down_ms(f));
 		break;
 	case VRRP_MASTER:
-		if (!f->stopping && (old.priority != cfg->priority || old.addr != cfg->addr ||
+		if (!f->stopping && (old.priority != cfg->priority || !ipaddr_eq(&old.addr, &cfg->addr) ||
 				     old.advert_ms != cfg->advert_ms)) {
 			/* Let the peer judge our new rank and learn the new interval now. */
 			f->advert_at = now_ms + cfg->advert_ms;

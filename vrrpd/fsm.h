@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipaddr.h"
+
 #define VRRP_PRIO_MIN       1
 #define VRRP_PRIO_MAX       254         /* 255 (address owner) does not exist in a pair */
 #define VRRP_ADVERT_MIN_MS  5           /* below RFC 5798's 10 ms: docs/ARCHITECTURE.md, Scheduling */
@@ -30,7 +32,7 @@ enum vrrp_action {
 
 struct vrrp_fsm_config {
 	uint8_t priority;               /* VRRP_PRIO_MIN..VRRP_PRIO_MAX */
-	uint32_t addr;                  /* ours, network order, non-zero; the higher one wins a priority tie */
+	struct ipaddr addr;             /* ours, IPv4 or IPv6, not none; the higher one wins a priority tie */
 	uint32_t advert_ms;             /* VRRP_ADVERT_MIN_MS..VRRP_ADVERT_MAX_MS */
 	bool preempt;                   /* take over from a live master of lower rank */
 	uint32_t preempt_delay_ms;      /* no preemption this long after startup or after a fault clears */
@@ -40,7 +42,7 @@ struct vrrp_fsm_config {
 /* An authenticated, fresh heartbeat from the peer, or one we are about to send. */
 struct vrrp_advert {
 	uint8_t priority;               /* 0 = the sender is stepping down or faulty */
-	uint32_t addr;                  /* network order */
+	struct ipaddr addr;             /* the sender's */
 	uint32_t advert_ms;
 	bool master;                    /* the sender is in MASTER */
 };

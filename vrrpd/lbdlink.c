@@ -70,8 +70,9 @@ void lbdlink_init(struct vrrpd *v, ipc_reply_cb on_reply)
 	v->lbd = ipc_client_create(v->loop, path, on_reply, v);
 	if (!v->lbd)
 		fatal("out of memory");
-	/* Its own socket for SIOCGIFFLAGS, independent of the heartbeat socket and its filter. */
-	v->ioctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* Its own socket for SIOCGIFFLAGS, independent of the heartbeat socket and its filter; of the
+	 * nodes' family, which the host is sure to have. */
+	v->ioctl_fd = socket(ipaddr_family(&v->self.addr), SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (v->ioctl_fd < 0)
 		fatal("socket: %s", strerror(errno));
 	v->lbd_last_ok_ms = clock_ms();

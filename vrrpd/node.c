@@ -2,7 +2,6 @@
  * of vrrpd's loop (heartbeats arriving, lbd's answers, the timers, signals) and applies what the state
  * machine decides (vrrpd_actions) through advert.c, lbdlink.c and notify.c, which never call back up:
  * calls go one way, main -> node -> {advert, lbdlink, notify, fsm}, and status -> node for a reload. */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +15,7 @@ void vrrpd_fsm_config(const struct vrrpd *v, struct vrrp_fsm_config *fc)
 {
 	memset(fc, 0, sizeof(*fc));
 	fc->priority = v->self.priority;
-	fc->addr = v->self.addr.s_addr;
+	fc->addr = v->self.addr;
 	fc->advert_ms = v->cfg->advert_interval_ms;
 	fc->preempt = v->cfg->preempt;
 	fc->preempt_delay_ms = v->cfg->preempt_delay_ms;
@@ -167,7 +166,7 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 	tmp = *v;
 	if (vrrpd_set_node(&tmp, cfg, err, errlen) < 0 || strcmp(tmp.node, v->node) != 0 ||
 	    (tmp.have_peer && v->have_peer && strcmp(tmp.peer.name, v->peer.name) != 0) ||
-	    cfg->heartbeat_port != v->cfg->heartbeat_port || tmp.self.addr.s_addr != v->self.addr.s_addr ||
+	    cfg->heartbeat_port != v->cfg->heartbeat_port || !ipaddr_eq(&tmp.self.addr, &v->self.addr) ||
 	    strcmp(cfg->user, v->cfg->user) != 0) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: node names, addresses, ports and user change only on restart",

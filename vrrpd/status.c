@@ -1,7 +1,6 @@
 /* vrrpd's control socket: status (this node's election state and the peer as last heard) and
  * reload. Garbage closes that client, nothing more. Status needs read rights, reload the right to
  * change state (common/ctlauth.c); a request without them is answered with the refusal and counted. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,8 @@ static int status_handle(void *arg, const struct ipc_peer *peer, const uint8_t *
 	Dsrlb__VrrpStatus st = DSRLB__VRRP_STATUS__INIT;
 	Dsrlb__PeerStatus ps = DSRLB__PEER_STATUS__INIT;
 	Dsrlb__RejectCounters rej = DSRLB__REJECT_COUNTERS__INIT;
-	char addr[INET_ADDRSTRLEN], paddr[INET_ADDRSTRLEN], err[300] = "";
-	char vipbuf[CFG_MAX_SERVICES][INET_ADDRSTRLEN];
+	char addr[IPADDR_STRLEN], paddr[IPADDR_STRLEN], err[300] = "";
+	char vipbuf[CFG_MAX_SERVICES][IPADDR_STRLEN];
 	char *vips[CFG_MAX_SERVICES], *warnings[4];
 	char warnbuf[4][160];
 	struct ipc_server_stats is;
@@ -52,7 +51,7 @@ static int status_handle(void *arg, const struct ipc_peer *peer, const uint8_t *
 		st.state = (char *)(vrrp_fsm_stopping(&v->fsm) ? "MASTER" : vrrp_state_name(s));
 		st.priority = v->self.priority;
 		st.effective_priority = vrrp_fsm_advert_priority(&v->fsm);
-		inet_ntop(AF_INET, &v->self.addr, addr, sizeof(addr));
+		ipaddr_str(&v->self.addr, addr);
 		st.address = addr;
 		st.advert_interval_ms = v->cfg->advert_interval_ms;
 		st.master_down_ms = vrrp_fsm_master_down_ms(&v->fsm);
@@ -84,7 +83,7 @@ static int status_handle(void *arg, const struct ipc_peer *peer, const uint8_t *
 		st.ctl_oversized = is.oversized;
 		if (v->have_peer) {
 			ps.name = v->peer.name;
-			inet_ntop(AF_INET, &v->peer.addr, paddr, sizeof(paddr));
+			ipaddr_str(&v->peer.addr, paddr);
 			ps.address = paddr;
 			ps.state = (char *)(!p->heard ? "UNKNOWN" : peer_fresh ? vrrp_state_name((enum vrrp_state)p->state) : "SILENT");
 			ps.priority = p->priority;
@@ -95,7 +94,7 @@ static int status_handle(void *arg, const struct ipc_peer *peer, const uint8_t *
 			ps.advert_interval_ms = p->advert_ms;
 			ps.stopping = peer_fresh && p->stopping;
 			for (size_t i = 0; i < p->n_vips; i++) {
-				inet_ntop(AF_INET, &p->vips[i], vipbuf[i], sizeof(vipbuf[i]));
+				ipaddr_str(&p->vips[i], vipbuf[i]);
 				vips[i] = vipbuf[i];
 			}
 			ps.vips = vips;

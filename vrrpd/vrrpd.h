@@ -4,6 +4,7 @@
 #define DSR_VRRPD_H
 
 #include <ev.h>
+#include <linux/filter.h>
 #include <stdint.h>
 
 #include "auth.h"
@@ -25,7 +26,7 @@ struct vrrpd_peer {
 	int digest_match;
 	int lbd_healthy;
 	uint64_t flows;
-	uint32_t vips[CFG_MAX_SERVICES];
+	struct ipaddr vips[CFG_MAX_SERVICES];   /* IPv4 ones first */
 	size_t n_vips;
 	char sync_state[32];
 	int stopping;                   /* its vrrpd or lbd is stopping */
@@ -82,6 +83,10 @@ struct vrrpd {
 int advert_open(struct vrrpd *v);
 /* Lets only datagrams from the peer's address into the heartbeat socket (again after a reload). */
 void advert_filter(struct vrrpd *v);
+/* That filter, a classic BPF program that accepts only datagrams whose IP source is peer (of either
+ * family); written into prog, ADVERT_FILTER_MAX instructions at most; returns how many. */
+#define ADVERT_FILTER_MAX 10
+size_t advert_filter_prog(const struct ipaddr *peer, struct sock_filter *prog);
 void advert_close(struct vrrpd *v);
 void advert_send(struct vrrpd *v);
 /* Takes in one queued datagram; *act is what the state machine decided (to apply). -1: none queued. */

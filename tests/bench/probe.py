@@ -2,6 +2,8 @@
 
     probe.py --host VIP --port 9000 --count 500 --interval 0.01 [--warmup 20] [--src ADDR]
 
+VIP is an IPv4 or an IPv6 address (the socket's family follows it).
+
 Sends one probe every `interval` (a sequence number in the payload) to a UDP echo service and waits for
 its answer until the next probe is due; a late or missing answer counts as lost. The round trip runs from
 just before send() to the kernel's receive timestamp of the answer (SO_TIMESTAMPNS), so the probe's own
@@ -34,7 +36,7 @@ def main(argv=None):
     if not (1 <= a.count <= 100000 and 0.001 <= a.interval <= 1 and 0 <= a.warmup <= 1000):
         ap.error("count 1..100000, interval 0.001..1 s, warmup 0..1000")
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in a.host else socket.AF_INET, socket.SOCK_DGRAM)
     if a.src:
         sock.bind((a.src, 0))
     sock.connect((a.host, a.port))

@@ -160,6 +160,151 @@ static void icmp_frag_needed(struct frame *f, uint32_t router, uint32_t client, 
 	q[23] = (uint8_t)cport;
 }
 
+/* An IPv6 packet from src to dst: the n extension headers of ext (each as its next-header value: 0
+ * hop-by-hop and 60 destination options of 8 bytes, 43 a type 2 routing header, 44 a fragment header
+ * with offm, 51 AH of 24 bytes), then l4len bytes of proto. Returns the upper-layer payload. */
+static uint8_t *ipv6(struct frame *f, const char *src, const char *dst, const uint8_t *ext, size_t n,
+		     uint16_t offm, uint8_t proto, size_t l4len)
+{
+	uint8_t *h = eth(f, mac_lbd, mac_router, 0x86dd), *e = h + 40;
+	struct ipaddr s, d;
+
+	ipaddr_parse(src, &s);
+	ipaddr_parse(dst, &d);
+	memset(h, 0, 40);
+	h[0] = 0x60;
+	h[6] = n ? ext[0] : proto;
+	h[7] = 64;
+	memcpy(h + 8, s.b, 16);
+	memcpy(h + 24, d.b, 16);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = ext[i] == 43 || ext[i] == 51 ? 24 : 8;
+
+		memset(e, 0, len);
+		e[0] = i + 1 < n ? ext[i + 1] : proto;
+		if (ext[i] == 43) {
+			e[1] = 2;
+			e[2] = 2;
+			memcpy(e + 8, d.b, 16);
+		} else if (ext[i] == 44) {
+			e[2] = (uint8_t)(offm >> 8);
+			e[3] = (uint8_t)offm;
+			e[7] = 0x2a;
+		} else if (ext[i] == 51) {
+			e[1] = 4;
+			e[7] = 0x01;    /* SPI 1 */
+		} else {
+			e[2] = 1;       /* PadN */
+			e[3] = 4;
+		}
+		e += len;
+	}
+	memset(e, 0, l4len);
+	h[4] = (uint8_t)((e - h - 40 + l4len) >> 8);
+	h[5] = (uint8_t)(e - h - 40 + l4len);
+	f->len += (size_t)(e - h) + l4len;
+	return e;
+}
+
+static void ports(uint8_t *l4, uint16_t sport, uint16_t dport)
+{
+	l4[0] = (uint8_t)(sport >> 8);
+	l4[1] = (uint8_t)sport;
+	l4[2] = (uint8_t)(dport >> 8);
+	l4[3] = (uint8_t)dport;
+}
+
+/* Sets the ICMPv6 checksum of the len-byte message m of the IPv6 frame f (no extension headers). */
+static void icmp6_csum(struct frame *f, uint8_t *m, size_t len)
+{
+	struct ipaddr s, d;
+	uint16_t c;
+
+	memcpy(s.b, f->b + 14 + 8, 16);
+	memcpy(d.b, f->b + 14 + 24, 16);
+	m[2] = m[3] = 0;
+	c = pkt_csum6(&s, &d, 58, m, (uint32_t)len);
+	memcpy(m + 2, &c, 2);
+}
+
+/* The IPv6 frames of the pkt target: what lbd forwards, answers and ignores on an IPv6 segment. */
+static void gen_frames6(void)
+{
+	static const char vip[] = "2001:db8::100", client[] = "2001:db8:1::7", router[] = "2001:db8::1";
+	static const char be[] = "2001:db8::21";
+	static const uint8_t chain[] = { 0, 60, 43, 51 }, frag = 44, dstopts = 60, routing = 43;
+	static const uint8_t nine[] = { 0, 60, 43, 60, 43, 60, 43, 60, 60 };
+	struct ipaddr a_vip, a_router, a_be, all_nodes;
+	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	uint8_t be_mac[6] = { 0x02, 0, 0, 0, 0, 0x33 };
+	struct frame f;
+	uint8_t *p;
+
+	p = ipv6(&f, client, vip, NULL, 0, 0, 6, 20);
+	ports(p, 40000, 80);
+	p[12] = 0x50;
+	p[13] = 0x02;
+	put("pkt", "tcp6-syn-vip", f.b, f.len);
+	p = ipv6(&f, client, vip, NULL, 0, 0, 17, 20);
+	ports(p, 5353, 53);
+	p[5] = 20;
+	put("pkt", "udp6-vip", f.b, f.len);
+	p = ipv6(&f, client, vip, chain, sizeof(chain), 0, 6, 20);
+	ports(p, 40000, 80);
+	p[12] = 0x50;
+	p[13] = 0x10;
+	put("pkt", "tcp6-extension-chain", f.b, f.len);
+	p = ipv6(&f, client, vip, &frag, 1, 1, 17, 1232);
+	ports(p, 5353, 53);
+	put("pkt", "udp6-first-fragment", f.b, f.len);
+	ipv6(&f, client, vip, &frag, 1, 1232, 17, 100);
+	put("pkt", "udp6-later-fragment", f.b, f.len);
+	p = ipv6(&f, client, vip, NULL, 0, 0, 58, 16);
+	p[0] = 128;
+	p[7] = 1;
+	memcpy(p + 8, "fuzzping", 8);
+	icmp6_csum(&f, p, 16);
+	put("pkt", "icmp6-echo-vip", f.b, f.len);
+	/* Packet Too Big from a router about the backend's reply VIP:80 -> client:40000, behind a
+	 * destination-options header. */
+	p = ipv6(&f, router, vip, NULL, 0, 0, 58, 8 + 40 + 8 + 8);
+	p[0] = 2;
+	p[6] = 0x05;
+	p[7] = 0x00;
+	{
+		struct frame q;
+
+		ports(ipv6(&q, vip, client, &dstopts, 1, 0, 6, 20), 80, 40000);
+		memcpy(p + 8, q.b + 14, 40 + 8 + 8);
+	}
+	icmp6_csum(&f, p, 8 + 40 + 8 + 8);
+	put("pkt", "icmp6-packet-too-big", f.b, f.len);
+	/* Neighbour discovery: a router asks for the VIP, a backend answers lbd, an unsolicited NA. */
+	ipaddr_parse(vip, &a_vip);
+	ipaddr_parse(router, &a_router);
+	ipaddr_parse(be, &a_be);
+	ipaddr_parse("ff02::1", &all_nodes);
+	pkt_ns_build(f.b, mac_router, &a_router, &a_vip);
+	put("pkt", "ns-vip", f.b, PKT_NS_LEN);
+	pkt_na_build(f.b, be_mac, mac_lbd, &a_be, &a_router, &a_be, 0x60);
+	put("pkt", "na-backend", f.b, PKT_NA_LEN);
+	pkt_na_build(f.b, mac_lbd, all_nodes_mac, &a_vip, &all_nodes, &a_vip, 0x20);
+	put("pkt", "na-unsolicited-vip", f.b, PKT_NA_LEN);
+	/* Hostile: routing type 0, nine extension headers, a header longer than the packet, a
+	 * payload length past the frame. */
+	ipv6(&f, client, vip, &routing, 1, 0, 6, 20);
+	f.b[14 + 40 + 2] = 0;
+	put("pkt", "ipv6-routing-type0", f.b, f.len);
+	ipv6(&f, client, vip, nine, sizeof(nine), 0, 6, 20);
+	put("pkt", "ipv6-nine-extensions", f.b, f.len);
+	ipv6(&f, client, vip, &dstopts, 1, 0, 6, 20);
+	f.b[14 + 40 + 1] = 0xff;
+	put("pkt", "ipv6-extension-past-end", f.b, f.len);
+	ipv6(&f, client, vip, NULL, 0, 0, 17, 20);
+	f.b[14 + 4] = 0x40;
+	put("pkt", "ipv6-payload-length-past-end", f.b, f.len);
+}
+
 /* A fuzz_fwd input: a mode byte, then frames with their status byte and length. */
 struct run {
 	uint8_t b[8192];
@@ -309,13 +454,70 @@ static void put_msg(const char *target, const char *name, uint8_t mode, const Pr
 	put(target, name, buf, len);
 }
 
+/* A master's heartbeat alone; backup, master, stopping, backup; the first two of those replayed: for
+ * the cluster mode selects, the names prefixed with prefix. */
+static void put_election(const Dsrlb__Heartbeat *master, const char *prefix, uint8_t mode)
+{
+	Dsrlb__Heartbeat backup = *master, stop = *master;
+	const ProtobufCMessage *ms[4] = { &backup.base, &master->base, &stop.base, &backup.base };
+	char name[64];
+
+	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
+	stop.priority = 0;
+	stop.stopping = 1;
+	snprintf(name, sizeof(name), "%smaster", prefix);
+	put_msg("heartbeat", name, mode, &ms[1], 1, 1);
+	snprintf(name, sizeof(name), "%sbackup-master-stop-backup", prefix);
+	put_msg("heartbeat", name, mode, ms, 4, 1);
+	snprintf(name, sizeof(name), "%sreplayed", prefix);
+	put_msg("heartbeat", name, mode | 2, ms, 2, 1);
+}
+
+/* Mode bit 2: fuzz_heartbeat's IPv6 cluster (lb2 = 2001:db8::12). v4 is a valid heartbeat of the IPv4
+ * cluster, to mix the families. */
+static void gen_heartbeats6(const Dsrlb__Heartbeat *v4)
+{
+	static const uint8_t lb2[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x12 };
+	static const uint8_t vip[16] = { 0x20, 0x01, 0x0d, 0xb8, [14] = 0x01, [15] = 0x00 };
+	uint32_t vips[1] = { ip("192.0.2.100") };
+	ProtobufCBinaryData vips6[2] = { { 16, (uint8_t *)vip }, { 16, (uint8_t *)vip } };
+	Dsrlb__Heartbeat master = *v4, bad;
+	const ProtobufCMessage *ms[1];
+
+	master.address = 0;
+	master.address6.data = (uint8_t *)lb2;
+	master.address6.len = 16;
+	master.n_vips = 1;
+	master.vips = vips;
+	master.n_vips6 = 1;
+	master.vips6 = vips6;
+	put_election(&master, "ipv6-", 4);
+	/* The other family's sender, each way: not our peer. */
+	ms[0] = &master.base;
+	put_msg("heartbeat", "ipv4-cluster-ipv6-sender", 0, ms, 1, 1);
+	ms[0] = &v4->base;
+	put_msg("heartbeat", "ipv6-cluster-ipv4-sender", 4, ms, 1, 1);
+	/* Malformed addresses in an authentic heartbeat. */
+	ms[0] = &bad.base;
+	bad = master;
+	bad.address6.len = 15;
+	put_msg("heartbeat", "ipv6-address6-15-bytes", 4, ms, 1, 1);
+	bad = master;
+	bad.address = ip("192.0.2.12");
+	put_msg("heartbeat", "ipv6-both-addresses", 4, ms, 1, 1);
+	bad = master;
+	vips6[1].len = 4;
+	bad.n_vips6 = 2;
+	put_msg("heartbeat", "ipv6-vips6-4-bytes", 4, ms, 1, 1);
+}
+
 static void gen_heartbeats(void)
 {
 	uint32_t vips[2] = { ip("192.0.2.100"), ip("192.0.2.101") };
 	uint8_t digest[CFG_DIGEST_LEN] = { 0 };
-	Dsrlb__Heartbeat master = DSRLB__HEARTBEAT__INIT, backup, stop, novips, stranger;
+	Dsrlb__Heartbeat master = DSRLB__HEARTBEAT__INIT, backup, novips, stranger;
 	Dsrlb__Envelope env = DSRLB__ENVELOPE__INIT;
-	const ProtobufCMessage *ms[4];
+	const ProtobufCMessage *ms[1];
 	uint8_t box[64] = { 0 };
 
 	master.node = "lb2";
@@ -332,23 +534,13 @@ static void gen_heartbeats(void)
 	master.address = ip("192.0.2.12");
 	backup = master;
 	backup.state = DSRLB__NODE_STATE__STATE_BACKUP;
-	stop = master;
-	stop.priority = 0;
-	stop.stopping = 1;
 	novips = master;
 	novips.n_vips = 0;
 	novips.vips = NULL;
 	stranger = master;
 	stranger.node = "lb9";
 
-	ms[0] = &master.base;
-	put_msg("heartbeat", "master", 0, ms, 1, 1);
-	ms[0] = &backup.base;
-	ms[1] = &master.base;
-	ms[2] = &stop.base;
-	ms[3] = &backup.base;
-	put_msg("heartbeat", "backup-master-stop-backup", 0, ms, 4, 1);
-	put_msg("heartbeat", "replayed", 2, ms, 2, 1);
+	put_election(&master, "", 0);
 	ms[0] = &stranger.base;
 	put_msg("heartbeat", "names-another-node", 0, ms, 1, 1);
 	/* What the peer says is shown by vrrpd's status: strings that need escaping in JSON. */
@@ -370,42 +562,115 @@ static void gen_heartbeats(void)
 	env.box.len = sizeof(box);
 	ms[0] = &env.base;
 	put_msg("heartbeat", "raw-forged-envelope", 1, ms, 1, 1);
+	gen_heartbeats6(&master);
+}
+
+static void ip6(const char *s, uint8_t *out)
+{
+	inet_pton(AF_INET6, s, out);
+}
+
+/* Three flows to one TCP service, the caller's addresses aside: two connections and the deletion of
+ * the first. */
+static void sync_flows3(Dsrlb__SyncFlow fl[3], Dsrlb__SyncFlow *fp[3])
+{
+	for (int i = 0; i < 3; i++) {
+		dsrlb__sync_flow__init(&fl[i]);
+		fl[i].sport = 40000 + i;
+		fl[i].dport = 80;
+		fl[i].proto = 6;
+		fl[i].state = 2;
+		fl[i].idle_ms = 1000;
+		fp[i] = &fl[i];
+	}
+	fl[2].deleted = 1;
+	fl[2].sport = 40000;
+}
+
+/* An UPDATE of the three flows and a BULK_CHUNK that is the whole table, after an accepted HELLO. */
+static void sync_update_chunk(const Dsrlb__SyncMessage *hello, Dsrlb__SyncFlow **fp, Dsrlb__SyncMessage *update,
+			      Dsrlb__SyncMessage *chunk)
+{
+	*update = *hello;
+	update->type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+	update->n_flows = 3;
+	update->flows = fp;
+	update->sent_ms = 1;
+	*chunk = *update;
+	chunk->type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
+	chunk->total = 3;
+	chunk->done = 1;
+}
+
+/* IPv6 flows (proto/sync.proto: saddr6, daddr6, backend6): an update and a bulk chunk of them, and an
+ * update of every variant a decoder must refuse. The fuzz cluster may be IPv4-only, and then these are
+ * the flows lbd drops and counts (no_ipv6) rather than installs. */
+static void gen_sync6(const Dsrlb__SyncMessage *hello)
+{
+	static uint8_t s6[16], d6[16], b6[16], mapped[16], short6[15];
+	Dsrlb__SyncMessage update, chunk, bad = *hello;
+	Dsrlb__SyncFlow fl[3], hf[7], *fp[3], *hp[7];
+	const ProtobufCMessage *ms[4];
+
+	ip6("2001:db8:1::7", s6);
+	ip6("2001:db8::100", d6);
+	ip6("2001:db8::22", b6);
+	ip6("::ffff:192.0.2.22", mapped);
+	memcpy(short6, b6, sizeof(short6));
+	sync_flows3(fl, fp);
+	for (int i = 0; i < 3; i++) {
+		fl[i].saddr6 = (ProtobufCBinaryData){ 16, s6 };
+		fl[i].daddr6 = (ProtobufCBinaryData){ 16, d6 };
+		fl[i].backend6 = (ProtobufCBinaryData){ 16, b6 };
+	}
+	sync_update_chunk(hello, fp, &update, &chunk);
+	ms[0] = &hello->base;
+	ms[1] = &update.base;
+	ms[2] = &chunk.base;
+	put_msg("sync", "session-ipv6", 0, ms, 3, 1);
+	put_msg("sync", "session-ipv6-active", 2, ms, 3, 1);
+
+	for (int i = 0; i < 7; i++) {
+		hf[i] = fl[0];
+		hp[i] = &hf[i];
+	}
+	hf[0].saddr6.len = 15;                                  /* a *6 field of 15 bytes */
+	hf[0].saddr6.data = short6;
+	hf[1].backend6 = (ProtobufCBinaryData){ 15, short6 };
+	hf[2].daddr6 = (ProtobufCBinaryData){ 16, mapped };     /* IPv4-mapped in a *6 field */
+	hf[3].backend6 = (ProtobufCBinaryData){ 16, mapped };
+	hf[4].saddr = ip("198.51.100.7");                       /* IPv6 flow with an IPv4 field */
+	hf[5].saddr6 = (ProtobufCBinaryData){ 0, NULL };        /* IPv4 flow with IPv6 fields */
+	hf[5].saddr = ip("198.51.100.7");
+	hf[5].daddr = ip("192.0.2.100");
+	hf[6].backend = ip("192.0.2.22");
+	bad.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
+	bad.n_flows = 7;
+	bad.flows = hp;
+	bad.sent_ms = 1;
+	ms[1] = &bad.base;
+	put_msg("sync", "hostile-flows6", 0, ms, 2, 1);
 }
 
 static void gen_sync(void)
 {
 	Dsrlb__SyncMessage hello = DSRLB__SYNC_MESSAGE__INIT, update, req, chunk, ack, state;
-	Dsrlb__SyncFlow fl[3], *fp[3] = { &fl[0], &fl[1], &fl[2] };
+	Dsrlb__SyncFlow fl[3], *fp[3];
 	Dsrlb__SyncNodeState ns = DSRLB__SYNC_NODE_STATE__INIT;
 	static uint8_t digest[7] = { 1, 2, 3 };        /* not 32 bytes: no match */
 	const ProtobufCMessage *ms[6];
 
+	sync_flows3(fl, fp);
 	for (int i = 0; i < 3; i++) {
-		dsrlb__sync_flow__init(&fl[i]);
 		fl[i].saddr = ip("198.51.100.7");
 		fl[i].daddr = ip("192.0.2.100");
-		fl[i].sport = 40000 + i;
-		fl[i].dport = 80;
-		fl[i].proto = 6;
 		fl[i].backend = ip("192.0.2.22");
-		fl[i].state = 2;
-		fl[i].idle_ms = 1000;
 	}
-	fl[2].deleted = 1;
-	fl[2].sport = 40000;
 	hello.type = DSRLB__SYNC_TYPE__SYNC_HELLO;
 	hello.peer_accepted = 1;
-	update = hello;
-	update.type = DSRLB__SYNC_TYPE__SYNC_UPDATE;
-	update.n_flows = 3;
-	update.flows = fp;
-	update.sent_ms = 1;
+	sync_update_chunk(&hello, fp, &update, &chunk);
 	req = hello;
 	req.type = DSRLB__SYNC_TYPE__SYNC_BULK_REQUEST;
-	chunk = update;
-	chunk.type = DSRLB__SYNC_TYPE__SYNC_BULK_CHUNK;
-	chunk.total = 3;
-	chunk.done = 1;
 	ack = hello;
 	ack.type = DSRLB__SYNC_TYPE__SYNC_ACK;
 	ack.sent_ms = 1;
@@ -433,6 +698,7 @@ static void gen_sync(void)
 	/* Raw stream: a length prefix over the limit, then one that never completes. */
 	put("sync", "raw-oversized-length", (uint8_t[]){ 1, 0, 8, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3 }, 11);
 	put("sync", "raw-partial-frame", (uint8_t[]){ 1, 0, 6, 0, 0, 1, 0, 0x0a, 0x00 }, 9);
+	gen_sync6(&hello);
 }
 
 static void gen_ctl(void)
@@ -566,6 +832,7 @@ int main(int argc, char **argv)
 	}
 	outdir = argv[1];
 	gen_frames();
+	gen_frames6();
 	gen_heartbeats();
 	gen_sync();
 	gen_ctl();

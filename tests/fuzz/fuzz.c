@@ -51,7 +51,14 @@ static const char fuzz_cfg_text[] =
 	"vip = 192.0.2.101\n"
 	"port = 25\n"
 	"protocol = tcp\n"
-	"backend = 192.0.2.41\n";
+	"backend = 192.0.2.41\n"
+	"\n"
+	"[service web6]\n"
+	"vip = 2001:db8::100\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backend = 2001:db8::21\n"
+	"backend = 2001:db8::22 weight=2\n";
 
 static char fuzz_dir[64];
 

@@ -11,7 +11,9 @@
  * Each input starts with fresh sessions on both sides that have completed the epoch handshake. Input:
  * one byte of mode, then chunks (2-byte length, bytes). Mode bit 0 clear: each chunk is a Heartbeat
  * payload the peer seals, as a member holding the key would (bit 1: deliver each sealed datagram twice,
- * a replay). Bit 0 set: each chunk is a datagram delivered as it is, as from a host without the key. */
+ * a replay). Bit 0 set: each chunk is a datagram delivered as it is, as from a host without the key.
+ * Bit 2 clear: the cluster of fuzz.h (IPv4 nodes); set: the same nodes with IPv6 addresses, and VIPs of
+ * both families (fuzz_cfg6_text). */
 #include "../../vrrpd/advert.c"
 #include "../../vrrpd/status.c"
 
@@ -24,8 +26,37 @@
 #define FUZZ_PAYLOAD_MAX (ADVERT_BUF + 64)     /* larger than a datagram vrrpd accepts */
 
 static struct vrrpd V;
+static struct cfg *cfg4, *cfg6;
 static struct auth_keyring *kr;
 static uint8_t sealed[FUZZ_PAYLOAD_MAX + AUTH_OVERHEAD];
+
+/* fuzz.h's nodes lb1 and lb2 with IPv6 addresses (heartbeats over IPv6), and VIPs of both families;
+ * the key is the one fuzz_cfg() wrote. */
+static const char fuzz_cfg6_text[] =
+	"[cluster]\n"
+	"interface = lo\n"
+	"key_file = %s/cluster.key\n"
+	"advert_interval = 100ms\n"
+	"\n"
+	"[node lb1]\n"
+	"address = 2001:db8::11\n"
+	"priority = 150\n"
+	"\n"
+	"[node lb2]\n"
+	"address = 2001:db8::12\n"
+	"priority = 100\n"
+	"\n"
+	"[service web6]\n"
+	"vip = 2001:db8::100\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backend = 2001:db8::21\n"
+	"\n"
+	"[service web]\n"
+	"vip = 192.0.2.100\n"
+	"port = 80\n"
+	"protocol = tcp\n"
+	"backend = 192.0.2.21\n";
 
 void vrrpd_actions(struct vrrpd *v, unsigned act)
 {
@@ -45,23 +76,37 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 
 static void fuzz_setup(void)
 {
-	const struct cfg_node *self, *peer;
-	char err[256];
+	char text[sizeof(fuzz_cfg6_text) + 256], err[512];
 
 	fuzz_quiet();
-	V.cfg = fuzz_cfg();
-	self = cfg_find_node(V.cfg, "lb1", err, sizeof(err));
-	peer = self ? cfg_peer(V.cfg, self) : NULL;
+	cfg4 = fuzz_cfg();
+	snprintf(text, sizeof(text), fuzz_cfg6_text, fuzz_tmpdir());
+	cfg6 = cfg_load(fuzz_write_file("dsrlb6.conf", text, strlen(text)), err, sizeof(err));
 	kr = auth_keyring_from_bytes(&fuzz_key, 1);
-	if (!peer || !kr)
+	if (!cfg6 || !kr) {
+		dprintf(2, "fuzz_heartbeat: harness: %s\n", cfg6 ? "keyring" : err);
 		abort();
-	snprintf(V.node, sizeof(V.node), "%s", self->name);
-	V.self = *self;
-	V.peer = *peer;
+	}
 	V.have_peer = 1;
 	V.sock = -1;
 	V.lbd_healthy = 1;
 	snprintf(V.sync_state, sizeof(V.sync_state), "done");
+}
+
+/* vrrpd as node lb1 of cfg, its peer lb2. */
+static void fuzz_node(struct cfg *cfg)
+{
+	const struct cfg_node *self, *peer;
+	char err[256];
+
+	V.cfg = cfg;
+	self = cfg_find_node(cfg, "lb1", err, sizeof(err));
+	peer = self ? cfg_peer(cfg, self) : NULL;
+	if (!peer)
+		abort();
+	snprintf(V.node, sizeof(V.node), "%s", self->name);
+	V.self = *self;
+	V.peer = *peer;
 }
 
 /* A fuzz-time failure of the harness itself, not a finding in the code under test. */
@@ -121,24 +166,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = { data, size };
 	struct vrrp_fsm_config fc = { 0 };
 	struct auth_session *peer;
-	uint8_t mode;
+	char from[IPADDR_STRLEN];
+	uint8_t mode = size ? data[0] : 0;
 
 	if (!ready) {
 		fuzz_setup();
 		ready = 1;
 	}
+	fuzz_node(mode & 4 ? cfg6 : cfg4);
+	ipaddr_str(&V.peer.addr, from);
 	memset(&V.peer_info, 0, sizeof(V.peer_info));
 	memset(&V.rej, 0, sizeof(V.rej));
 	V.prompt_sent_ms = 0;
 	fc.priority = V.self.priority;
-	fc.addr = V.self.addr.s_addr;
+	fc.addr = V.self.addr;
 	fc.advert_ms = V.cfg->advert_interval_ms;
 	fc.preempt = 1;
 	fuzz_check(vrrp_fsm_init(&V.fsm, &fc) == 0, "fsm");
 	vrrpd_actions(&V, vrrp_fsm_startup(&V.fsm, clock_ms()));
 	peer = fuzz_handshake();
 
-	mode = fuzz_u8(&in);
+	fuzz_u8(&in);   /* the mode, read above */
 	while (in.n) {
 		const uint8_t *chunk;
 		size_t len = fuzz_chunk(&in, FUZZ_PAYLOAD_MAX, &chunk), slen;
@@ -149,15 +197,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!dgram)
 				break;
 			memcpy(dgram, chunk, len);
-			vrrpd_actions(&V, advert_input(&V, dgram, len, "192.0.2.12"));
+			vrrpd_actions(&V, advert_input(&V, dgram, len, from));
 			free(dgram);
 			continue;
 		}
 		if (auth_seal(peer, chunk, len, sealed, sizeof(sealed), &slen) < 0)
 			continue;
-		vrrpd_actions(&V, advert_input(&V, sealed, slen, "192.0.2.12"));
+		vrrpd_actions(&V, advert_input(&V, sealed, slen, from));
 		if (mode & 2)
-			vrrpd_actions(&V, advert_input(&V, sealed, slen, "192.0.2.12"));
+			vrrpd_actions(&V, advert_input(&V, sealed, slen, from));
 	}
 	fuzz_status();
 	auth_session_destroy(peer);

@@ -103,6 +103,7 @@ static void fuzz_lbd_setup(void)
 	L.mac[0] = 0x02;
 	L.mac[5] = 0x01;
 	inet_pton(AF_INET, "192.0.2.11", &L.node_addr);
+	ipaddr_parse("fe80::1", &L.node_addr6);
 	snprintf(L.node, sizeof(L.node), "lb1");
 	L.ctl_tx_fd = -1;
 	L.n_workers = 1;
@@ -111,6 +112,7 @@ static void fuzz_lbd_setup(void)
 	W.ring = W.fwd.ring = &fake;
 	pthread_mutex_init(&W.lock, NULL);
 	W.fwd.tab.slot_fwd = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_fwd));
+	W.fwd.tab.slot_bytes = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_bytes));
 	W.fwd.tab.slot_flows = calloc(LBD_MAX_SLOTS, sizeof(*W.fwd.tab.slot_flows));
 	spsc_init(&W.fwd.syncq.q, LBD_SYNCQ);
 	spsc_init(&W.fwd.arpq.q, LBD_ARPQ);
@@ -121,10 +123,10 @@ static void fuzz_lbd_setup(void)
 	ev_async_start(L.loop, &L.arp_wake);
 	mode_init(&L);
 	cfg = fuzz_cfg();
-	if (!W.fwd.tab.slot_fwd || !W.fwd.tab.slot_flows || !W.fwd.syncq.rec || dp_apply_config(&L, cfg) < 0 || L.n_services != 3)
+	if (!W.fwd.tab.slot_fwd || !W.fwd.tab.slot_bytes || !W.fwd.tab.slot_flows || !W.fwd.syncq.rec || dp_apply_config(&L, cfg) < 0 || L.n_services != 4)
 		abort();
 	for (unsigned i = 0; i < LBD_MAX_SLOTS; i++) {
-		if (!L.slots[i].addr)
+		if (ipaddr_is_none(&L.slots[i].addr))
 			continue;
 		L.slots[i].mac[0] = 0x02;
 		L.slots[i].mac[4] = (uint8_t)(i >> 8);
@@ -140,6 +142,7 @@ static void fuzz_lbd_setup(void)
 	L.slots[L.services[0].slots[0]].healthy = 0;
 	L.slots[L.services[1].slots[0]].mac_known = 0;
 	L.slots[L.services[2].slots[0]].draining = 1;
+	L.slots[L.services[3].slots[0]].healthy = 0;
 	dp_rebuild_all(&L);
 	memcpy(fuzz_lbd_states[1].services, L.services, sizeof(L.services));
 	memcpy(fuzz_lbd_states[1].slots, L.slots, sizeof(L.slots));
@@ -153,7 +156,7 @@ static const struct fuzz_lbd_state *fuzz_lbd_begin(unsigned i)
 	memcpy(L.services, st->services, sizeof(L.services));
 	memcpy(L.slots, st->slots, sizeof(L.slots));
 	memset(W.fwd.tab.slot_flows, 0, LBD_MAX_SLOTS * sizeof(*W.fwd.tab.slot_flows));
-	W.flows = W.fwd.tab.flows = flow_create(64);
+	W.flows = W.fwd.tab.flows = flow_create(64, 1);
 	if (!W.flows)
 		abort();
 	return st;

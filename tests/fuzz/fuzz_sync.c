@@ -1,7 +1,9 @@
 /* Fuzz target: connection sync as lbd receives it from its peer (lbd/sync_peer.c sync_peer_read_cb): the stream
  * framing (4-byte length, the oversized-frame limit), the envelope (common/auth.c, kind SYNC) and the
- * handshake, SyncMessage decoding, and what an authentic message does: HELLO answers, flows installed in
- * or deleted from the connection table (sync_apply), bulk requests answered from the table, chunks, acks, NODE_STATE.
+ * handshake, SyncMessage decoding, and what an authentic message does: HELLO answers, flows of either
+ * family decoded (sync_table_decode refuses bad address fields) and installed in or deleted from the
+ * connection table (sync_table_apply; an IPv6 flow for an IPv4-only table is dropped and counted), bulk
+ * requests answered from the table, chunks, acks, NODE_STATE.
  *
  * sync.c and sync_peer.c are included so the mesh, its peer and the static input path are reachable: the
  * context comes from sync_create (the cluster of fuzz.h, node lb1, which connects rather than listens, so nothing is opened),

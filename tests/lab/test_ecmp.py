@@ -66,7 +66,7 @@ class Cluster:
 
     def start(self, nodes=NODES, text=None, fresh=False):
         """lbd on exactly `nodes` with `text` (restarted where it differs or `fresh`), BIRD there,
-        every cable up, the router's VIP route through all of them."""
+        every cable up, the router's VIP route (and VIP6 route in a lab with IPv6) through all of them."""
         self.text = text or self.text or conf(self.lab)
         for n, r in self.lbd.items():
             if n not in nodes or fresh:
@@ -76,7 +76,8 @@ class Cluster:
             self.lbd[n].ensure(self.text)
         for n in nodes:
             self.lbd[n].wait_json({"announced": True}, timeout=15, what=f"{n} announced")
-        self.e.wait_nexthops(set(nodes), timeout=15)
+        for f in self.e.families():
+            self.e.wait_nexthops(set(nodes), timeout=15, family=f)
         return self
 
     def stop(self):
@@ -94,6 +95,15 @@ class Cluster:
 
     def restore(self, node):
         self.e.restore(node)
+        self.restart_lbd(node)
+
+    def kill_lbd(self, node):
+        """kill -9 of the node's lbd alone (BIRD stays up), reaped."""
+        self.lab.signal(self.lbd[node].proc, signal.SIGKILL)
+        self.lbd[node].proc.wait(5)
+        self.lbd[node].proc = None
+
+    def restart_lbd(self, node):
         self.lbd[node].ensure(self.text)
         self.lbd[node].wait_json({"announced": True}, timeout=15, what=f"{node} announced again")
 
@@ -108,11 +118,11 @@ def cluster(lab, ecmp):
         c.stop()
 
 
-def probes_by_node(lab, c, srcs, duration):
-    """One 1 ms probe per source address; {node: [(src, job)]} by the node its frames reach (counted
-    afresh until every probe is seen on exactly one node: a route change just before, e.g. a node
-    that came back, may have moved one)."""
-    jobs = {src: client.start_udp_probe(lab, duration, src=src, steady=50) for src in srcs}
+def probes_by_node(lab, c, srcs, duration, dst=None):
+    """One 1 ms probe per source address to dst (default VIP); {node: [(src, job)]} by the node its
+    frames reach (counted afresh until every probe is seen on exactly one node: a route change just
+    before, e.g. a node that came back, may have moved one)."""
+    jobs = {src: client.start_udp_probe(lab, duration, src=src, steady=50, dst=dst) for src in srcs}
     for job in jobs.values():
         job.wait_event("steady", timeout=5)
     for _ in range(10):
@@ -129,20 +139,22 @@ def probes_by_node(lab, c, srcs, duration):
     return where
 
 
-def fault_runs(lab, c, fault, recover, what):
-    """RUNS faults of a node that carries a probe, each at a random phase; per run the longest
-    outage of the probes through that node, and the loss of every other probe (must be 0). A run in
-    which BFD flapped for a node it did not fault is redone (at most REDO times)."""
+def fault_runs(lab, c, fault, recover, what, runs=RUNS, dst=None, srcs=None, kept=None):
+    """`runs` faults of a node that carries a probe (to dst, default VIP, from srcs, default six
+    client addresses), each at a random phase; per run the longest outage of the probes through
+    that node, and the loss of every other probe (must be 0). A run in which BFD flapped for a node
+    it did not fault is redone (at most REDO times); what fault() returned in each run not redone
+    is appended to the list `kept`."""
     outages, redone, early = [], 0, 0
-    srcs = lab.addrs("client")[:6]
-    while len(outages) < RUNS:
+    srcs = srcs or lab.addrs("client")[:6]
+    while len(outages) < runs:
         c.start()
-        where = probes_by_node(lab, c, srcs, 2.0 + STOP_TIMEOUT_MS / 1000)
+        where = probes_by_node(lab, c, srcs, 2.0 + STOP_TIMEOUT_MS / 1000, dst)
         victim = max(where, key=lambda n: len(where[n]))
         downs0 = c.e.bfd_downs()
         time.sleep(random.uniform(0, 0.01))         # a random phase against BFD's 10 ms packets
         t_fault = time.monotonic()
-        fault(victim)
+        value = fault(victim)
         res = {src: job.result() for jobs in where.values() for src, job in jobs}
         flapped = [n for n, d in c.e.bfd_downs().items() if d > downs0[n] and n != victim]
         recover(victim)
@@ -160,8 +172,10 @@ def fault_runs(lab, c, fault, recover, what):
         assert not any(others.values()), (what, victim, others)
         assert all(len(a) <= 1 and all(o["recovered"] for o in a) for a in through), (what, through)
         outages.append(max((o["ms"] for a in through for o in a), default=0.0))
+        if kept is not None:
+            kept.append(value)
     print(f"\n{what}: outage of the probes through the faulted node, ms: min {min(outages)}, median "
-          f"{statistics.median(outages)}, max {max(outages)} over {RUNS} runs ({redone} redone for a BFD flap "
+          f"{statistics.median(outages)}, max {max(outages)} over {runs} runs ({redone} redone for a BFD flap "
           f"elsewhere); BFD {c.e.timers['bfd_interval_ms']} ms x {c.e.timers['bfd_multiplier']}; {early} probes lost "
           f"before the faults, while the probes started")
     return outages
@@ -212,16 +226,7 @@ def test_node_crash(lab, cluster):
 
 
 def test_lbd_killed_alone(lab, cluster):
-    def kill_lbd(node):
-        cluster.lab.signal(cluster.lbd[node].proc, signal.SIGKILL)
-        cluster.lbd[node].proc.wait(5)
-        cluster.lbd[node].proc = None
-
-    def restart(node):
-        cluster.lbd[node].ensure(cluster.text)
-        cluster.lbd[node].wait_json({"announced": True}, timeout=15)
-
-    outages = fault_runs(lab, cluster, kill_lbd, restart, "lbd killed alone (BIRD up)")
+    outages = fault_runs(lab, cluster, cluster.kill_lbd, cluster.restart_lbd, "lbd killed alone (BIRD up)")
     assert statistics.median(outages) <= OUTAGE_BAR_MS, outages
 
 

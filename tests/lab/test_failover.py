@@ -7,20 +7,17 @@ Every scenario ends with Pair.assert_single_owner(): exactly one lbd active, the
 the only node answering ARP for the VIP. DSRLB_FAILOVER_RUNS sets the runs per interval of the
 outage measurement (default 7)."""
 
-import json
 import os
 import random
-import shutil
 import signal
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
 
 from lib import client
 from lib.capture import Capture, arp_probe
+from lib.failover import crash, measure_outages, probe_ok, recover
 from lib.lab import wait_for
 from lib.pair import make_pairs
 
@@ -44,11 +41,6 @@ def make_pair(lab):
     after the test."""
     with make_pairs(lab, advert=ADVERT, cluster_extra={"lbd_timeout": "300ms"}) as make:
         yield make
-
-
-def probe_ok(r):
-    """A probe stream that got answers and whose longest outage ended before the stream did."""
-    return r["answered"] > 0 and (r["longest_outage"] is None or r["longest_outage"]["recovered"])
 
 
 def garps(pkts, vip, mac):
@@ -143,28 +135,6 @@ def test_graceful_stop_loses_nothing(lab, make_pair):
 
 # ----------------------------------------------------------------------------- crash
 
-def crash(pair, how, node="lb1"):
-    """Inject a crash of node: kill (both daemons -9), cable (bridge port down), ifdown (its eth0
-    down), killcable (both: the reference measurement's crash)."""
-    if how in ("kill", "killcable"):
-        pair.crash(node)
-    if how in ("cable", "killcable"):
-        pair.cut_cable(node)
-    if how == "ifdown":
-        pair.lab.link_set(node, "eth0", False)
-        pair.ifdown.add(node)
-
-
-def recover(pair, how, node="lb1"):
-    if how in ("cable", "killcable"):
-        pair.cut_cable(node, up=True)
-    if how == "ifdown":
-        pair.lab.link_set(node, "eth0", True)
-        pair.ifdown.discard(node)
-    if how in ("kill", "killcable"):
-        pair.start_node(node)
-
-
 @pytest.mark.parametrize("how", ["kill", "cable", "ifdown"])
 def test_crash_failover(lab, make_pair, how):
     pair = make_pair()
@@ -196,88 +166,6 @@ def test_crash_failover(lab, make_pair, how):
         assert v1["link_up"] and not v1["fault_reason"], v1
 
 
-# Runs in the bridge namespace: watches the master's heartbeats on the backup's bridge port and
-# crashes the master (SIGKILL its daemons, then its cable) `phase` ms after one of them, so the
-# phase of the crash within the advert timer is chosen, and known, not guessed.
-CRASHER = r"""
-import json, os, select, signal, socket, struct, subprocess, sys, time
-port, src, link = sys.argv[1], socket.inet_aton(sys.argv[2]), sys.argv[4]
-phase, timeout = float(sys.argv[3]), float(sys.argv[5])
-pids = [int(p) for p in sys.argv[6:]]
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind((port, 3))
-print(json.dumps({"ready": True}), flush=True)
-def heartbeat(buf):
-    if len(buf) < 38 or buf[12:14] != b"\x08\x00" or buf[23] != 17 or buf[26:30] != src:
-        return False
-    ihl = (buf[14] & 15) * 4
-    return struct.unpack("!H", buf[14 + ihl + 2:14 + ihl + 4])[0] == 8112
-deadline = time.monotonic() + timeout
-last = target = None
-while True:
-    now = time.monotonic()
-    if target is not None and now >= target:
-        break
-    if now >= deadline:
-        print(json.dumps({"error": "no heartbeat from the master"}), flush=True)
-        sys.exit(1)
-    wait = (target if target is not None else deadline) - now
-    r, _, _ = select.select([s], [], [], max(0.0, wait - 0.0005))
-    if r:
-        buf = s.recv(2048)
-        if heartbeat(buf):
-            last = time.monotonic()
-            if target is None:
-                target = last + phase / 1000
-    elif target is not None:
-        while time.monotonic() < target:
-            pass
-        break
-t = time.monotonic()
-for p in pids:
-    os.kill(p, signal.SIGKILL)
-subprocess.run(["ip", "link", "set", "dev", link, "down"], check=True)
-print(json.dumps({"phase_ms": round((t - last) * 1000, 2)}), flush=True)
-"""
-
-
-def crash_at_phase(lab, pair, phase_ms, node="lb1", watch="lb2"):
-    """Kill -9 both daemons of node and cut its cable phase_ms after one of its heartbeats to
-    `watch` passed the bridge; returns the actual phase (time since its last heartbeat)."""
-    pids = [str(pair.proc(node, prog).pid) for prog in ("vrrpd", "lbd")]
-    # Real-time, like the probe: the crash phase is taken from the crasher's own clock.
-    rt = ["chrt", "-f", "2"] if shutil.which("chrt") else []
-    p = lab.popen("br", rt + [sys.executable, "-c", CRASHER, lab.bridge_port(watch), lab.addr(node),
-                         str(phase_ms), lab.bridge_port(node), "3"] + pids,
-                  stdout=subprocess.PIPE, text=True)
-    try:
-        assert json.loads(p.stdout.readline()).get("ready"), "crasher did not start"
-        out = json.loads(p.stdout.readline() or "{}")
-        assert p.wait(5) == 0 and "phase_ms" in out, f"crasher failed: {out}"
-    finally:
-        lab.stop(p)
-    pair.cut.add(node)
-    for prog in ("vrrpd", "lbd"):
-        pair.proc(node, prog).wait(5)
-    return out["phase_ms"]
-
-
-def measure_outage(lab, pair, advert_ms, phase_ms):
-    """One crash (kill -9 + cable) of the master lb1 at phase_ms of its advert timer: the probe
-    stream's longest outage, the actual phase and master-down; lb1 is master again afterwards."""
-    md = pair.vrrp("lb2")["master_down_ms"]
-    job = client.start_udp_probe(lab, 0.3 + md / 1000 + 0.4 + advert_ms / 1000, grace=0.2)
-    job.wait_event("answered", timeout=3)
-    phase = crash_at_phase(lab, pair, phase_ms)
-    r = job.result()
-    assert probe_ok(r) and r["outage_count"] == 1, r
-    pair.wait_master("lb2", 1)
-    recover(pair, "killcable")
-    pair.wait_master("lb1", 5)
-    pair.wait_backup("lb2", 3)
-    return r["longest_outage_ms"], phase, md
-
-
 @pytest.mark.parametrize("advert_ms,bar_ms", [(5, 20), (10, 35), (20, 80), (100, 320)],
                          ids=["5ms", "10ms", "20ms", "100ms"])
 def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
@@ -297,7 +185,7 @@ def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
     runs = []
     t0 = time.monotonic()
     for want in phases:
-        ms, phase, md = measure_outage(lab, pair, advert_ms, want)
+        (ms,), phase, md = measure_outages(lab, pair, advert_ms, want)
         runs.append((ms, phase))
     outages = [ms for ms, _ in runs]
     med = statistics.median(outages)

@@ -8,19 +8,18 @@ flows kept when a backend joins, a standby lbd that stays silent, gratuitous ARP
 and hostile frames that are counted without harm.
 """
 
-import base64
 import collections
 import ipaddress
-import json
 import random
 import socket
 import struct
-import sys
 
 import pytest
 
 from lib import client, servers
 from lib.capture import Capture, arp_probe
+from lib.frames import (SERVED, UNSERVED, arrivals, assert_syns_once, is_syn, read_frames, send_frames, syn_burst,
+                        wait_frames)
 from lib.lab import VIP, topology, wait_for
 from lib.lbdrunner import LbdRunner
 
@@ -110,119 +109,6 @@ def macs(lab):
 
 # ----------------------------------------------------------------------------- pcap and traffic helpers
 
-class Frame:
-    """The few header fields these tests look at, parsed from one captured Ethernet frame."""
-
-    __slots__ = ("raw", "dst", "src", "etype", "ip_src", "ip_dst", "proto", "ip_id", "frag", "ttl",
-                 "sport", "dport", "flags", "icmp_type", "icmp_code", "arp")
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.dst = ":".join(f"{b:02x}" for b in raw[0:6])
-        self.src = ":".join(f"{b:02x}" for b in raw[6:12])
-        off = 12
-        etype = struct.unpack("!H", raw[off:off + 2])[0] if len(raw) >= 14 else None
-        while etype in (0x8100, 0x88A8) and len(raw) >= off + 6:
-            off += 4
-            etype = struct.unpack("!H", raw[off:off + 2])[0]
-        self.etype = etype
-        self.ip_src = self.ip_dst = self.proto = self.ip_id = self.frag = self.ttl = None
-        self.sport = self.dport = self.flags = self.icmp_type = self.icmp_code = self.arp = None
-        ip = raw[off + 2:]
-        if etype == 0x0800 and len(ip) >= 20:
-            ihl = (ip[0] & 15) * 4
-            self.ip_id, fragw = struct.unpack("!HH", ip[4:8])
-            self.frag = fragw & 0x3FFF
-            self.ttl, self.proto = ip[8], ip[9]
-            self.ip_src, self.ip_dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-            l4 = ip[ihl:]
-            if fragw & 0x1FFF:
-                return
-            if self.proto in (6, 17) and len(l4) >= 4:
-                self.sport, self.dport = struct.unpack("!HH", l4[:4])
-                if self.proto == 6 and len(l4) >= 14:
-                    self.flags = l4[13]
-            elif self.proto == 1 and len(l4) >= 2:
-                self.icmp_type, self.icmp_code = l4[0], l4[1]
-        elif etype == 0x0806 and len(ip) >= 28:
-            op = struct.unpack("!H", ip[6:8])[0]
-            self.arp = {"op": op, "sha": ":".join(f"{b:02x}" for b in ip[8:14]),
-                        "spa": socket.inet_ntoa(ip[14:18]), "tpa": socket.inet_ntoa(ip[24:28])}
-
-    def __repr__(self):
-        return (f"<{self.src}>{self.dst} {self.etype:#06x} {self.ip_src}:{self.sport}>{self.ip_dst}:{self.dport}"
-                f" p{self.proto} f{self.flags} icmp{self.icmp_type}/{self.icmp_code} {self.arp or ''}>")
-
-
-def read_frames(path):
-    """Every frame of a pcap file (Ethernet link type) as a Frame; fast, standard library only."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return []
-    if len(data) < 24:
-        return []
-    end = "<" if struct.unpack("<I", data[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    assert struct.unpack(end + "I", data[20:24])[0] == 1, "not an Ethernet capture"
-    out, off = [], 24
-    while off + 16 <= len(data):
-        incl = struct.unpack(end + "I", data[off + 8:off + 12])[0]
-        off += 16
-        if off + incl > len(data):
-            break  # tcpdump is still writing this one
-        out.append(Frame(data[off:off + incl]))
-        off += incl
-    return out
-
-
-def wait_frames(cap, pred, count, timeout=3, what="frames"):
-    def enough():
-        got = [f for f in read_frames(cap.path) if pred(f)]
-        return got if len(got) >= count else None
-
-    return wait_for(enough, timeout, what=f"{count} {what} on {cap.host}/{cap.iface}")
-
-
-SEND_FRAMES = r"""
-import base64, json, socket, sys, time
-a = json.load(sys.stdin)
-frames = [base64.b64decode(f) for f in a["frames"]]
-if a["mode"] == "l2":
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    s.bind((a["iface"], 0))
-    send = s.send
-else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    send = lambda f: s.sendto(f, (a["dst"], 0))
-sent = errors = n = 0
-t0 = time.monotonic()
-for _ in range(a["repeat"]):
-    for f in frames:
-        try:
-            send(f)
-            sent += 1
-        except OSError:
-            errors += 1
-        n += 1
-        if a["rate"] and n % 100 == 0:
-            ahead = n / a["rate"] - (time.monotonic() - t0)  # pacing to a bounded rate
-            if ahead > 0:
-                time.sleep(ahead)
-print(json.dumps({"sent": sent, "errors": errors, "elapsed": round(time.monotonic() - t0, 3)}))
-"""
-
-
-def send_frames(lab, host, frames, repeat=1, rate=0, l3_dst=None, timeout=20):
-    """Send raw frames (bytes) from host's eth0, or raw IPv4 packets toward l3_dst."""
-    job = {"mode": "l3" if l3_dst else "l2", "iface": "eth0", "dst": l3_dst, "repeat": repeat, "rate": rate,
-           "frames": [base64.b64encode(bytes(f)).decode() for f in frames]}
-    r = lab.run(host, [sys.executable, "-c", SEND_FRAMES], input=json.dumps(job), timeout=timeout)
-    res = json.loads(r.stdout)
-    assert res["errors"] == 0, res
-    return res
-
-
 def scapy():
     from scapy import all as s
     return s
@@ -296,12 +182,7 @@ class TestForwarding:
 # ----------------------------------------------------------------------------- the balancer's kernel stays silent
 
 def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
-    sc = scapy()
     cip = lab.addr("client")
-    served = list(range(20000, 20100))
-    unserved = list(range(21000, 21100))
-    pkts = [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=80, flags="S", seq=s * 1000) for s in served]
-    pkts += [sc.IP(src=cip, dst=VIP) / sc.TCP(sport=s, dport=8081, flags="S", seq=s * 1000) for s in unserved]
     be_mac = {macs[b]: b for b in BACKENDS}
     syn_to_vip = f"tcp and dst host {VIP} and tcp[tcpflags] & tcp-syn != 0"
     before = lb.counters()
@@ -310,16 +191,16 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
         for cap in caps.values():
             cap.start()
         with Capture(lab, "br", "lb1", "", snaplen=128) as lcap:
-            send_frames(lab, "client", [bytes(p) for p in pkts], l3_dst=VIP)
-            lb.wait_json({"counters": {"drop_no_service": lambda n: n - before["drop_no_service"] >= len(unserved)}},
+            send_frames(lab, "client", syn_burst(cip, VIP), l3_dst=VIP)
+            lb.wait_json({"counters": {"drop_no_service": lambda n: n - before["drop_no_service"] >= len(UNSERVED)}},
                          3, "the unserved SYNs counted")
-            wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in served
-                        and f.flags is not None and f.flags & 0x02, len(served), what="forwarded SYNs")
+            wait_frames(lcap, lambda f: f.src == macs["lb1"] and f.dport == 80 and f.sport in SERVED and is_syn(f),
+                        len(SERVED), what="forwarded SYNs")
     finally:
         for cap in caps.values():
             cap.stop()
     c = delta(before, lb.counters())
-    assert c["drop_no_service"] == len(unserved), c
+    assert c["drop_no_service"] == len(UNSERVED), c
     frames = read_frames(lcap.path)
     from_lb = [f for f in frames if f.src == macs["lb1"]]
     client_net = ipaddress.ip_network("198.51.100.0/24")
@@ -332,20 +213,8 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, lb, macs):
            and not (f.etype == 0x0800 and f.dst in be_mac and f.ip_src
                     and ipaddress.ip_address(f.ip_src) in client_net and f.ip_dst == VIP and f.proto == 6)]
     assert bad == [], bad[:10]
-    syns_out = collections.Counter(f.sport for f in from_lb if f.dport == 80 and f.flags is not None
-                                   and f.flags & 0x02 and f.ip_src == cip)
-    assert {s: syns_out.get(s, 0) for s in served} == {s: 1 for s in served}
-    assert not any(f.dport == 8081 for f in from_lb)
-    # ...and each arrives exactly once, on the backend lb1 sent it to.
-    where_sent = {f.sport: be_mac[f.dst] for f in from_lb if f.dport == 80 and f.sport in served}
-    arrived = collections.Counter()
-    for b, cap in caps.items():
-        for f in read_frames(cap.path):
-            if f.ip_src == cip and f.dport == 80 and f.sport in served:
-                arrived[f.sport] += 1
-                assert where_sent[f.sport] == b, (f.sport, where_sent[f.sport], b)
-            assert f.dport != 8081, f
-    assert {s: arrived.get(s, 0) for s in served} == {s: 1 for s in served}
+    # ...and each SYN leaves once and arrives once, on the backend lb1 sent it to.
+    assert_syns_once(from_lb, {b: read_frames(cap.path) for b, cap in caps.items()}, be_mac, cip)
 
 
 def test_unserved_port_dropped_and_counted(lab, lb):
@@ -485,16 +354,9 @@ def test_icmp_frag_needed_follows_its_flow(lab, lb1, macs):
     err = (sc.Ether(src=macs["router"], dst=macs["lb1"])
            / sc.IP(src=lab.addr("router"), dst=VIP) / sc.ICMP(type=3, code=4, nexthopmtu=1400) / quoted)
     before = lb.counters()
-    caps = {b: Capture(lab, "br", b, f"icmp and dst host {VIP}") for b in BACKENDS}
-    try:
-        for cap in caps.values():
-            cap.start()
-        send_frames(lab, "router", [bytes(err)], repeat=3)
-        wait_frames(caps[owner], lambda f: f.icmp_type == 3, 3, what="ICMP errors at the flow's owner")
-    finally:
-        for cap in caps.values():
-            cap.stop()
-    got = {b: len([f for f in read_frames(cap.path) if f.icmp_type == 3]) for b, cap in caps.items()}
+    got = arrivals(lab, BACKENDS, f"icmp and dst host {VIP}",
+                   lambda: send_frames(lab, "router", [bytes(err)], repeat=3), lambda f: f.icmp_type == 3, owner, 3,
+                   "ICMP errors")
     assert got == {b: 3 if b == owner else 0 for b in BACKENDS}, (owner, got)
     assert delta(before, lb.counters())["icmp_errors_forwarded"] == 3
     held = hold.result()

@@ -145,34 +145,18 @@ def wait_established(pair, nodes=("lb1", "lb2"), timeout=5):
 def set_backends(pair, backends, nodes=("lb1", "lb2"), timeout=5):
     """Rewrite the pair's config file with this backend set and reload the running `nodes` (both
     daemons); returns once every listed node has reloaded and knows every backend's MAC."""
-    lab = pair.lab
     args = pair.sync_args
-    pair.conf_text = pair_conf(pair.key, args["sync"], backends, args["priorities"], args["extra"])
-    with open(pair.conf, "w") as f:
-        f.write(lab.config_text(pair.conf_text))
-    before = {n: pair.lbd(n)["reloads"] for n in nodes}
-    for n in nodes:
-        r = lab.lbctl(n, "reload")
-        assert r.returncode == 0, f"lbctl reload on {n}: {r.stdout} {r.stderr}"
     want = set(backends)
-    for n in nodes:
-        def done(st, n=n):
-            if st["lbd"]["reloads"] <= before[n] or st["lbd"].get("last_reload_error"):
+
+    def services_ok(services):
+        for svc in services:
+            have = {b["address"]: b for b in svc["backends"]}
+            if set(have) != want or any(not b["mac"] for b in have.values()):
                 return False
-            for svc in st["lbd"]["services"]:
-                have = {b["address"]: b for b in svc["backends"]}
-                if set(have) != want or any(not b["mac"] for b in have.values()):
-                    return False
-            return True
+        return True
 
-        lab.wait_status(n, done, timeout, f"{n} reloaded with backends {sorted(want)}, every MAC known")
-
-
-def flow_map(lab, node, service="web", limit=5000):
-    """{client ip:port: backend} of one service in node's connection table."""
-    r = lab.lbctl(node, "flows", "--json", "--limit", str(limit), check=True, timeout=10)
-    return {f["client"]: f["backend"] for f in json.loads(r.stdout).get("flows") or []
-            if f["service"] == service}
+    pair.reload(pair_conf(pair.key, args["sync"], backends, args["priorities"], args["extra"]), nodes,
+                timeout, services_ok)
 
 
 def crash_master(pair, node="lb1"):
@@ -279,10 +263,10 @@ def hold_add_crash(lab, pair, hold_s=7.0):
     job.wait_event("connected", timeout=15)
     set_backends(pair, BACKENDS + (BE4,))
     # The standby's copy of the table settles within a few flush intervals.
-    m1 = flow_map(lab, "lb1")
+    m1 = pair.flow_map("lb1")
     if pair.sync_args["sync"]:
-        wait_for(lambda: len(flow_map(lab, "lb2")) >= len(m1), 2, 0.05, "lb2 holding every web flow of lb1")
-    m2 = flow_map(lab, "lb2")
+        wait_for(lambda: len(pair.flow_map("lb2")) >= len(m1), 2, 0.05, "lb2 holding every web flow of lb1")
+    m2 = pair.flow_map("lb2")
     crash_master(pair)
     pair.wait_master("lb2", 2)
     return job.result(), m1, m2

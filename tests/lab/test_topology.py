@@ -13,7 +13,7 @@ import pytest
 
 from lib import client, servers
 from lib.capture import Capture, arp_probe
-from lib.lab import NS_RE, TMP_ROOT, Lab, WaitTimeout, list_netns, topology, wait_for
+from lib.lab import NS_RE, TMP_ROOT, Lab, WaitTimeout, dsr_backend_etc, list_netns, topology, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -125,16 +125,8 @@ def test_dsr_backend_check_reports_problems(lab):
 
 @pytest.mark.parametrize("flavour", ["ifupdown", "networkd"])
 def test_dsr_backend_persists(lab, tmp_path, flavour):
+    env, snippet = dsr_backend_etc(tmp_path, flavour)
     etc = tmp_path / "etc"
-    if flavour == "ifupdown":
-        (etc / "network" / "interfaces.d").mkdir(parents=True)
-        (etc / "network" / "interfaces").write_text("source /etc/network/interfaces.d/*\n")
-        snippet = etc / "network" / "interfaces.d" / "dsrlb-vip"
-    else:
-        (etc / "systemd" / "system" / "multi-user.target.wants").mkdir(parents=True)
-        (etc / "systemd" / "system" / "multi-user.target.wants" / "systemd-networkd.service").touch()
-        snippet = etc / "systemd" / "network" / "90-dsrlb-lo.network"
-    env = {"DSR_BACKEND_ETC": str(etc)}
     be, vip2 = "be4", "192.0.2.101"
     try:
         lab.dsr_backend(be, "setup", lab.vip, persist=True, env=env)

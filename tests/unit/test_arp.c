@@ -20,7 +20,7 @@ static const uint8_t MAC_A[6] = { 0x02, 0, 0, 0, 0, 0xaa };
 static const uint8_t MAC_B[6] = { 0x02, 0, 0, 0, 0, 0xbb };
 static const uint8_t MAC_EVIL[6] = { 0x02, 0, 0, 0, 0, 0xee };
 
-#define BE(i) htonl(0xc0000215u + (uint32_t)(i))   /* 192.0.2.21 + i */
+#define BE(i) ((struct ipaddr){ .w = { 0, 0, htonl(0xffff), htonl(0xc0000215u + (uint32_t)(i)) } })  /* 192.0.2.21 + i */
 
 static struct lbd lb;
 
@@ -35,12 +35,12 @@ static struct cfg *mkcfg(void)
 	for (size_t k = 0; k < 2; k++) {
 		struct cfg_service *cs = &c->services[k];
 		snprintf(cs->name, sizeof(cs->name), "svc%zu", k);
-		cs->vip.s_addr = htonl(0xc0000264);
+		cs->vip = ipaddr_from_v4(htonl(0xc0000264));
 		cs->port = (uint16_t)(80 + k);
 		cs->proto = 17;
 		cs->check = CFG_CHECK_NONE;
 		for (size_t i = 0; i < 3; i++) {
-			cs->backends[i].addr.s_addr = BE(i);
+			cs->backends[i].addr = BE(i);
 			cs->backends[i].weight = 1;
 		}
 		cs->n_backends = 3;
@@ -69,9 +69,9 @@ static int lb_teardown(void **state)
 	return 0;
 }
 
-static struct lbd_backend *slot_of(size_t service, uint32_t addr)
+static struct lbd_backend *slot_of(size_t service, struct ipaddr addr)
 {
-	struct lbd_backend *b = dp_find_backend(&lb, &lb.services[service], addr);
+	struct lbd_backend *b = dp_find_backend(&lb, &lb.services[service], &addr);
 	assert_non_null(b);
 	return b;
 }
@@ -83,7 +83,7 @@ static void resolve_all(uint64_t t0)
 		uint8_t mac[6];
 		memcpy(mac, MAC_A, 6);
 		mac[4] = (uint8_t)i;
-		arp_learn(&lb, BE(i), mac, t0);
+		arp_learn(&lb, &BE(i), mac, t0);
 	}
 	for (size_t k = 0; k < 2; k++)
 		assert_int_equal(lb.services[k].n_usable, 3);
@@ -118,7 +118,7 @@ static void test_first_mac_rebuilds(void **state)
 	uint64_t r0 = lb.ctr.maglev_rebuilds;
 
 	assert_int_equal(lb.services[0].n_usable, 0);
-	arp_learn(&lb, BE(0), MAC_A, 1000);
+	arp_learn(&lb, &BE(0), MAC_A, 1000);
 	/* The address has a slot in each service: both learn it and both tables are rebuilt. */
 	for (size_t k = 0; k < 2; k++) {
 		struct lbd_backend *b = slot_of(k, BE(0));
@@ -129,11 +129,11 @@ static void test_first_mac_rebuilds(void **state)
 	}
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0 + 2);
 	/* The same MAC again confirms without a rebuild. */
-	arp_learn(&lb, BE(0), MAC_A, 3000);
+	arp_learn(&lb, &BE(0), MAC_A, 3000);
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0 + 2);
 	assert_int_equal(slot_of(1, BE(0))->mac_seen_ms, 3000);
 	/* A frame from an address that is no backend changes nothing. */
-	arp_learn(&lb, htonl(0xc0000299), MAC_EVIL, 3000);
+	arp_learn(&lb, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), htonl(0xc0000299) } }, MAC_EVIL, 3000);
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0 + 2);
 	assert_int_equal(lb.ctr.arp_mac_refused, 0);
 }
@@ -155,7 +155,7 @@ static void test_flapping_changes_nothing(void **state)
 
 	for (uint64_t n = 0; n < 50000; n++) {
 		uint64_t now = t0 + 1 + n / 5;     /* 5 frames per ms */
-		arp_learn(&lb, BE(1), n % 2 ? MAC_EVIL : real, now);
+		arp_learn(&lb, &BE(1), n % 2 ? MAC_EVIL : real, now);
 	}
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0);
 	assert_int_equal(lb.ctr.arp_mac_changes, 0);
@@ -182,8 +182,8 @@ static void test_forger_between_rounds(void **state)
 	uint8_t real[6];
 	memcpy(real, slot_of(0, BE(2))->mac, 6);
 	for (uint64_t t = t0; t < t0 + 3000; t += 500) {
-		arp_learn(&lb, BE(2), real, t);               /* answers to our requests every 500 ms */
-		arp_learn(&lb, BE(2), MAC_EVIL, t + 499);
+		arp_learn(&lb, &BE(2), real, t);               /* answers to our requests every 500 ms */
+		arp_learn(&lb, &BE(2), MAC_EVIL, t + 499);
 	}
 	assert_memory_equal(slot_of(0, BE(2))->mac, real, 6);
 	assert_int_equal(lb.ctr.arp_mac_changes, 0);
@@ -196,12 +196,12 @@ static void test_replaced_backend_learned(void **state)
 {
 	const uint64_t t0 = 300000;
 
-	arp_learn(&lb, BE(0), MAC_A, t0);
+	arp_learn(&lb, &BE(0), MAC_A, t0);
 	uint64_t r0 = lb.ctr.maglev_rebuilds;
-	arp_learn(&lb, BE(0), MAC_B, t0 + 400);
+	arp_learn(&lb, &BE(0), MAC_B, t0 + 400);
 	assert_memory_equal(slot_of(0, BE(0))->mac, MAC_A, 6);
 	assert_int_equal(lb.ctr.arp_mac_refused, 1);
-	arp_learn(&lb, BE(0), MAC_B, t0 + ARP_MAC_LOCK_MS);
+	arp_learn(&lb, &BE(0), MAC_B, t0 + ARP_MAC_LOCK_MS);
 	for (size_t k = 0; k < 2; k++) {
 		struct lbd_backend *b = slot_of(k, BE(0));
 		assert_memory_equal(b->mac, MAC_B, 6);
@@ -212,7 +212,7 @@ static void test_replaced_backend_learned(void **state)
 	assert_int_equal(lb.ctr.arp_mac_changes, 1);
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0);
 	/* At most one change per lock time: the old MAC coming back at once is refused. */
-	arp_learn(&lb, BE(0), MAC_A, t0 + ARP_MAC_LOCK_MS + 10);
+	arp_learn(&lb, &BE(0), MAC_A, t0 + ARP_MAC_LOCK_MS + 10);
 	assert_memory_equal(slot_of(0, BE(0))->mac, MAC_B, 6);
 	assert_int_equal(lb.ctr.arp_mac_refused, 2);
 }
@@ -240,7 +240,7 @@ static void test_unconfirmed_mac_dropped(void **state)
 	}
 	assert_int_equal(lb.ctr.maglev_rebuilds, r0 + 2);
 	assert_true(slot_of(0, BE(1))->mac_known);
-	arp_learn(&lb, BE(0), MAC_B, now + 1);
+	arp_learn(&lb, &BE(0), MAC_B, now + 1);
 	for (size_t k = 0; k < 2; k++) {
 		assert_memory_equal(slot_of(k, BE(0))->mac, MAC_B, 6);
 		assert_int_equal(lb.services[k].n_usable, 3);

@@ -169,11 +169,11 @@ static void test_example(void **state)
 
 	assert_int_equal(cfg->n_nodes, 2);
 	assert_string_equal(cfg->nodes[0].name, "lb1");
-	assert_int_equal(cfg->nodes[0].addr.s_addr, ip("192.0.2.11"));
+	assert_true(ipaddr_eq(&cfg->nodes[0].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.11") } }));
 	assert_int_equal(cfg->nodes[0].priority, 150);
 	assert_int_equal(cfg->nodes[0].line, 6);
 	assert_string_equal(cfg->nodes[1].name, "lb2");
-	assert_int_equal(cfg->nodes[1].addr.s_addr, ip("192.0.2.12"));
+	assert_true(ipaddr_eq(&cfg->nodes[1].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.12") } }));
 	assert_int_equal(cfg->nodes[1].priority, 100);
 	assert_int_equal(cfg->nodes[1].line, 10);
 
@@ -181,17 +181,17 @@ static void test_example(void **state)
 	s = &cfg->services[0];
 	assert_string_equal(s->name, "web");
 	assert_int_equal(s->line, 14);
-	assert_int_equal(s->vip.s_addr, ip("192.0.2.100"));
+	assert_true(ipaddr_eq(&s->vip, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.100") } }));
 	assert_int_equal(s->port, 80);
 	assert_int_equal(s->proto, IPPROTO_TCP);
 	assert_int_equal(s->n_backends, 3);
-	assert_int_equal(s->backends[0].addr.s_addr, ip("192.0.2.21"));
+	assert_true(ipaddr_eq(&s->backends[0].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.21") } }));
 	assert_int_equal(s->backends[0].weight, 1);
 	assert_int_equal(s->backends[0].line, 18);
-	assert_int_equal(s->backends[1].addr.s_addr, ip("192.0.2.22"));
+	assert_true(ipaddr_eq(&s->backends[1].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.22") } }));
 	assert_int_equal(s->backends[1].weight, 2);
 	assert_int_equal(s->backends[1].line, 19);
-	assert_int_equal(s->backends[2].addr.s_addr, ip("192.0.2.23"));
+	assert_true(ipaddr_eq(&s->backends[2].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.23") } }));
 	assert_int_equal(s->backends[2].weight, 1);
 	/* Defaults of [service]. */
 	assert_int_equal(s->check, CFG_CHECK_TCP);
@@ -203,7 +203,7 @@ static void test_example(void **state)
 	assert_int_equal(s->check_status, 200);
 	assert_string_equal(s->check_host, "");
 	assert_int_equal(s->on_backend_down, CFG_DOWN_RESCHEDULE);
-	assert_int_equal(s->sorry_backend.s_addr, INADDR_ANY);
+	assert_true(ipaddr_is_none(&s->sorry_backend));
 
 	crypto_generichash(digest, sizeof(digest), (const unsigned char *)EXAMPLE, strlen(EXAMPLE), NULL, 0);
 	assert_memory_equal(cfg->digest, digest, sizeof(digest));
@@ -327,7 +327,7 @@ static void test_every_key(void **state)
 	assert_int_equal(s->backends[1].weight, 65535);
 	assert_int_equal(s->check, CFG_CHECK_NONE);
 	assert_int_equal(s->on_backend_down, CFG_DOWN_KEEP);
-	assert_int_equal(s->sorry_backend.s_addr, ip("10.1.0.99"));
+	assert_true(ipaddr_eq(&s->sorry_backend, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("10.1.0.99") } }));
 	s = &cfg->services[1];
 	assert_int_equal(s->proto, IPPROTO_TCP);
 	assert_int_equal(s->check, CFG_CHECK_HTTP);
@@ -529,12 +529,19 @@ static const struct {
 	{ CL "user = root\nuser = root # <-\n" NODE, "user: already set at line 4" },
 	{ CL NODE "user = root # <-\n", "'user' belongs in a [cluster] section, not in [node a]" },
 	/* [node] values. */
-	{ CL "[node a]\naddress = 10.0.0.256 # <-\n", "'10.0.0.256' is not a unicast IPv4 address" },
-	{ CL "[node a]\naddress = 224.0.0.1 # <-\n", "not a unicast IPv4 address" },
-	{ CL "[node a]\naddress = 0.0.0.0 # <-\n", "not a unicast IPv4 address" },
-	{ CL "[node a]\naddress = 255.255.255.255 # <-\n", "not a unicast IPv4 address" },
-	{ CL "[node a]\naddress = 10.1 # <-\n", "not a unicast IPv4 address" },
-	{ CL "[node a]\naddress = lb1.example.com # <-\n", "not a unicast IPv4 address" },
+	{ CL "[node a]\naddress = 10.0.0.256 # <-\n", "'10.0.0.256' is not an IPv4 or IPv6 address" },
+	{ CL "[node a]\naddress = 224.0.0.1 # <-\n", "'224.0.0.1' is a multicast address, not a unicast address" },
+	{ CL "[node a]\naddress = 0.0.0.0 # <-\n", "is an address in 0.0.0.0/8" },
+	{ CL "[node a]\naddress = 255.255.255.255 # <-\n", "is a reserved or broadcast address" },
+	{ CL "[node a]\naddress = 10.1 # <-\n", "not an IPv4 or IPv6 address" },
+	{ CL "[node a]\naddress = lb1.example.com # <-\n", "not an IPv4 or IPv6 address" },
+	{ CL "[node a]\naddress = 2001:db8::1/64 # <-\n", "not an IPv4 or IPv6 address" },
+	{ CL "[node a]\naddress = fe80::1 # <-\n", "'fe80::1' is a link-local address" },
+	{ CL "[node a]\naddress = :: # <-\n", "is the unspecified address" },
+	{ CL NODE "[node b] # <-\naddress = 2001:db8::12\npriority = 5\n",
+	  "[node b]: address 2001:db8::12 is not of the same family as node a's (line 4)" },
+	{ "[cluster]\ninterface = eth0\nkey_file = /k\nmulticast = 239.1.1.1 # <-\n"
+	  "[node a]\naddress = 2001:db8::11\npriority = 100\n", "multicast: an IPv4 group, but the nodes' addresses are IPv6" },
 	{ CL "[node a]\naddress = 10.0.0.1\npriority = 255 # <-\n", "not a number in 1..254" },
 	{ CL "[node a]\naddress = 10.0.0.1\npriority = 0 # <-\n", "not a number in 1..254" },
 	{ CL "[node a]\naddress = 10.0.0.1\npriority = 1 0 # <-\n", "'1 0' is not a number" },
@@ -545,7 +552,17 @@ static const struct {
 	{ CL NODE "[service s]\nprotocol = sctp # <-\n", "'sctp' is not one of tcp, udp" },
 	{ CL NODE "[service s]\ncheck = icmp # <-\n", "'icmp' is not one of none, tcp, http" },
 	{ CL NODE "[service s]\non_backend_down = drop # <-\n", "not one of reschedule, keep" },
-	{ CL NODE "[service s]\nbackend = 10.0.0.300 # <-\n", "not a unicast IPv4 address" },
+	{ CL NODE "[service s]\nbackend = 10.0.0.300 # <-\n", "not an IPv4 or IPv6 address" },
+	{ CL NODE "[service s]\nvip = ff02::1 # <-\n", "'ff02::1' is a multicast address" },
+	{ CL NODE "[service s]\nvip = fe80::100 # <-\n", "is a link-local address" },
+	{ CL NODE "[service s]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21\nbackend = 10.0.0.21 # <-\n",
+	  "backend 10.0.0.21 is IPv4 but vip 2001:db8::100 is IPv6: a service's backends are of its vip's family" },
+	{ CL NODE "[service s]\nvip = 10.0.0.100\nport = 80\nbackend = 2001:db8::21 # <-\n",
+	  "backend 2001:db8::21 is IPv6 but vip 10.0.0.100 is IPv4" },
+	{ CL NODE "[service s]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21\nsorry_backend = 10.0.0.99 # <-\n",
+	  "sorry_backend and vip are of different address families" },
+	{ CL NODE "[service s]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21\nbackend = 2001:DB8::21 # <-\n",
+	  "2001:db8::21 is already listed at line 10" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight=65536 # <-\n", "'65536' is not a weight" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight=-1 # <-\n", "not a weight" },
 	{ CL NODE "[service s]\nbackend = 10.0.0.21 weight= # <-\n", "not a weight" },
@@ -587,6 +604,32 @@ static int marker_line(const char *text)
 	for (c = text; c < m; c++)
 		line += *c == '\n';
 	return line;
+}
+
+/* IPv4 and IPv6 services side by side; IPv6 nodes. */
+static void test_dual_stack(void **state)
+{
+	char err[512], a[IPADDR_STRLEN];
+	struct ipaddr vips[4];
+	struct cfg *cfg = load_text("[cluster]\ninterface = eth0\nkey_file = /k\n"
+				    "[node a]\naddress = 2001:db8::11\npriority = 100\n"
+				    "[node b]\naddress = 2001:db8::12\npriority = 50\n"
+				    "[service v4]\nvip = 192.0.2.100\nport = 80\nbackend = 192.0.2.21\n"
+				    "[service v6]\nvip = 2001:db8::100\nport = 80\nbackend = 2001:db8::21 weight=3\n"
+				    "backend = 2001:0db8:0:0::22\nsorry_backend = 2001:db8::99\n", err, sizeof(err));
+
+	assert_non_null(cfg);
+	assert_false(ipaddr_is_v4(&cfg->nodes[0].addr));
+	assert_string_equal(ipaddr_str(&cfg->nodes[1].addr, a), "2001:db8::12");
+	assert_true(ipaddr_is_v4(&cfg->services[0].vip));
+	assert_string_equal(ipaddr_str(&cfg->services[1].vip, a), "2001:db8::100");
+	assert_string_equal(ipaddr_str(&cfg->services[1].backends[1].addr, a), "2001:db8::22");
+	assert_int_equal(cfg->services[1].backends[0].weight, 3);
+	assert_string_equal(ipaddr_str(&cfg->services[1].sorry_backend, a), "2001:db8::99");
+	assert_true(cfg_has_ipv6(cfg));
+	assert_int_equal(cfg_vips(cfg, vips, 4), 2);
+	assert_string_equal(ipaddr_str(&vips[1], a), "2001:db8::100");
+	cfg_free(cfg);
 }
 
 static void test_errors(void **state)
@@ -905,10 +948,10 @@ static void test_example_file(void **state)
 		fail_msg("%s", err);
 	assert_string_equal(cfg->interface, "eth0");
 	assert_int_equal(cfg->n_nodes, 2);
-	assert_int_equal(cfg->nodes[0].addr.s_addr, ip("192.0.2.11"));
-	assert_int_equal(cfg->nodes[1].addr.s_addr, ip("192.0.2.12"));
+	assert_true(ipaddr_eq(&cfg->nodes[0].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.11") } }));
+	assert_true(ipaddr_eq(&cfg->nodes[1].addr, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.12") } }));
 	assert_int_equal(cfg->n_services, 1);
-	assert_int_equal(cfg->services[0].vip.s_addr, ip("192.0.2.100"));
+	assert_true(ipaddr_eq(&cfg->services[0].vip, &(struct ipaddr){ .w = { 0, 0, htonl(0xffff), ip("192.0.2.100") } }));
 	assert_int_equal(cfg->services[0].n_backends, 3);
 	assert_int_equal(cfg->services[0].backends[1].weight, 2);
 	cfg_free(cfg);
@@ -924,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_fence_default),
 		cmocka_unit_test(test_line_endings),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_dual_stack),
 		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_small_err_buffer),

@@ -32,14 +32,15 @@ static void test_counts_follow_flows(void **state)
 	uint64_t rng = 12345;
 
 	(void)state;
-	assert_int_equal(dp_table_init(&t, flow_create(256)), 0);
+	assert_int_equal(dp_table_init(&t, flow_create(256, 0)), 0);
 	for (int i = 0; i < 20000; i++) {
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
 		uint32_t r = (uint32_t)(rng >> 33);
 		struct flow *f;
 
 		memset(&k, 0, sizeof(k));
-		k.saddr = r % 300;
+		k.saddr = ipaddr_from_v4(r % 300);
+		k.daddr = ipaddr_from_v4(0);
 		k.proto = 6;
 		f = flow_lookup(t.flows, &k);
 		switch ((r >> 12) % 4) {
@@ -68,10 +69,10 @@ static void test_counts_follow_flows(void **state)
 	recount(&t);
 	/* A full table refuses the flow and counts nothing. */
 	for (uint32_t i = 0; flow_count(t.flows) < flow_max(t.flows); i++) {
-		k.saddr = 100000 + i;
+		k.saddr = ipaddr_from_v4(100000 + i);
 		dp_flow_insert(&t, &k, 1, 0, 0);
 	}
-	k.saddr = 999999;
+	k.saddr = ipaddr_from_v4(999999);
 	assert_null(dp_flow_insert(&t, &k, 1, 0, 0));
 	recount(&t);
 	flow_destroy(t.flows);

@@ -23,8 +23,8 @@ static struct flow_key key_n(uint32_t i)
 	struct flow_key k;
 
 	memset(&k, 0, sizeof(k));
-	k.saddr = htonl(0x0a000000u + (i >> 16));
-	k.daddr = htonl(0xc6336401u);
+	k.saddr = ipaddr_from_v4(htonl(0x0a000000u + (i >> 16)));
+	k.daddr = ipaddr_from_v4(htonl(0xc6336401u));
 	k.sport = htons((uint16_t)i);
 	k.dport = htons(443);
 	k.proto = 6;
@@ -48,17 +48,17 @@ static struct flow *lookup_n(struct flow_table *t, uint32_t i)
 static void test_create_bad(void **state)
 {
 	errno = 0;
-	assert_null(flow_create(0));
+	assert_null(flow_create(0, 0));
 	assert_int_equal(errno, EINVAL);
 	errno = 0;
-	assert_null(flow_create(FLOW_MAX_LIMIT + 1));
+	assert_null(flow_create(FLOW_MAX_LIMIT + 1, 1));
 	assert_int_equal(errno, EINVAL);
 	flow_destroy(NULL);
 }
 
 static void test_insert_lookup_delete(void **state)
 {
-	struct flow_table *t = flow_create(100);
+	struct flow_table *t = flow_create(100, 0);
 	struct flow_key k = key_n(1), other;
 	struct flow *f, *g, foreign;
 
@@ -73,8 +73,12 @@ static void test_insert_lookup_delete(void **state)
 	assert_int_equal(f->backend, 7);
 	assert_int_equal(f->state, FLOW_TCP_SYN);
 	assert_int_equal(f->flags, 0);
-	assert_int_equal(f->key.saddr, k.saddr);
-	assert_int_equal(f->key.sport, k.sport);
+	flow_key_of(t, f, &other);
+	assert_true(ipaddr_eq(&other.saddr, &k.saddr));
+	assert_true(ipaddr_eq(&other.daddr, &k.daddr));
+	assert_int_equal(other.sport, k.sport);
+	assert_int_equal(other.dport, k.dport);
+	assert_int_equal(other.proto, k.proto);
 
 	/* Each field is part of the key. */
 	other = k;
@@ -84,7 +88,7 @@ static void test_insert_lookup_delete(void **state)
 	other.dport = htons(444);
 	assert_null(flow_lookup(t, &other));
 	other = k;
-	other.daddr ^= 1;
+	other.daddr.w[3] ^= 1;
 	assert_null(flow_lookup(t, &other));
 
 	/* Padding bytes of the caller's key do not matter. */
@@ -120,7 +124,7 @@ static void test_insert_lookup_delete(void **state)
  * chains are keyed, so the test asks the table which keys share one. */
 static void test_one_chain(void **state)
 {
-	struct flow_table *t = flow_create(64);
+	struct flow_table *t = flow_create(64, 0);
 	struct flow_key keys[64];
 	uint32_t n = 0, chain;
 
@@ -157,7 +161,7 @@ static void test_one_chain(void **state)
 static void test_chains_are_keyed(void **state)
 {
 	enum { HEADS = 1024, WANT = 256 };
-	struct flow_table *a = flow_create(HEADS), *b = flow_create(HEADS);
+	struct flow_table *a = flow_create(HEADS, 0), *b = flow_create(HEADS, 0);
 	static uint32_t per_chain[HEADS];
 	struct flow_key k0 = key_n(0), keys[WANT];
 	uint32_t n = 0, same = 0, max = 0;
@@ -188,7 +192,7 @@ static void test_chains_are_keyed(void **state)
 
 static void test_full_table(void **state)
 {
-	struct flow_table *t = flow_create(1000);
+	struct flow_table *t = flow_create(1000, 0);
 	struct flow *f;
 
 	for (uint32_t i = 0; i < 1000; i++)
@@ -227,7 +231,7 @@ struct expired {
 	uint32_t backend[16];
 };
 
-static void on_expire(void *arg, const struct flow *f)
+static void on_expire(void *arg, const struct flow *f, const struct flow_key *k)
 {
 	struct expired *e = arg;
 
@@ -238,7 +242,7 @@ static void on_expire(void *arg, const struct flow *f)
 
 static void test_expire_per_state(void **state)
 {
-	struct flow_table *t = flow_create(16);
+	struct flow_table *t = flow_create(16, 0);
 	struct expired ex = { 0 };
 	/* Start late in the 16 ms-unit range so the clock wraps the 32-bit last_seen during the test. */
 	const uint64_t t0 = (1ull << 36) - 200000;
@@ -291,7 +295,7 @@ static void test_expire_per_state(void **state)
 
 static void test_expire_incremental(void **state)
 {
-	struct flow_table *t = flow_create(1000);
+	struct flow_table *t = flow_create(1000, 0);
 	size_t total = 0, calls = 0;
 
 	for (uint32_t i = 0; i < 1000; i++)
@@ -314,7 +318,7 @@ static void test_expire_incremental(void **state)
 
 static void test_idle_clock(void **state)
 {
-	struct flow_table *t = flow_create(4);
+	struct flow_table *t = flow_create(4, 0);
 	struct flow *f = insert_n(t, 1, FLOW_TCP_EST, 100000);
 
 	assert_int_equal(flow_idle_ms(t, f, 100000), 0);
@@ -333,7 +337,7 @@ static void test_idle_clock(void **state)
 
 static void test_next(void **state)
 {
-	struct flow_table *t = flow_create(5000);
+	struct flow_table *t = flow_create(5000, 0);
 	static uint8_t seen[5000];
 	uint32_t cursor = 0, visits = 0;
 	struct flow *f;
@@ -420,10 +424,85 @@ static void test_tcp_next(void **state)
 	assert_int_equal(flow_timeout_ms(&timeouts, 0xff), timeouts.other_ms);
 }
 
+/* IPv6 keys: only in a table made for them, next to IPv4 keys; every byte of an address counts. */
+static struct flow_key key6_n(uint32_t i)
+{
+	struct flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	ipaddr_parse("2001:db8:1::7", &k.saddr);
+	ipaddr_parse("2001:db8::100", &k.daddr);
+	k.saddr.w[2] = htonl(i >> 16);
+	k.sport = htons((uint16_t)i);
+	k.dport = htons(443);
+	k.proto = 6;
+	return k;
+}
+
+static void test_ipv6_keys(void **state)
+{
+	struct flow_table *narrow = flow_create(64, 0), *wide = flow_create(4096, 1);
+	struct flow_key k6 = key6_n(1), k4 = key_n(1), o;
+	struct flow *f6, *f4;
+
+	assert_false(flow_ipv6(narrow));
+	assert_true(flow_ipv6(wide));
+	/* An IPv4-only table holds no IPv6 key. */
+	errno = 0;
+	assert_null(flow_insert(narrow, &k6, 1, FLOW_UDP, 1000));
+	assert_int_equal(errno, EAFNOSUPPORT);
+	assert_null(flow_lookup(narrow, &k6));
+	assert_int_equal(flow_count(narrow), 0);
+
+	f6 = flow_insert(wide, &k6, 6, FLOW_UDP, 1000);
+	f4 = flow_insert(wide, &k4, 4, FLOW_UDP, 1000);
+	assert_non_null(f6);
+	assert_non_null(f4);
+	assert_ptr_not_equal(f6, f4);
+	assert_ptr_equal(flow_lookup(wide, &k6), f6);
+	assert_ptr_equal(flow_lookup(wide, &k4), f4);
+	flow_key_of(wide, f6, &o);
+	assert_memory_equal(o.saddr.b, k6.saddr.b, 16);
+	assert_memory_equal(o.daddr.b, k6.daddr.b, 16);
+	assert_int_equal(o.sport, k6.sport);
+	flow_key_of(wide, f4, &o);
+	assert_true(ipaddr_is_v4(&o.saddr) && ipaddr_eq(&o.saddr, &k4.saddr) && ipaddr_eq(&o.daddr, &k4.daddr));
+	for (int b = 0; b < 16; b++) {
+		o = k6;
+		o.saddr.b[b] ^= 0x80;
+		assert_null(flow_lookup(wide, &o));
+		assert_int_not_equal(flow_hash(&o), flow_hash(&k6));
+		o = k6;
+		o.daddr.b[b] ^= 1;
+		assert_null(flow_lookup(wide, &o));
+		assert_int_not_equal(flow_hash_addrs(&o.saddr, &o.daddr, 6), flow_hash_addrs(&k6.saddr, &k6.daddr, 6));
+	}
+	/* Filled to the last entry with IPv6 flows, each found again by its key; the 56-byte entries. */
+	for (uint32_t i = 2; i < 4096; i++) {
+		o = key6_n(i);
+		assert_non_null(flow_insert(wide, &o, (uint16_t)i, FLOW_UDP, 1000));
+	}
+	errno = 0;
+	o = key6_n(5000);
+	assert_null(flow_insert(wide, &o, 1, FLOW_UDP, 1000));
+	assert_int_equal(errno, ENOSPC);
+	for (uint32_t i = 2; i < 4096; i++) {
+		o = key6_n(i);
+		f6 = flow_lookup(wide, &o);
+		assert_non_null(f6);
+		assert_int_equal(f6->backend, (uint16_t)i);
+	}
+	assert_true(flow_bytes_per_flow(wide) <= 61);
+	assert_true(flow_bytes_per_flow(narrow) <= 37 + 1);
+	flow_destroy(narrow);
+	flow_destroy(wide);
+}
+
 static void test_hash(void **state)
 {
 	struct flow_key k = {
-		.saddr = htonl(0xc0a80001u), .daddr = htonl(0xc6336401u), .sport = htons(40000), .dport = htons(80),
+		.saddr = ipaddr_from_v4(htonl(0xc0a80001u)), .daddr = ipaddr_from_v4(htonl(0xc6336401u)),
+		.sport = htons(40000), .dport = htons(80),
 		.proto = 6,
 	}, o;
 	static uint32_t bucket[1024];
@@ -432,12 +511,12 @@ static void test_hash(void **state)
 
 	/* Pinned: both nodes of a pair may run different builds during an upgrade; change only on purpose. */
 	assert_int_equal(flow_hash(&k), 0xbe0c59e1u);
-	assert_int_equal(flow_hash_addrs(k.saddr, k.daddr, 17), 0x7e3540c8u);
+	assert_int_equal(flow_hash_addrs(&k.saddr, &k.daddr, 17), 0x7e3540c8u);
 
 	/* Every field matters; padding does not; the address hash ignores ports. */
-	o = k; o.saddr ^= htonl(1);
+	o = k; o.saddr.w[3] ^= htonl(1);
 	assert_int_not_equal(flow_hash(&o), flow_hash(&k));
-	o = k; o.daddr ^= htonl(1);
+	o = k; o.daddr.w[3] ^= htonl(1);
 	assert_int_not_equal(flow_hash(&o), flow_hash(&k));
 	o = k; o.sport ^= htons(1);
 	assert_int_not_equal(flow_hash(&o), flow_hash(&k));
@@ -450,7 +529,7 @@ static void test_hash(void **state)
 	memset(&o, 0xff, sizeof(o));
 	o.saddr = k.saddr; o.daddr = k.daddr; o.sport = k.sport; o.dport = k.dport; o.proto = k.proto;
 	assert_int_equal(flow_hash(&o), flow_hash(&k));
-	assert_int_not_equal(flow_hash_addrs(k.saddr, k.daddr, 6), flow_hash_addrs(k.saddr, k.daddr, 17));
+	assert_int_not_equal(flow_hash_addrs(&k.saddr, &k.daddr, 6), flow_hash_addrs(&k.saddr, &k.daddr, 17));
 
 	/* Structured keys (few clients, sequential ports) spread evenly over the low bits the table uses:
 	 * 1M keys in 1024 buckets, mean 1024, sd 32; allow 6 sd. */
@@ -477,7 +556,7 @@ static void test_million(void **state)
 	double secs;
 
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	t = flow_create(n);
+	t = flow_create(n, 0);
 	assert_non_null(t);
 	print_message("flow_max %u: %zu bytes total, %.2f bytes per flow (flow_bytes_per_flow %zu)\n", n,
 		flow_mem_bytes(t), (double)flow_mem_bytes(t) / n, flow_bytes_per_flow(t));
@@ -519,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_next),
 		cmocka_unit_test(test_tcp_next),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_ipv6_keys),
 		cmocka_unit_test(test_million),
 	};
 

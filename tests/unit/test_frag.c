@@ -14,8 +14,8 @@
 
 static struct frag_key key(uint32_t src, uint16_t id)
 {
-	struct frag_key k = { .saddr = htonl(0xc6336400u + src), .daddr = htonl(0xc0000264u),
-			      .id = htons(id), .proto = 17 };
+	struct frag_key k = { .saddr = ipaddr_from_v4(htonl(0xc6336400u + src)),
+			      .daddr = ipaddr_from_v4(htonl(0xc0000264u)), .id = htons(id), .proto = 17 };
 	return k;
 }
 

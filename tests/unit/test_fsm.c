@@ -15,7 +15,7 @@
 #include "vrrpd/fsm.h"
 
 #define T0 1000u                        /* fake clock start: not zero, so "0" bugs show */
-#define ADDR(x) htonl(0x0a000000u | (x)) /* 10.0.0.x */
+#define ADDR(x) ipaddr_from_v4(htonl(0x0a000000u | (x))) /* 10.0.0.x, IPv4-mapped */
 
 enum {
 	ADV = VRRP_ACT_SEND_ADVERT,
@@ -128,9 +128,9 @@ static void test_config_check(void **state)
 
 	assert_int_equal(vrrp_fsm_config_check(&c, &why), 0);
 	assert_null(why);
-	const struct { uint8_t prio; uint32_t adv; uint32_t addr; } bad[] = {
+	const struct { uint8_t prio; uint32_t adv; struct ipaddr addr; } bad[] = {
 		{ 0, 100, ADDR(1) }, { 255, 100, ADDR(1) }, { 100, 4, ADDR(1) }, { 100, 40001, ADDR(1) },
-		{ 100, 0, ADDR(1) }, { 100, UINT32_MAX, ADDR(1) }, { 100, 100, 0 },
+		{ 100, 0, ADDR(1) }, { 100, UINT32_MAX, ADDR(1) }, { 100, 100, { .w = { 0 } } },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		c = mkcfg(100, 1, 100, true);
@@ -199,7 +199,7 @@ static void test_startup_to_backup(void **state)
 
 	vrrp_fsm_advert_fill(&f, &a);
 	assert_int_equal(a.priority, 100);
-	assert_int_equal(a.addr, ADDR(1));
+	assert_true(ipaddr_eq(&a.addr, &c.addr));
 	assert_int_equal(a.advert_ms, 100);
 	assert_false(a.master);
 }
@@ -380,6 +380,76 @@ static void test_master_equal_priority_tie(void **state)
 	t_m = start_master(&f, &c, T0);
 	assert_int_equal(advert_at(&f, mkadv(100, 0xff, 100, true), t_m + 1), ADV | GARP);
 	assert_int_equal(vrrp_fsm_state(&f), VRRP_MASTER);
+}
+
+/* An IPv6 address (documentation prefix) for the tie-break tests. */
+static struct ipaddr addr6(const char *s)
+{
+	struct ipaddr a;
+
+	assert_int_equal(inet_pton(AF_INET6, s, a.b), 1);
+	return a;
+}
+
+/* IPv6 nodes: equal priorities are settled by the 16 bytes of the address in network order. Each pair
+ * is (lower, higher); the first differ in the last byte, the others in a byte whose order would flip if
+ * the address were compared as host-order words (2001:db8::100 > 2001:db8::ff, 2001:db8:0:1:: above any
+ * 2001:db8::/64 address), and the last pair differs in the first byte. */
+static void test_ipv6_tie_break(void **state)
+{
+	static const char *const pairs[][2] = {
+		{ "2001:db8::5", "2001:db8::6" },
+		{ "2001:db8::ff", "2001:db8::100" },
+		{ "2001:db8::ffff:ffff:ffff:ffff", "2001:db8:0:1::" },
+		{ "2001:db8::1", "fd00::1" },
+	};
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		struct vrrp_fsm_config lo = mkcfg(100, 1, 100, true), hi = lo;
+		struct vrrp_advert a = mkadv(100, 1, 100, true);
+		struct vrrp_fsm f;
+		uint64_t t_m;
+
+		lo.addr = addr6(pairs[i][0]);
+		hi.addr = addr6(pairs[i][1]);
+		/* The lower master yields to the higher one. */
+		t_m = start_master(&f, &lo, T0);
+		a.addr = hi.addr;
+		assert_int_equal(advert_at(&f, a, t_m + 1), BAK);
+		/* The higher master stays and re-announces. */
+		t_m = start_master(&f, &hi, T0);
+		a.addr = lo.addr;
+		assert_int_equal(advert_at(&f, a, t_m + 1), ADV | GARP);
+		/* A preempting backup of the higher address lets the lower master's timer run out; the lower
+		 * backup defers to the higher master. */
+		start_backup(&f, &hi, T0);
+		assert_int_equal(advert_at(&f, a, T0 + 200), 0);
+		assert_true(vrrp_fsm_deadline(&f) == T0 + 360);
+		start_backup(&f, &lo, T0);
+		a.addr = hi.addr;
+		assert_int_equal(advert_at(&f, a, T0 + 200), 0);
+		assert_true(vrrp_fsm_deadline(&f) == T0 + 200 + 360);
+	}
+}
+
+/* Our own IPv6 address is an echo; one that differs only in its last bit is the peer's. The all-zero
+ * address (::) is "none" and refused as ours. */
+static void test_ipv6_own_address(void **state)
+{
+	struct vrrp_fsm_config c = mkcfg(100, 1, 100, false);
+	struct vrrp_advert a = mkadv(200, 1, 100, true);
+	struct vrrp_fsm f;
+	uint64_t t_m;
+
+	c.addr = addr6("::");
+	assert_int_equal(vrrp_fsm_config_check(&c, NULL), -1);
+	c.addr = addr6("2001:db8::11");
+	t_m = start_master(&f, &c, T0);
+	a.addr = c.addr;
+	assert_int_equal(advert_at(&f, a, t_m + 1), 0);
+	assert_int_equal(f.cnt.rx_own_addr, 1);
+	a.addr = addr6("2001:db8::10");
+	assert_int_equal(advert_at(&f, a, t_m + 2), BAK);
 }
 
 static void test_master_hears_prio0(void **state)
@@ -1229,6 +1299,23 @@ static void test_sim_equal_priority(void **state)
 	sim_run_one_master(&s, 10000, 1);
 }
 
+/* The same with IPv6 nodes: 2001:db8::12 outranks 2001:db8::11. */
+static void test_sim_equal_priority_ipv6(void **state)
+{
+	struct vrrp_fsm_config a = mkcfg(100, 1, 100, false), b = a;
+	struct sim s;
+
+	a.addr = addr6("2001:db8::12");
+	b.addr = addr6("2001:db8::11");
+	sim_init(&s, a, b);
+	sim_run(&s, vrrp_master_down_ms(100, 100), false);
+	assert_int_equal(sim_masters(&s), 2);
+	sim_step(&s);
+	assert_true(s.n[0].active);
+	assert_false(s.n[1].active);
+	sim_run_one_master(&s, 10000, 0);
+}
+
 /* A link cut in both directions makes two masters; when it heals the rank decides at once. */
 static void test_sim_split_brain_heals(void **state)
 {
@@ -1455,6 +1542,8 @@ int main(void)
 		cmocka_unit_test(test_master_hears_higher),
 		cmocka_unit_test(test_master_hears_lower),
 		cmocka_unit_test(test_master_equal_priority_tie),
+		cmocka_unit_test(test_ipv6_tie_break),
+		cmocka_unit_test(test_ipv6_own_address),
 		cmocka_unit_test(test_master_hears_prio0),
 		cmocka_unit_test(test_dropped_adverts),
 		cmocka_unit_test(test_preempt_delay),
@@ -1478,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(test_sim_kill_restart_preempt),
 		cmocka_unit_test(test_sim_kill_restart_no_preempt),
 		cmocka_unit_test(test_sim_equal_priority),
+		cmocka_unit_test(test_sim_equal_priority_ipv6),
 		cmocka_unit_test(test_sim_split_brain_heals),
 		cmocka_unit_test(test_sim_can_preempt),
 		cmocka_unit_test(test_sim_fault),

@@ -1,6 +1,7 @@
 /* Unit tests for lbd/health.c without a network: the HTTP status-line parser against hostile and
- * fragmented input, the check request, the rise/fall counter against a reference model, the spread of
- * first checks, and the reload rule that a backend whose check is switched off is up again. */
+ * fragmented input, the check request and its Host header for both families, the rise/fall counter against a
+ * reference model, the spread of first checks, and the reload rule that a backend whose check is switched off
+ * is up again (IPv4 and IPv6 services). */
 #include <arpa/inet.h>
 #include <ev.h>
 #include <setjmp.h>
@@ -174,6 +175,32 @@ static void test_request(void **state)
 	assert_int_equal(health_http_request(out, sizeof(out), "/", NULL), -1);
 }
 
+static void test_host(void **state)
+{
+	struct ipaddr a4, a6;
+	char out[IPADDR_PORT_STRLEN], req[512];
+
+	assert_int_equal(ipaddr_parse("10.0.0.11", &a4), 0);
+	assert_int_equal(ipaddr_parse("2001:DB8:0:0::b", &a6), 0);
+	assert_int_equal(health_http_host(out, sizeof(out), &a4, 80), 9);
+	assert_string_equal(out, "10.0.0.11");
+	health_http_host(out, sizeof(out), &a4, 8080);
+	assert_string_equal(out, "10.0.0.11:8080");
+	/* RFC 3986: an IPv6 literal in brackets, with or without the port; RFC 5952 text inside. */
+	assert_int_equal(health_http_host(out, sizeof(out), &a6, 80), 13);
+	assert_string_equal(out, "[2001:db8::b]");
+	health_http_host(out, sizeof(out), &a6, 8080);
+	assert_string_equal(out, "[2001:db8::b]:8080");
+	assert_int_equal(health_http_host(out, 13, &a6, 80), -1);
+	assert_int_equal(health_http_host(out, 14, &a6, 80), 13);
+	/* The longest IPv6 text with the longest port fits, and makes a valid request. */
+	assert_int_equal(ipaddr_parse("2001:db8:1234:5678:9abc:def0:1234:5678", &a6), 0);
+	assert_true(health_http_host(out, sizeof(out), &a6, 65535) > 0);
+	assert_string_equal(out, "[2001:db8:1234:5678:9abc:def0:1234:5678]:65535");
+	assert_true(health_http_request(req, sizeof(req), "/", out) > 0);
+	assert_non_null(strstr(req, "\r\nHost: [2001:db8:1234:5678:9abc:def0:1234:5678]:65535\r\n"));
+}
+
 /* Feeds a string of results ('+' pass, '-' fail) and returns the string of verdicts after each. */
 static void run_seq(struct health_state *s, const char *in, unsigned rise, unsigned fall, char *out)
 {
@@ -305,7 +332,9 @@ static void test_null(void **state)
 
 static struct lbd lb;
 
-static struct cfg *mkcfg(enum cfg_check check, size_t n_backends)
+/* One service "web" on port 80: IPv4 (192.0.2.100, backends 192.0.2.21...) or IPv6 (2001:db8::100,
+ * backends 2001:db8::21...). */
+static struct cfg *mkcfg_family(enum cfg_check check, size_t n_backends, int v6)
 {
 	struct cfg *c = calloc(1, sizeof(*c));
 	struct cfg_service *cs = &c->services[0];
@@ -313,7 +342,7 @@ static struct cfg *mkcfg(enum cfg_check check, size_t n_backends)
 	assert_non_null(c);
 	c->n_services = 1;
 	snprintf(cs->name, sizeof(cs->name), "web");
-	cs->vip.s_addr = htonl(0xc0000264);
+	assert_int_equal(ipaddr_parse(v6 ? "2001:db8::100" : "192.0.2.100", &cs->vip), 0);
 	cs->port = 80;
 	cs->proto = 6;
 	cs->check = check;
@@ -323,14 +352,17 @@ static struct cfg *mkcfg(enum cfg_check check, size_t n_backends)
 	cs->fall = 3;
 	snprintf(cs->check_path, sizeof(cs->check_path), "/");
 	cs->check_status = 200;
-	cs->sorry_backend.s_addr = htonl(0xc0000263);
+	assert_int_equal(ipaddr_parse(v6 ? "2001:db8::99" : "192.0.2.99", &cs->sorry_backend), 0);
 	for (size_t i = 0; i < n_backends; i++) {
-		cs->backends[i].addr.s_addr = htonl(0xc0000215 + (uint32_t)i);
+		char a[64];
+		snprintf(a, sizeof(a), v6 ? "2001:db8::%zx" : "192.0.2.%zu", 0x21 + i);
+		assert_int_equal(ipaddr_parse(a, &cs->backends[i].addr), 0);
 		cs->backends[i].weight = 1;
 	}
 	cs->n_backends = n_backends;
 	return c;
 }
+
 
 static void lb_teardown(void)
 {
@@ -341,7 +373,7 @@ static void lb_teardown(void)
 	memset(&lb, 0, sizeof(lb));
 }
 
-static void test_reload_check_off_is_up(void **state)
+static void reload_check_off_is_up(int v6)
 {
 	struct health_ctx *h;
 	struct lbd_service *s;
@@ -349,7 +381,7 @@ static void test_reload_check_off_is_up(void **state)
 	memset(&lb, 0, sizeof(lb));
 	lb.loop = ev_loop_new(EVFLAG_AUTO);
 	assert_non_null(lb.loop);
-	assert_int_equal(dp_apply_config(&lb, mkcfg(CFG_CHECK_TCP, 3)), 0);
+	assert_int_equal(dp_apply_config(&lb, mkcfg_family(CFG_CHECK_TCP, 3, v6)), 0);
 	s = &lb.services[0];
 	for (size_t i = 0; i < s->n_slots; i++)
 		lb.slots[s->slots[i]].mac_known = 1;
@@ -368,24 +400,35 @@ static void test_reload_check_off_is_up(void **state)
 	lb.slots[s->slots[1]].healthy = 0;
 	dp_rebuild_service(&lb, s);
 	assert_int_equal(s->n_usable, 2);
-	assert_int_equal(dp_apply_config(&lb, mkcfg(CFG_CHECK_TCP, 3)), 0);
+	assert_int_equal(dp_apply_config(&lb, mkcfg_family(CFG_CHECK_TCP, 3, v6)), 0);
 	health_reload(h);
 	assert_int_equal(lb.slots[s->slots[1]].healthy, 0);
 	assert_int_equal(s->n_usable, 2);
 
 	/* check = none: always up, and the table has it again. */
-	assert_int_equal(dp_apply_config(&lb, mkcfg(CFG_CHECK_NONE, 3)), 0);
+	assert_int_equal(dp_apply_config(&lb, mkcfg_family(CFG_CHECK_NONE, 3, v6)), 0);
 	health_reload(h);
 	for (size_t i = 0; i < s->n_slots; i++)
 		assert_int_equal(lb.slots[s->slots[i]].healthy, 1);
 	assert_int_equal(s->n_usable, 3);
 
 	/* Back to checks, fewer backends, then destroy with timers running. */
-	assert_int_equal(dp_apply_config(&lb, mkcfg(CFG_CHECK_HTTP, 2)), 0);
+	assert_int_equal(dp_apply_config(&lb, mkcfg_family(CFG_CHECK_HTTP, 2, v6)), 0);
 	health_reload(h);
 	assert_int_equal(s->n_slots, 2);
+	assert_int_equal(ipaddr_is_v4(&lb.slots[s->slots[0]].addr), !v6);
 	health_destroy(h);
 	lb_teardown();
+}
+
+static void test_reload_check_off_is_up(void **state)
+{
+	reload_check_off_is_up(0);
+}
+
+static void test_reload_check_off_is_up_ipv6(void **state)
+{
+	reload_check_off_is_up(1);
 }
 
 int main(void)
@@ -396,11 +439,13 @@ int main(void)
 		cmocka_unit_test(test_status_garbage),
 		cmocka_unit_test(test_status_random),
 		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_host),
 		cmocka_unit_test(test_rise_fall_sequences),
 		cmocka_unit_test(test_rise_fall_model),
 		cmocka_unit_test(test_jitter),
 		cmocka_unit_test(test_null),
 		cmocka_unit_test(test_reload_check_off_is_up),
+		cmocka_unit_test(test_reload_check_off_is_up_ipv6),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

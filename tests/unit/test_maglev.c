@@ -360,7 +360,7 @@ static void test_five_tuple_keys(void **state)
 	assert_int_equal(maglev_build(m, ids, weights, 10), 0);
 	for (uint32_t i = 0; i < 200; i++) {
 		struct flow_key k = {
-			.saddr = htonl(0xc0a80000u + i / 50), .daddr = htonl(0xc6336401u),
+			.saddr = ipaddr_from_v4(htonl(0xc0a80000u + i / 50)), .daddr = ipaddr_from_v4(htonl(0xc6336401u)),
 			.sport = htons((uint16_t)(40000 + i)), .dport = htons(80), .proto = 6,
 		};
 		uint16_t b = maglev_lookup(m, flow_hash(&k));

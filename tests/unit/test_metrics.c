@@ -137,8 +137,9 @@ static void test_full_status(void **state)
 	Dsrlb__Counters ctr = DSRLB__COUNTERS__INIT;
 	Dsrlb__Backend b1 = DSRLB__BACKEND__INIT, b2 = DSRLB__BACKEND__INIT, sorry = DSRLB__BACKEND__INIT;
 	Dsrlb__Backend *bes[] = { &b1, &b2 };
-	Dsrlb__Service svc = DSRLB__SERVICE__INIT;
-	Dsrlb__Service *svcs[] = { &svc };
+	Dsrlb__Backend b6 = DSRLB__BACKEND__INIT, *bes6[] = { &b6 };
+	Dsrlb__Service svc = DSRLB__SERVICE__INIT, svc6 = DSRLB__SERVICE__INIT;
+	Dsrlb__Service *svcs[] = { &svc, &svc6 };
 	Dsrlb__SyncStatus sync = DSRLB__SYNC_STATUS__INIT;
 	Dsrlb__LbdStatus st = DSRLB__LBD_STATUS__INIT;
 	Dsrlb__RejectCounters rej = DSRLB__REJECT_COUNTERS__INIT;
@@ -154,17 +155,24 @@ static void test_full_status(void **state)
 	ctr.drop_no_backend = 3;
 	ctr.ring_drops = 2;
 	ctr.ctl_refused = 9;
+	ctr.drop_ipv6_ext = 6;
+	ctr.unsolicited_na_sent = 7;
 	b1.address = "192.0.2.21"; b1.mac = "02:d5:c0:00:02:15"; b1.weight = 1; b1.healthy = 1;
 	b1.forwarded = 600; b1.flows = 4; b1.state = "up"; b1.checks = 10;
 	b2.address = "192.0.2.22"; b2.mac = ""; b2.weight = 2; b2.state = "no-mac"; b2.forwarded = 400;
 	sorry.address = "192.0.2.99"; sorry.mac = ""; sorry.state = "down";
 	svc.name = "web"; svc.vip = "192.0.2.100"; svc.port = 80; svc.protocol = "tcp";
 	svc.n_backends = 2; svc.backends = bes; svc.forwarded = 1000; svc.sorry_backend = &sorry;
+	/* IPv6: addresses are label text like any other (RFC 5952, no brackets). */
+	b6.address = "2001:db8::21"; b6.mac = "02:d5:c0:00:02:15"; b6.weight = 1; b6.healthy = 1; b6.state = "up";
+	b6.forwarded = 5; b6.answers_vip_arp = 1;
+	svc6.name = "web6"; svc6.vip = "2001:db8::100"; svc6.port = 443; svc6.protocol = "tcp";
+	svc6.n_backends = 1; svc6.backends = bes6; svc6.forwarded = 5;
 	sync.state = "established"; sync.bulk_state = "done"; sync.last_lag_ms = 3; sync.lag_p99_ms = 12;
 	sync.sent_flows = 77;
 	st.node = "lb1"; st.interface = "eth0"; st.mac = "02:d5:c0:00:02:0b"; st.active = 1; st.mode_reason = "vrrpd";
 	st.uptime_ms = 61500; st.flows = 4; st.flow_max = 1048576; st.counters = &ctr; st.sync = &sync;
-	st.n_services = 1; st.services = svcs; st.last_reload_error = "";
+	st.n_services = 2; st.services = svcs; st.last_reload_error = "";
 	st.config_digest.data = digest; st.config_digest.len = sizeof(digest);
 	rej.replay = 5;
 	peer.name = "lb2"; peer.state = "BACKUP"; peer.priority = 100; peer.last_heard_ms = 40;
@@ -190,6 +198,12 @@ static void test_full_status(void **state)
 		"dsrlb_ring_dropped_frames_total{reason=\"rx_ring\"} 2\n",
 		"dsrlb_service_info{service=\"web\",vip=\"192.0.2.100\",port=\"80\",protocol=\"tcp\"} 1\n",
 		"dsrlb_service_forwarded_frames_total{service=\"web\"} 1000\n",
+		"dsrlb_service_info{service=\"web6\",vip=\"2001:db8::100\",port=\"443\",protocol=\"tcp\"} 1\n",
+		"dsrlb_backend_forwarded_frames_total{service=\"web6\",backend=\"2001:db8::21\"} 5\n",
+		"dsrlb_backend_answers_vip_arp{service=\"web6\",backend=\"2001:db8::21\"} 1\n",
+		"dsrlb_dropped_frames_total{reason=\"ipv6_ext\"} 6\n",
+		"dsrlb_unsolicited_na_sent_total 7\n",
+		"dsrlb_nd_adverts_sent_total 0\n",
 		"dsrlb_service_sorry_backend_info{service=\"web\",backend=\"192.0.2.99\"} 1\n",
 		"dsrlb_backend_forwarded_frames_total{service=\"web\",backend=\"192.0.2.21\"} 600\n",
 		"dsrlb_backend_forwarded_frames_total{service=\"web\",backend=\"192.0.2.22\"} 400\n",

@@ -1,6 +1,7 @@
 /* Unit tests for lbd/pkt.c, the frame parser of the forwarding path, fed hostile input: every truncation
  * of valid frames, bad IPv4 header and length fields, options, fragments, ICMP errors and random bytes.
- * Each frame is parsed from a heap copy of exactly its length, so ASan catches any read past the end. */
+ * Each frame is parsed from a heap copy of exactly its length, so ASan catches any read past the end.
+ * IPv6 is in test_pkt6.c. */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,47 +12,18 @@
 #include <cmocka.h>
 
 #include "lbd/pkt.h"
+#include "pkt_frames.h"
 
-#define ETH 14
 #define CLIENT 0xc0000201u   /* 192.0.2.1 */
 #define VIP 0xc6336401u      /* 198.51.100.1 */
 #define ROUTER 0xcb007101u   /* 203.0.113.1 */
 
-/* Parses a heap copy of exactly len bytes of b. */
-static enum pkt_err parse_exact(const uint8_t *b, uint32_t len, struct pkt *p)
+/* The address field a holds host (an IPv4 address in host order), IPv4-mapped. */
+static void assert_v4(const struct ipaddr *a, uint32_t host)
 {
-	uint8_t *copy = malloc(len);
-	enum pkt_err e;
+	struct ipaddr want = ipaddr_from_v4(htonl(host));
 
-	assert_true(copy != NULL || len == 0);
-	if (len)
-		memcpy(copy, b, len);
-	e = pkt_parse(copy, len, p);
-	free(copy);
-	return e;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void eth_hdr(uint8_t *b, uint16_t ethertype)
-{
-	static const uint8_t dst[6] = { 0x02, 0, 0, 0, 0, 0x01 }, src[6] = { 0x02, 0, 0, 0, 0, 0x02 };
-
-	memcpy(b, dst, 6);
-	memcpy(b + 6, src, 6);
-	put16(b + 12, ethertype);
+	assert_true(ipaddr_eq(a, &want));
 }
 
 /* Writes an IPv4 header of ihl 32-bit words (options filled with NOPs) and returns its length. */
@@ -73,25 +45,6 @@ static uint32_t ip_hdr(uint8_t *ip, unsigned ihl, uint16_t total, uint16_t fragw
 	sum = pkt_csum(ip, ihl * 4);
 	memcpy(ip + 10, &sum, 2);
 	return ihl * 4;
-}
-
-static void tcp_hdr(uint8_t *t, uint16_t sport, uint16_t dport, uint8_t flags)
-{
-	memset(t, 0, 20);
-	put16(t, sport);
-	put16(t + 2, dport);
-	put32(t + 4, 1000);
-	t[12] = 5 << 4;
-	t[13] = flags;
-	put16(t + 14, 65535);
-}
-
-static void udp_hdr(uint8_t *u, uint16_t sport, uint16_t dport, uint16_t len)
-{
-	put16(u, sport);
-	put16(u + 2, dport);
-	put16(u + 4, len);
-	put16(u + 6, 0);
 }
 
 /* Ethernet + IPv4 (ihl words) + TCP with 6 bytes of payload; returns the frame length. */
@@ -167,47 +120,6 @@ static uint32_t mk_arp(uint8_t *b, uint16_t op)
 	return ETH + 28;
 }
 
-/* Invariants every successful parse must keep, whatever the input. */
-static void check_consistent(enum pkt_err e, const struct pkt *p, uint32_t len)
-{
-	if (e != PKT_OK)
-		return;
-	switch (p->kind) {
-	case PKT_IPV4:
-		assert_true(len >= ETH + 20);
-		assert_true(p->ihl >= 20 && p->ihl <= 60 && p->ihl % 4 == 0);
-		assert_true(p->ip_len >= p->ihl && p->ip_len <= len - ETH);
-		if (p->later_frag)
-			assert_true(p->frag);
-		if (p->have_ports) {
-			assert_false(p->later_frag);
-			assert_true(p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
-			assert_true(p->ip_len >= p->ihl + (p->proto == IPPROTO_TCP ? 14 : 8));
-		}
-		if (p->have_inner) {
-			assert_int_equal(p->proto, IPPROTO_ICMP);
-			assert_true(p->icmp_type == 3 || p->icmp_type == 11 || p->icmp_type == 12);
-			assert_true(p->ip_len >= p->ihl + 8 + 20 + 8);
-			assert_true(p->in_proto == IPPROTO_TCP || p->in_proto == IPPROTO_UDP);
-		}
-		assert_null(p->arp_sha);
-		break;
-	case PKT_ARP:
-		assert_true(len >= ETH + 28);
-		assert_non_null(p->arp_sha);
-		assert_int_equal(p->ihl, 0);
-		break;
-	case PKT_VLAN:
-	case PKT_OTHER:
-		assert_true(len >= ETH);
-		assert_int_equal(p->ihl, 0);
-		assert_false(p->have_ports);
-		break;
-	default:
-		fail_msg("kind %d", p->kind);
-	}
-}
-
 /* Every strict prefix of an IPv4 frame whose total length is the whole datagram is an error of the
  * right kind: too short for Ethernet or an IP header, or shorter than the IP total length. */
 static void check_ipv4_truncations(const uint8_t *b, uint32_t full, unsigned ihl)
@@ -216,7 +128,6 @@ static void check_ipv4_truncations(const uint8_t *b, uint32_t full, unsigned ihl
 
 	for (uint32_t len = 0; len < full; len++) {
 		enum pkt_err e = parse_exact(b, len, &p);
-		check_consistent(e, &p, len);
 		if (len < ETH + 20 || len < ETH + ihl * 4)
 			assert_int_equal(e, PKT_TRUNCATED);
 		else
@@ -236,18 +147,13 @@ static void test_tcp(void **state)
 	assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 	assert_int_equal(p.kind, PKT_IPV4);
 	assert_int_equal(p.ethertype, 0x0800);
-	assert_int_equal(p.saddr, htonl(CLIENT));
-	assert_int_equal(p.daddr, htonl(VIP));
-	assert_int_equal(p.proto, IPPROTO_TCP);
+	assert_v4(&p.src, CLIENT);
+	assert_v4(&p.dst, VIP);
 	assert_int_equal(p.ihl, 20);
 	assert_int_equal(p.ip_len, 46);
-	assert_false(p.frag);
-	assert_false(p.later_frag);
-	assert_true(p.have_ports);
-	assert_int_equal(p.sport, htons(40000));
-	assert_int_equal(p.dport, htons(443));
-	assert_int_equal(p.tcp_flags, 0x12);
-	assert_false(p.have_inner);
+	assert_int_equal(p.hop_limit, 64);
+	assert_int_equal(p.frag_id, htonl(0x1234));
+	assert_tcp_segment(&p);
 	check_ipv4_truncations(b, full, 5);
 }
 
@@ -263,7 +169,6 @@ static void test_tcp_short_ip_len(void **state)
 		enum pkt_err e;
 		ip_hdr(b + ETH, 5, (uint16_t)(20 + l4), 0, IPPROTO_TCP, CLIENT, VIP);
 		e = parse_exact(b, len, &p);
-		check_consistent(e, &p, len);
 		if (l4 < 14) {
 			assert_int_equal(e, PKT_TRUNCATED);
 			assert_false(p.have_ports);
@@ -295,7 +200,6 @@ static void test_udp(void **state)
 		enum pkt_err e;
 		ip_hdr(b + ETH, 5, (uint16_t)(20 + l4), 0, IPPROTO_UDP, CLIENT, VIP);
 		e = parse_exact(b, len, &p);
-		check_consistent(e, &p, len);
 		assert_int_equal(e, l4 < 8 ? PKT_TRUNCATED : PKT_OK);
 		assert_int_equal(p.have_ports, l4 >= 8);
 	}
@@ -320,7 +224,6 @@ static void test_icmp_echo(void **state)
 		enum pkt_err e;
 		ip_hdr(b + ETH, 5, (uint16_t)(20 + l4), 0, IPPROTO_ICMP, CLIENT, VIP);
 		e = parse_exact(b, len, &p);
-		check_consistent(e, &p, len);
 		assert_int_equal(e, l4 < 8 ? PKT_TRUNCATED : PKT_OK);
 		assert_int_equal(p.icmp_type, l4 < 8 ? 0 : 8);
 		assert_false(p.have_inner);
@@ -334,14 +237,14 @@ static void test_icmp_frag_needed(void **state)
 	struct pkt p;
 
 	assert_int_equal(parse_exact(b, full, &p), PKT_OK);
-	assert_int_equal(p.saddr, htonl(ROUTER));
+	assert_v4(&p.src, ROUTER);
 	assert_int_equal(p.icmp_type, 3);
 	assert_int_equal(p.icmp_code, 4);
 	assert_false(p.have_ports);
 	assert_true(p.have_inner);
 	assert_int_equal(p.in_proto, IPPROTO_TCP);
-	assert_int_equal(p.in_saddr, htonl(VIP));
-	assert_int_equal(p.in_daddr, htonl(CLIENT));
+	assert_v4(&p.in_src, VIP);
+	assert_v4(&p.in_dst, CLIENT);
 	assert_int_equal(p.in_sport, htons(443));
 	assert_int_equal(p.in_dport, htons(40000));
 	check_ipv4_truncations(b, full, 5);
@@ -352,7 +255,6 @@ static void test_icmp_frag_needed(void **state)
 		enum pkt_err e;
 		ip_hdr(b + ETH, 5, (uint16_t)(20 + 8 + q), 0, IPPROTO_ICMP, ROUTER, VIP);
 		e = parse_exact(b, len, &p);
-		check_consistent(e, &p, len);
 		assert_int_equal(e, PKT_OK);
 		assert_int_equal(p.icmp_type, 3);
 		assert_int_equal(p.have_inner, q >= 28);
@@ -446,7 +348,7 @@ static void test_arp(void **state)
 	assert_int_equal(p.arp_spa, htonl(CLIENT));
 	assert_int_equal(p.arp_tpa, htonl(VIP));
 	assert_int_equal(p.ihl, 0);
-	assert_int_equal(p.saddr, 0);
+	assert_true(ipaddr_is_none(&p.src));
 	free(copy);
 
 	for (uint32_t len = 0; len < full; len++) {
@@ -602,10 +504,7 @@ static void test_ip_options(void **state)
 		assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 		assert_int_equal(p.ihl, ihl * 4);
 		assert_int_equal(p.ip_len, ihl * 4 + 26);
-		assert_true(p.have_ports);
-		assert_int_equal(p.sport, htons(40000));
-		assert_int_equal(p.dport, htons(443));
-		assert_int_equal(p.tcp_flags, 0x12);
+		assert_tcp_segment(&p);
 		check_ipv4_truncations(b, full, ihl);
 	}
 }
@@ -653,8 +552,8 @@ static void test_fragments(void **state)
 		assert_int_equal(p.sport, 0);
 		assert_int_equal(p.dport, 0);
 		assert_int_equal(p.tcp_flags, 0);
-		assert_int_equal(p.saddr, htonl(CLIENT));
-		assert_int_equal(p.daddr, htonl(VIP));
+		assert_v4(&p.src, CLIENT);
+		assert_v4(&p.dst, VIP);
 		full = mk_udp(b, later[i]);
 		assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 		assert_true(p.later_frag);
@@ -669,7 +568,7 @@ static void test_fragments(void **state)
 static void test_ethertypes(void **state)
 {
 	static const uint16_t vlan[] = { 0x8100, 0x88a8 };
-	static const uint16_t other[] = { 0x86dd, 0x8035, 0x0000, 0xffff, 0x0801, 0x9100, 0x88cc };
+	static const uint16_t other[] = { 0x8035, 0x0000, 0xffff, 0x0801, 0x9100, 0x88cc };
 	uint8_t b[128];
 	struct pkt p;
 
@@ -680,7 +579,7 @@ static void test_ethertypes(void **state)
 		assert_int_equal(p.kind, PKT_VLAN);
 		assert_int_equal(p.ethertype, vlan[i]);
 		assert_false(p.have_ports);
-		assert_int_equal(p.saddr, 0);
+		assert_true(ipaddr_is_none(&p.src));
 		assert_int_equal(parse_exact(b, ETH, &p), PKT_OK);
 		assert_int_equal(p.kind, PKT_VLAN);
 	}
@@ -693,6 +592,13 @@ static void test_ethertypes(void **state)
 		assert_int_equal(parse_exact(b, ETH, &p), PKT_OK);
 		assert_int_equal(p.kind, PKT_OTHER);
 	}
+	/* An IPv4 packet behind the IPv6 ethertype is a bad IPv6 header (test_pkt6.c has the rest). */
+	mk_tcp(b, 5, 0);
+	put16(b + 12, 0x86dd);
+	assert_int_equal(parse_exact(b, ETH + 40, &p), PKT_BAD_VERSION);
+	assert_int_equal(p.kind, PKT_IPV6);
+	assert_int_equal(parse_exact(b, ETH + 39, &p), PKT_TRUNCATED);
+	assert_int_equal(p.kind, PKT_IPV6);
 }
 
 /* Fields of a previous parse never leak into the next. */
@@ -717,17 +623,14 @@ static void test_result_cleared(void **state)
 	assert_false(p.have_inner);
 	assert_int_equal(p.in_sport, 0);
 	assert_int_equal(p.icmp_type, 0);
-	assert_int_equal(p.saddr, 0);
+	assert_true(ipaddr_is_none(&p.src));
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint32_t rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 32);
+	return xorshift(&rng_state);
 }
 
 /* 100k frames of random length, most of them shaped enough to get past the first checks. */
@@ -766,9 +669,9 @@ static void test_random_frames(void **state)
 			}
 		}
 		e = pkt_parse(f, len, &p);
-		assert_true((unsigned)e <= PKT_BAD_ARP);
+		check_consistent(e, &p, f, len);
+		assert_true((unsigned)e <= PKT_BAD_EXT);
 		assert_non_null(pkt_err_str(e));
-		check_consistent(e, &p, len);
 		ok += e == PKT_OK && p.kind == PKT_IPV4;
 		inner += p.have_inner;
 		ports += p.have_ports;
@@ -785,17 +688,14 @@ static void test_err_str(void **state)
 	assert_string_equal(pkt_err_str(PKT_OK), "ok");
 	assert_string_equal(pkt_err_str(PKT_TRUNCATED), "truncated");
 	assert_string_equal(pkt_err_str(PKT_BAD_ARP), "bad arp");
+	assert_string_equal(pkt_err_str(PKT_BAD_EXT), "bad extension header");
 	assert_string_equal(pkt_err_str((enum pkt_err)99), "?");
 	assert_string_equal(pkt_err_str((enum pkt_err)-1), "?");
 }
 
 static uint16_t csum_bytes(const uint8_t *b, uint32_t len)
 {
-	uint16_t c = pkt_csum(b, len);
-	uint8_t out[2];
-
-	memcpy(out, &c, 2);                 /* the result is in network order, ready to store */
-	return (uint16_t)(out[0] << 8 | out[1]);
+	return csum_value(pkt_csum(b, len));
 }
 
 /* The ARP frames lbd writes (replies for the VIPs, requests, gratuitous ARP) parse back as written. */

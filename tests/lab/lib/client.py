@@ -8,11 +8,14 @@ time, prints progress events as JSON lines ({"event": ...}) and ends with one {"
     client.py udp      --host VIP --duration D [--interval 0.001] [--port 9000]
     client.py hold     --host VIP --conns K --seconds S
     client.py ping     --host ADDR [--count N] [--interval 0.2] [--timeout T]
+Every address (--host, --src, the URL's host in brackets) may be IPv4 or IPv6: the socket family is
+taken from the address.
 """
 
 import argparse
 import errno
 import hashlib
+import ipaddress
 import json
 import os
 import selectors
@@ -26,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 try:
     from . import pattern
+    from .inet import checksum
 except ImportError:  # run as a script: this directory is sys.path[0]
     import pattern
+    from inet import checksum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VIP = "192.0.2.100"
@@ -50,6 +55,15 @@ def error_kind(exc):
     if isinstance(exc, OSError) and exc.errno is not None:
         return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
     return type(exc).__name__
+
+
+def family_of(addr):
+    """AF_INET or AF_INET6, from an address literal."""
+    return socket.AF_INET6 if ipaddress.ip_address(addr).version == 6 else socket.AF_INET
+
+
+def host_header(host):
+    return f"[{host}]" if ":" in host else host
 
 
 def connect(host, port, timeout, src=None):
@@ -93,7 +107,7 @@ def read_http(sock, verifier=None):
 
 def http_get(host, port, path, timeout, src=None):
     with connect(host, port, timeout, src) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host_header(host)}\r\n\r\n".encode())
         return read_http(s)
 
 
@@ -140,7 +154,7 @@ def mode_download(a):
     res = {"ok": False, "expected": a.size, "bytes": 0, "backend": None, "error": None}
     try:
         with connect(a.host, a.port, a.timeout, a.src) as s:
-            s.sendall(f"GET /bytes/{a.size} HTTP/1.0\r\nHost: {a.host}\r\n\r\n".encode())
+            s.sendall(f"GET /bytes/{a.size} HTTP/1.0\r\nHost: {host_header(a.host)}\r\n\r\n".encode())
             status, headers, count = read_http(s, v)
             res.update(status=status, backend=headers.get("x-backend"), bytes=count)
             res["ok"] = status == 200 and count == a.size and v.ok
@@ -183,7 +197,7 @@ def mode_upload(a):
 def mode_udp(a):
     """One probe every `interval`; a probe is answered if any reply carries its sequence number."""
     n = max(1, int(round(a.duration / a.interval)))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(family_of(a.host), socket.SOCK_DGRAM)
     if a.src:
         sock.bind((a.src, 0))
     # Connected: replies from any address other than the one probed (not DSR) are not counted.
@@ -286,20 +300,16 @@ def mode_udp(a):
             "outage_count": len(outages), "by_backend": by_backend, "switches": switches[:50]}
 
 
-def _inet_csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
 def mode_ping(a):
-    """ICMP echo with a raw socket (the lab does not rely on iputils-ping being installed)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    """ICMP (ICMPv6) echo with a raw socket (the lab does not rely on iputils-ping being installed).
+    An ICMPv6 raw socket gets no IP header, and the kernel fills in the ICMPv6 checksum."""
+    v6 = family_of(a.host) == socket.AF_INET6
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) if v6 else \
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     if a.src:
         s.bind((a.src, 0))
+    request, reply = (128, 129) if v6 else (8, 0)
+    want_from = ipaddress.ip_address(a.host)
     ident = os.getpid() & 0xFFFF
     rtts = []
     t0 = time.monotonic()
@@ -307,8 +317,8 @@ def mode_ping(a):
         if seq:
             time.sleep(max(0.0, t0 + seq * a.interval - time.monotonic()))
         payload = b"dsrlb-lab-ping".ljust(32, b".")
-        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-        pkt = struct.pack("!BBHHH", 8, 0, _inet_csum(hdr + payload), ident, seq) + payload
+        hdr = struct.pack("!BBHHH", request, 0, 0, ident, seq)
+        pkt = struct.pack("!BBHHH", request, 0, 0 if v6 else checksum(hdr + payload), ident, seq) + payload
         sent = time.monotonic()
         s.sendto(pkt, (a.host, 0))
         deadline = sent + a.timeout
@@ -321,11 +331,11 @@ def mode_ping(a):
                 buf, addr = s.recvfrom(2048)
             except socket.timeout:
                 break
-            ihl = (buf[0] & 0x0F) * 4
-            if len(buf) < ihl + 8 or addr[0] != a.host:
+            ihl = 0 if v6 else (buf[0] & 0x0F) * 4
+            if len(buf) < ihl + 8 or ipaddress.ip_address(addr[0].split("%")[0]) != want_from:
                 continue
             typ, _code, _sum, rid, rseq = struct.unpack("!BBHHH", buf[ihl:ihl + 8])
-            if typ == 0 and rid == ident and rseq == seq:
+            if typ == reply and rid == ident and rseq == seq:
                 rtts.append(round((time.monotonic() - sent) * 1000, 3))
                 break
     s.close()
@@ -343,7 +353,7 @@ def mode_hold(a):
         try:
             s = connect(a.host, a.port, a.timeout, a.src)
             c["lport"] = s.getsockname()[1]
-            s.sendall(f"GET /hold/{a.seconds} HTTP/1.0\r\nHost: {a.host}\r\n\r\n".encode())
+            s.sendall(f"GET /hold/{a.seconds} HTTP/1.0\r\nHost: {host_header(a.host)}\r\n\r\n".encode())
             s.setblocking(False)
             c["sock"] = s
             c["last"] = time.monotonic()
@@ -569,6 +579,11 @@ def ping(lab, dst, count=1, interval=0.2, timeout=1.0, host="client", src=None):
     return _job(lab, host, args, count * (interval + timeout) + 5, "client-ping").result()
 
 
+def http_url(addr, path="/", port=None):
+    """http://addr[:port]/path, with an IPv6 address in brackets."""
+    return f"http://{host_header(addr)}{f':{port}' if port else ''}{path}"
+
+
 def http_gets(lab, count, url=None, parallel=1, timeout=2.0, sources=None, host="client",
               deadline=60.0):
     """`count` GETs, a new connection each; {"counts": {backend: n}, "ok", "errors", "error_kinds", ...}."""
@@ -618,13 +633,14 @@ import json, selectors, socket, sys, time
 a = json.loads(sys.argv[1])
 sel = selectors.DefaultSelector()
 socks = {}
+fam = socket.AF_INET6 if ":" in a["dst"] else socket.AF_INET
 for src, port in a["from"]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((src, port))
     s.connect((a["dst"], a["port"]))
     s.setblocking(False)
-    key = f"{src}:{port}"
+    key = f"[{src}]:{port}" if fam == socket.AF_INET6 else f"{src}:{port}"
     socks[key] = s
     sel.register(s, selectors.EVENT_READ, key)
 def payload(key):
@@ -656,7 +672,8 @@ print(json.dumps({"answers": answers, "sends": sends}))
 
 def udp_query(lab, sources, dst=None, port=9000, size=32, timeout=3.0, resend=0.5, host="client"):
     """One datagram from each (src_addr, src_port) to dst:port, resent until answered;
-    {"src:port": backend name} of the answers (the payload must come back intact)."""
+    {"src:port": backend name} of the answers (the payload must come back intact); IPv6 sources
+    are written "[src]:port"."""
     arg = json.dumps({"from": [list(s) for s in sources], "dst": dst or lab.vip, "port": port, "size": size,
                       "timeout": timeout, "resend": resend})
     r = lab.run(host, [sys.executable, "-c", UDP_QUERY, arg], timeout=timeout + 10)

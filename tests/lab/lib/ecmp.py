@@ -14,6 +14,13 @@ announcing node and hashes flows over them on L4 (fib_multipath_hash_policy = 1)
     ms = e.timed_change(lambda: e.crash("lb1"), set())   # ms until the router's route agrees
     e.restore("lb1"); e.add_node("lb4"); e.stop()
 
+In a lab with IPv6 (topology(ipv6=True)) every BIRD also carries the VIP6 routes: a second kernel
+protocol per node (announce6, table 100 again), an ipv6 BGP session between the IPv6 LAN addresses
+(upstream6 on the node, NODE_6 on the router, with BFD), and the router's fib6 merges them into one
+multipath VIP6/128 hashed on L4 (net.ipv6.fib_multipath_hash_policy = 1); router_nexthops(family=6),
+wait_nexthops(..., family=6) and timed_change(..., family=6) look at that route. The simulated
+announcement (announce, withdraw, readd) is IPv4 only.
+
 Every process goes through lab.popen (killed by the lab's cleanup); BIRD's files live under the
 lab's run dir (lib/bird.py); only the lab's namespaces are touched.
 """
@@ -65,13 +72,18 @@ def topology(nodes=3, **kw):
     return lablib.topology(lbs=nodes, **kw)
 
 
+def _filter(name, vips, plen):
+    nets = ", ".join(f"{v}/{plen}" for v in vips)
+    return f"filter {name} {{\n\tif net ~ [ {nets} ] then accept;\n\treject;\n}}\n\n"
+
+
 def _head(what, router_id, lab):
-    """Logging, router id, the device protocol, the VIP filter: the start of every lab config."""
-    vips = ", ".join(f"{v}/32" for v in lab.vips)
+    """Logging, router id, the device protocol, the VIP filters (vips6 in a lab with IPv6 VIPs):
+    the start of every lab config."""
     return (f"# ECMP lab {what} (tests/lab/lib/ecmp.py)\nlog stderr all;\n"
             f"debug protocols {{ states, events }};\nrouter id {router_id};\n\n"
-            f"protocol device {{\n}}\n\n"
-            f"filter vips {{\n\tif net ~ [ {vips} ] then accept;\n\treject;\n}}\n\n")
+            f"protocol device {{\n}}\n\n" + _filter("vips", lab.vips, 32)
+            + (_filter("vips6", lab.vips6, 128) if lab.vips6 else ""))
 
 
 def _bfd_block(t):
@@ -95,31 +107,45 @@ def _bgp_timers(t):
 def router_config(lab, nodes, timers=None):
     """The router's BIRD: a passive eBGP session with BFD to each node, only the VIPs accepted,
     merged into one multipath route in the main table. Its other routes are the kernel's and
-    stay untouched (no `learn`, and only VIPs are exported)."""
+    stay untouched (no `learn`, and only VIPs are exported). With IPv6 VIPs the same again for
+    ipv6 (docs/deploy-ecmp.md, IPv6 VIPs): a second kernel protocol, and a session NODE_6 to each
+    node's IPv6 LAN address, so that the next hop a node announces is that address."""
     t = dict(TIMERS, **(timers or {}))
-    text = (_head("router", ROUTER_LAN, lab) + _bfd_block(t) + "\n"
-            "protocol kernel fib {\n\tipv4 { import none; export filter vips; };\n"
-            "\tmerge paths yes;\n}\n\n"
-            f"template bgp node {{\n\tlocal {ROUTER_LAN} as {ROUTER_AS};\n\tpassive on;\n"
-            + _bgp_timers(t) +
-            "\tipv4 { import filter vips; export none; };\n}\n")
-    for n in nodes:
-        text += f"\nprotocol bgp {n} from node {{\n\tneighbor {lab.addr(n)} as {NODE_AS};\n}}\n"
+    text = _head("router", ROUTER_LAN, lab) + _bfd_block(t)
+    families = [("", "ipv4", "vips", ROUTER_LAN, lab.addr)]
+    if lab.vips6:
+        families.append(("6", "ipv6", "vips6", lab.addr6(lab.router), lab.addr6))
+    for sfx, chan, filt, local, addr in families:
+        text += (f"\nprotocol kernel fib{sfx} {{\n\t{chan} {{ import none; export filter {filt}; }};\n"
+                 "\tmerge paths yes;\n}\n\n"
+                 f"template bgp node{sfx} {{\n\tlocal {local} as {ROUTER_AS};\n\tpassive on;\n"
+                 + _bgp_timers(t) +
+                 f"\t{chan} {{ import filter {filt}; export none; }};\n}}\n")
+        for n in nodes:
+            name = f"{n}_6" if sfx else n
+            text += f"\nprotocol bgp {name} from node{sfx} {{\n\tneighbor {addr(n)} as {NODE_AS};\n}}\n"
     return text
 
 
 def node_config(lab, node, timers=None, table=ANNOUNCE_TABLE):
     """A node's BIRD: learn the VIP routes lbd keeps in kernel table `table` (any protocol but
     kernel and bird is alien to BIRD, and `learn` takes alien routes, through netlink as they
-    change) and announce them to the router with next hop self, under BFD."""
+    change) and announce them to the router with next hop self, under BFD. With IPv6 VIPs a
+    kernel protocol per family (BIRD's has one channel) and an ipv6 session between the IPv6
+    LAN addresses."""
     t = dict(TIMERS, **(timers or {}))
     addr = lab.addr(node)
-    return (_head(f"node {node}", addr, lab) + _bfd_block(t) + "\n"
-            f"protocol kernel announce {{\n\tkernel table {table};\n\tlearn;\n"
-            f"\tscan time {t['kernel_scan']};\n\tipv4 {{ import filter vips; export none; }};\n}}\n\n"
-            f"protocol bgp upstream {{\n\tlocal {addr} as {NODE_AS};\n"
-            f"\tneighbor {ROUTER_LAN} as {ROUTER_AS};\n" + _bgp_timers(t) +
-            "\tipv4 { import none; export filter vips; next hop self; };\n}\n")
+    text = _head(f"node {node}", addr, lab) + _bfd_block(t)
+    families = [("", "ipv4", "vips", addr, ROUTER_LAN)]
+    if lab.vips6:
+        families.append(("6", "ipv6", "vips6", lab.addr6(node), lab.addr6(lab.router)))
+    for sfx, chan, filt, local, router in families:
+        text += (f"\nprotocol kernel announce{sfx} {{\n\tkernel table {table};\n\tlearn;\n"
+                 f"\tscan time {t['kernel_scan']};\n\t{chan} {{ import filter {filt}; export none; }};\n}}\n\n"
+                 f"protocol bgp upstream{sfx} {{\n\tlocal {local} as {NODE_AS};\n"
+                 f"\tneighbor {router} as {ROUTER_AS};\n" + _bgp_timers(t) +
+                 f"\t{chan} {{ import none; export filter {filt}; next hop self; }};\n}}\n")
+    return text
 
 
 # ----------------------------------------------------------------------------- the router's route
@@ -131,7 +157,7 @@ def parse_route_nexthops(routes, prefix):
     """`ip -j route show` list -> the gateways of the route to prefix (set; empty when none)."""
     out = set()
     for r in routes:
-        if r.get("dst") not in (prefix, prefix + "/32"):
+        if r.get("dst") not in (prefix, prefix + "/32", prefix + "/128"):
             continue
         if r.get("gateway"):
             out.add(r["gateway"])
@@ -212,9 +238,10 @@ class RouteWatch:
         deleted = bool(words) and words[0] == "Deleted"
         if deleted:
             words = words[1:]
-        if not words or words[0] not in (self.prefix, self.prefix + "/32") or "table" in words:
+        if not words or words[0] not in (self.prefix, self.prefix + "/32", self.prefix + "/128") \
+                or "table" in words:
             return
-        gws = set() if deleted else set(re.findall(r"\bvia (?:inet )?(\S+)", " ".join(msg[1:])))
+        gws = set() if deleted else set(re.findall(r"\bvia (?:inet6? )?(\S+)", " ".join(msg[1:])))
         self.events.append((ts, frozenset(gws)))
 
     def wait(self, pred, since, timeout=5):
@@ -278,12 +305,14 @@ print(json.dumps({"sent": len(socks) - errors, "errors": errors}))
 
 NFT_COUNTERS = """table netdev ecmplab {{
 \tset flows {{ type ipv4_addr . inet_proto . inet_service; flags dynamic; counter; size 65536; }}
+\tset flows6 {{ type ipv6_addr . inet_proto . inet_service; flags dynamic; counter; size 65536; }}
 \tchain in {{
 \t\ttype filter hook ingress device "eth0" priority -500;
-\t\tip daddr {{ {vips} }} counter
-\t\tip daddr {{ {vips} }} meta l4proto {{ tcp, udp }} update @flows {{ ip saddr . meta l4proto . th sport }}
-\t}}
+{rules}\t}}
 }}
+"""
+NFT_VIP_RULES = """\t\t{ip} daddr {{ {vips} }} counter
+\t\t{ip} daddr {{ {vips} }} meta l4proto {{ tcp, udp }} update @{set} {{ {ip} saddr . meta l4proto . th sport }}
 """
 
 
@@ -323,18 +352,28 @@ class Ecmp:
         self.cut = set()       # nodes whose bridge port we took down
         self.counting = set()  # nodes with the nft counters
         self.watch = None
+        self.watch6 = None
 
-    def addr(self, node):
-        return self.lab.addr(node)
+    def addr(self, node, family=4):
+        return self.lab.addr_of(node, family)
 
     def node_by_addr(self, addr):
-        return next((n for n in self.all_nodes if self.lab.addr(n) == addr), None)
+        family = 6 if ":" in addr else 4
+        return next((n for n in self.all_nodes if self.addr(n, family) == addr), None)
+
+    def vip_of(self, family):
+        return self.lab.vip6 if family == 6 else self.lab.vip
+
+    def families(self):
+        """4, and 6 in a lab with IPv6 VIPs (each has its own sessions, route and watch)."""
+        return (4, 6) if self.lab.vips6 else (4,)
 
     # --- start and stop
     def start(self, timeout=15):
         """L4 multipath hashing in the router's namespace, the router's BIRD, each node's BIRD,
         then wait for every session Established and every BFD session Up."""
-        self.lab.sysctl(self.router, "net.ipv4.fib_multipath_hash_policy", 1)
+        for f in self.families():
+            self.lab.sysctl(self.router, f"net.ipv{f}.fib_multipath_hash_policy", 1)
         self.router_bird.check()
         self.router_bird.start()
         for n in self.nodes:
@@ -342,6 +381,8 @@ class Ecmp:
             self.birds[n].start()
         self.wait_sessions(self.nodes, timeout)
         self.watch = RouteWatch(self.lab, self.router, self.lab.vip)
+        if 6 in self.families():
+            self.watch6 = RouteWatch(self.lab, self.router, self.lab.vip6)
         return self
 
     def stop(self):
@@ -357,9 +398,10 @@ class Ecmp:
         for n in list(self.counting):
             self.lab.run(n, ["nft", "delete", "table", "netdev", "ecmplab"], check=False)
             self.counting.discard(n)
-        if self.watch:
-            self.watch.stop()
-            self.watch = None
+        for w in (self.watch, self.watch6):
+            if w:
+                w.stop()
+        self.watch = self.watch6 = None
 
     def reset(self, nodes=None, timeout=15):
         """Between tests: no simulated announcement, every cable up, BIRD running on exactly
@@ -383,15 +425,19 @@ class Ecmp:
         text = self.lab.log_tail(self.router_bird.log, lines=1000000)
         # Either side may see the stall first: the router's BFD session going down, or the node's,
         # which then closes its BGP session (the router logs the session going down, its BFD session
-        # being removed rather than going down).
-        return {n: text.count(f"Session to {self.addr(n)} changed state from Up to Down")
-                + text.count(f"{n}: State changed to down") for n in self.all_nodes}
+        # being removed rather than going down). NODE_6 is the node's IPv6 session.
+        return {n: sum(text.count(f"Session to {self.addr(n, f)} changed state from Up to Down")
+                       + text.count(f"{n}{'_6' if f == 6 else ''}: State changed to down")
+                       for f in self.families()) for n in self.all_nodes}
 
     def wait_sessions(self, nodes, timeout=15):
-        """Router's BGP session to each node Established and its BFD session Up."""
+        """Router's BGP sessions to each node (NODE, and NODE_6 with IPv6 VIPs) Established and
+        their BFD sessions Up."""
         nodes = list(nodes)
-        self.router_bird.wait_protocols({n: "Established" for n in nodes}, timeout)
-        self.router_bird.wait_bfd({self.addr(n): "Up" for n in nodes}, timeout)
+        six = 6 in self.families()
+        self.router_bird.wait_protocols({n: "Established" for n in nodes}
+                                        | ({f"{n}_6": "Established" for n in nodes} if six else {}), timeout)
+        self.router_bird.wait_bfd({self.addr(n, f): "Up" for n in nodes for f in self.families()}, timeout)
 
     def start_bird(self, node, wait=True, timeout=15):
         b = self.birds[node]
@@ -434,30 +480,36 @@ class Ecmp:
             self.start_bird(node, timeout=timeout)
 
     # --- the router's view
-    def router_routes(self):
-        out = self.lab.run(self.router, ["ip", "-j", "route", "show", self.lab.vip], timeout=5).stdout
+    def router_routes(self, family=4):
+        """The router's routes to the VIP (family 6: VIP6), `ip -j route show`."""
+        out = self.lab.run(self.router, ["ip", f"-{family}", "-j", "route", "show", self.vip_of(family)],
+                           timeout=5).stdout
         return json.loads(out or "[]")
 
-    def router_nexthops(self):
-        """The set of node addresses the router's VIP route uses now (empty: no route)."""
-        return parse_route_nexthops(self.router_routes(), self.lab.vip)
+    def router_nexthops(self, family=4):
+        """The set of node addresses the router's VIP (or VIP6) route uses now (empty: no route)."""
+        return parse_route_nexthops(self.router_routes(family), self.vip_of(family))
 
-    def wait_nexthops(self, want, timeout=5, interval=0.01):
-        """Poll until the router's VIP route has exactly the next hops `want` (addresses or node
-        names); returns the seconds it took."""
-        want = {self.addr(w) if w in self.all_nodes else w for w in want}
+    def _gateways(self, want, family):
+        return frozenset(self.addr(w, family) if w in self.all_nodes else w for w in want)
+
+    def wait_nexthops(self, want, timeout=5, interval=0.01, family=4):
+        """Poll until the router's VIP (family 6: VIP6) route has exactly the next hops `want`
+        (addresses or node names); returns the seconds it took."""
+        want = self._gateways(want, family)
         t0 = time.monotonic()
-        wait_for(lambda: self.router_nexthops() == want, timeout, interval,
-                 f"router's route to {self.lab.vip} via {sorted(want)}")
+        wait_for(lambda: self.router_nexthops(family) == want, timeout, interval,
+                 f"router's route to {self.vip_of(family)} via {sorted(want)}")
         return time.monotonic() - t0
 
-    def timed_change(self, action, want, timeout=5):
+    def timed_change(self, action, want, timeout=5, family=4):
         """Run action() and return the milliseconds from just before it until the router's kernel
-        reported the VIP route with exactly the next hops `want` (addresses or node names)."""
-        want = frozenset(self.addr(w) if w in self.all_nodes else w for w in want)
+        reported the VIP (family 6: VIP6) route with exactly the next hops `want` (addresses or
+        node names)."""
+        want = self._gateways(want, family)
         t0 = time.time()
         action()
-        t, _ = self.watch.wait(lambda g: g == want, t0, timeout)
+        t, _ = (self.watch6 if family == 6 else self.watch).wait(lambda g: g == want, t0, timeout)
         return (t - t0) * 1000.0
 
     def node_of_flow(self, src, sport, dport=9000, proto="udp"):
@@ -514,7 +566,10 @@ class Ecmp:
     def count_frames(self, nodes=None):
         """(Re)install the nft counters on the nodes' eth0 ingress (before lbd or the stack see a
         frame): frames to the VIPs, and every distinct TCP/UDP flow (source, protocol, port)."""
-        text = NFT_COUNTERS.format(vips=", ".join(self.lab.vips))
+        rules = "".join(NFT_VIP_RULES.format(ip=ip, set=name, vips=", ".join(vips))
+                        for ip, name, vips in (("ip", "flows", self.lab.vips), ("ip6", "flows6", self.lab.vips6))
+                        if vips)
+        text = NFT_COUNTERS.format(rules=rules)
         for n in nodes or self.all_nodes:
             self.lab.run(n, ["sh", "-c", "nft delete table netdev ecmplab 2>/dev/null; nft -f -"],
                          input=text, timeout=10)
@@ -526,15 +581,17 @@ class Ecmp:
         for n in sorted(self.counting):
             data = json.loads(self.lab.run(n, ["nft", "-j", "list", "chain", "netdev", "ecmplab", "in"]).stdout)
             c = [x["counter"] for r in data["nftables"] if "rule" in r for x in r["rule"]["expr"] if "counter" in x]
-            out[n] = c[0]["packets"] if c else 0
+            out[n] = sum(x["packets"] for x in c)
         return out
 
     def flows(self):
-        """{node: {(src, proto, sport), ...}} seen on its eth0 since count_frames()."""
+        """{node: {(src, proto, sport), ...}} seen on its eth0 since count_frames() (IPv4 and IPv6)."""
         out = {}
         for n in sorted(self.counting):
-            data = json.loads(self.lab.run(n, ["nft", "-j", "list", "set", "netdev", "ecmplab", "flows"]).stdout)
-            elems = next((x["set"].get("elem", []) for x in data["nftables"] if "set" in x), [])
+            elems = []
+            for name in ("flows", "flows6"):
+                data = json.loads(self.lab.run(n, ["nft", "-j", "list", "set", "netdev", "ecmplab", name]).stdout)
+                elems += next((x["set"].get("elem", []) for x in data["nftables"] if "set" in x), [])
             seen = set()
             for e in elems:
                 v = e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e

@@ -9,6 +9,12 @@ the root namespace's links, addresses, routes and sysctls are never touched.
     client 198.51.100.10/24 (+ .11-.19) --- eth1 router eth0 192.0.2.1/24 --- br0 (namespace "br")
     br0: lb1 192.0.2.11, lb2 .12 (no VIP), be1 .21, be2 .22, be3 .23, be4 .24 (spare)
     backends: VIP 192.0.2.100/32 on lo, arp_ignore=1, arp_announce=2 (scripts/dsr-backend)
+
+With topology(ipv6=True) the same segments also carry IPv6 (RFC 3849 documentation prefixes):
+192.0.2.N is 2001:db8::N and 198.51.100.N is 2001:db8:1::N (the decimal digits written as they
+are), the router is 2001:db8::1 / 2001:db8:1::1 and forwards IPv6, backends carry VIP6
+2001:db8::100/128 on lo as well. Addresses are added with nodad (usable at once), accept_ra is off.
+Without it IPv6 is disabled in every namespace, so IPv4-only suites see no IPv6 frame.
 """
 
 import atexit
@@ -36,9 +42,14 @@ DSR_BACKEND = os.path.join(REPO, "scripts", "dsr-backend")
 TMP_ROOT = os.environ.get("DSRLB_LAB_TMP", tempfile.gettempdir())
 
 VIP = "192.0.2.100"
+VIP6 = "2001:db8::100"
 ROUTER_LAN = "192.0.2.1"
 ROUTER_WAN = "198.51.100.1"
-ALLOWED_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+ALLOWED_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+                                                   "2001:db8::/32")]
+# The IPv6 twin of each IPv4 network the lab numbers hosts in: 192.0.2.N -> 2001:db8::N.
+V6_OF_V4 = {ipaddress.ip_network("192.0.2.0/24"): "2001:db8::",
+            ipaddress.ip_network("198.51.100.0/24"): "2001:db8:1::"}
 NS_RE = re.compile(r"^(dsr\d{1,5}[0-9a-f]{2})-")
 BRIDGE_NS = "br"
 
@@ -83,14 +94,38 @@ def wait_for(fn, timeout, interval=0.05, what="condition", ignore=(Exception,)):
 
 # ----------------------------------------------------------------------------- topology
 
+def v6_of(addr):
+    """The lab's IPv6 twin of an IPv4 address ("a.b.c.d" or "a.b.c.d/len"): 192.0.2.21 ->
+    2001:db8::21, 198.51.100.10/24 -> 2001:db8:1::10/64 (the last octet's decimal digits)."""
+    iface = ipaddress.ip_interface(addr)
+    net = next((n for n in V6_OF_V4 if iface.ip in n), None)
+    if net is None:
+        raise LabError(f"{addr} has no IPv6 twin in the lab (only {', '.join(map(str, V6_OF_V4))})")
+    v6 = str(ipaddress.ip_address(V6_OF_V4[net] + str(int(iface.ip) & 0xFF)))
+    return f"{v6}/64" if "/" in addr else v6
+
+
+def _add_ipv6(topo, vips6):
+    """Give every host of topo the IPv6 twins of its addresses, default routes via the router."""
+    topo["vips6"] = list(vips6)
+    for h in topo["hosts"].values():
+        h["addrs6"] = [v6_of(a) for a in h["addrs"]]
+        if h["role"] == "router":
+            h["wan6"] = [v6_of(a) for a in h["wan"]]
+        elif h.get("gw"):
+            h["gw6"] = v6_of(h["gw"])
+
+
 def topology(backends=4, spares=1, lbs=2, client_addrs=10, vips=(VIP,), lan_hosts=None,
-             dsr_setup=True, ipv6=False):
+             dsr_setup=True, ipv6=False, vips6=(VIP6,)):
     """The default lab description; change the returned dict to vary a suite's lab.
 
     hosts[name] = {"role": router|client|lb|backend|host, "addrs": ["a.b.c.d/len", ...] (eth0,
     the first is primary), "gw": default gateway, optional "mac", "sysctls": {key: value},
     backends: "dsr": run `dsr-backend setup VIPS`, "spare": no servers by default;
     router: "wan": addresses of eth1, the link to the client}.
+    ipv6=True adds "addrs6", "gw6" (router: "wan6") to every host, the twins of the IPv4 ones
+    (v6_of), and topo["vips6"] (vips6, on the backends' lo next to the IPv4 VIPs).
     """
     hosts = {
         "router": {"role": "router", "addrs": [f"{ROUTER_LAN}/24"], "wan": [f"{ROUTER_WAN}/24"]},
@@ -104,7 +139,10 @@ def topology(backends=4, spares=1, lbs=2, client_addrs=10, vips=(VIP,), lan_host
                                "dsr": bool(dsr_setup), "spare": i >= backends - spares}
     for name, addr in (lan_hosts or {}).items():
         hosts[name] = {"role": "host", "addrs": [addr if "/" in addr else f"{addr}/24"], "gw": ROUTER_LAN}
-    return {"vips": list(vips), "ipv6": ipv6, "hosts": hosts}
+    topo = {"vips": list(vips), "ipv6": ipv6, "vips6": [], "hosts": hosts}
+    if ipv6:
+        _add_ipv6(topo, vips6)
+    return topo
 
 
 def _check_topology(topo):
@@ -115,10 +153,14 @@ def _check_topology(topo):
     for name, h in hosts.items():
         if not re.fullmatch(r"[a-z][a-z0-9]{0,9}", name) or name == BRIDGE_NS:
             raise LabError(f"bad host name {name!r}: lowercase letters and digits, at most 10")
-        for a in list(h.get("addrs", [])) + list(h.get("wan", [])) + [a + "/32" for a in topo["vips"]]:
+        addrs = [h.get(k, []) for k in ("addrs", "wan", "addrs6", "wan6")] + [topo["vips"], topo.get("vips6", [])]
+        for a in [a for group in addrs for a in group]:
             ip = ipaddress.ip_interface(a).ip
             if not any(ip in n for n in ALLOWED_NETS):
-                raise LabError(f"{name}: {a} is outside the RFC 5737 ranges the lab may use")
+                raise LabError(f"{name}: {a} is outside the documentation ranges the lab may use "
+                               "(RFC 5737, RFC 3849)")
+        if (h.get("addrs6") or h.get("wan6")) and not topo.get("ipv6"):
+            raise LabError(f"{name}: IPv6 addresses in a topology without ipv6=True")
 
 
 def _mac_for(addr):
@@ -225,6 +267,21 @@ def reap_stale(verbose=True):
     return reaped, unknown
 
 
+def dsr_backend_etc(root, flavour):
+    """A fake /etc below `root` (a pathlib.Path) for `dsr-backend setup` with persistence:
+    flavour "ifupdown" or "networkd". Returns (env for lab.dsr_backend, the lo snippet's path)."""
+    etc = root / "etc"
+    if flavour == "ifupdown":
+        (etc / "network" / "interfaces.d").mkdir(parents=True)
+        (etc / "network" / "interfaces").write_text("source /etc/network/interfaces.d/*\n")
+        snippet = etc / "network" / "interfaces.d" / "dsrlb-vip"
+    else:
+        (etc / "systemd" / "system" / "multi-user.target.wants").mkdir(parents=True)
+        (etc / "systemd" / "system" / "multi-user.target.wants" / "systemd-networkd.service").touch()
+        snippet = etc / "systemd" / "network" / "90-dsrlb-lo.network"
+    return {"DSR_BACKEND_ETC": str(etc)}, snippet
+
+
 # ----------------------------------------------------------------------------- the lab
 
 class Lab:
@@ -236,6 +293,8 @@ class Lab:
         self.hosts = self.topo["hosts"]
         self.vips = list(self.topo["vips"])
         self.vip = self.vips[0]
+        self.vips6 = list(self.topo.get("vips6") or [])
+        self.vip6 = self.vips6[0] if self.vips6 else None
         self.build_dir = build_dir or BUILD
         self.stem = f"dsr{os.getpid() % 100000}{random.getrandbits(8):02x}"
         self.prefix = self.stem + "-"
@@ -290,6 +349,20 @@ class Lab:
 
     def addrs(self, host):
         return [str(ipaddress.ip_interface(a).ip) for a in self.hosts[host]["addrs"]]
+
+    def addr6(self, host):
+        """Primary IPv6 address of the host (no prefix length); the lab must have ipv6=True."""
+        return self.addrs6(host)[0]
+
+    def addrs6(self, host):
+        a6 = self.hosts[host].get("addrs6")
+        if not a6:
+            raise LabError(f"{host} has no IPv6 address (topology(ipv6=True) gives every host one)")
+        return [str(ipaddress.ip_interface(a).ip) for a in a6]
+
+    def addr_of(self, host, family=4):
+        """addr(host) for family 4, addr6(host) for 6: for tests written once for both."""
+        return self.addr6(host) if family == 6 else self.addr(host)
 
     def mac(self, host, ifname="eth0"):
         out = self.run(host, ["ip", "-j", "link", "show", "dev", ifname], timeout=5).stdout
@@ -351,12 +424,20 @@ class Lab:
         IPv4 settings of a new namespace are inherited from the root namespace, so set them all."""
         role = self.hosts[host]["role"] if host in self.hosts else "bridge"
         vals = {"net.ipv4.ip_forward": 1 if role == "router" else 0}
+        ipv6 = self.topo.get("ipv6") and role != "bridge"
         for c in ("all", "default"):
             vals.update({f"net.ipv4.conf.{c}.rp_filter": 0, f"net.ipv4.conf.{c}.arp_ignore": 0,
                          f"net.ipv4.conf.{c}.arp_announce": 0, f"net.ipv4.conf.{c}.arp_filter": 0,
                          f"net.ipv4.conf.{c}.accept_redirects": 0})
-            if not self.topo.get("ipv6"):
+            if not ipv6:
                 vals[f"net.ipv6.conf.{c}.disable_ipv6"] = 1
+                continue
+            # A new namespace starts with the kernel's IPv6 defaults, not the root's: set all that
+            # matters. No DAD, no router advertisements, no autoconfiguration, no redirects.
+            vals.update({f"net.ipv6.conf.{c}.disable_ipv6": 0,
+                         f"net.ipv6.conf.{c}.forwarding": 1 if role == "router" else 0,
+                         f"net.ipv6.conf.{c}.accept_ra": 0, f"net.ipv6.conf.{c}.accept_dad": 0,
+                         f"net.ipv6.conf.{c}.accept_redirects": 0, f"net.ipv6.conf.{c}.autoconf": 0})
         if host in self.hosts:
             vals.update(self.hosts[host].get("sysctls", {}))
         script = "".join(f"echo {v} > /proc/sys/{k.replace('.', '/')}\n" for k, v in vals.items())
@@ -394,14 +475,18 @@ class Lab:
         lines = []
         for a in h["addrs"]:
             lines.append(f"addr add {a} dev eth0")
+        lines += [f"addr add {a} dev eth0 nodad" for a in h.get("addrs6", [])]
         lines.append("link set eth0 up")
         if h["role"] == "router" and self.client:
-            lines += [f"addr add {a} dev eth1" for a in h["wan"]] + ["link set eth1 up"]
+            lines += [f"addr add {a} dev eth1" for a in h["wan"]]
+            lines += [f"addr add {a} dev eth1 nodad" for a in h.get("wan6", [])] + ["link set eth1 up"]
         if h.get("gw"):
             lines.append(f"route add default via {h['gw']}")
+        if h.get("gw6"):
+            lines.append(f"route add ::/0 via {h['gw6']}")
         self._ip(host, "\n".join(lines) + "\n")
         if h["role"] == "backend" and h.get("dsr"):
-            self.dsr_backend(host, "setup", *self.vips)
+            self.dsr_backend(host, "setup", *self.vips, *self.vips6)
 
     def _wait_links(self):
         def up():
@@ -698,7 +783,7 @@ class Lab:
     def describe(self):
         rows = [f"lab {self.prefix} tmp {self.tmpdir}"]
         for name, h in self.hosts.items():
-            rows.append(f"  {name:8} {h['role']:8} {' '.join(h['addrs'])}")
+            rows.append(f"  {name:8} {h['role']:8} {' '.join(h['addrs'] + h.get('addrs6', []))}")
         return "\n".join(rows)
 
 

@@ -24,12 +24,16 @@ from .lab import WaitTimeout, wait_for
 
 NODES = {"lb1": ("192.0.2.11", 150), "lb2": ("192.0.2.12", 100)}
 BACKENDS = ("192.0.2.21", "192.0.2.22", "192.0.2.23")
+BACKENDS6 = ("2001:db8::21", "2001:db8::22", "2001:db8::23")
+SERVICES = (("web", 80, "tcp"), ("sink", 81, "tcp"), ("probe", 9000, "udp"))
 
 
 def config_text(key, advert="100ms", preempt=True, priorities=None, cluster_extra=None,
-                vip="192.0.2.100", backends=BACKENDS, key2=None):
+                vip="192.0.2.100", backends=BACKENDS, key2=None, vip6=None, backends6=BACKENDS6):
     """A pair config: the web service (tcp 80), a sink (tcp 81) and the probe service (udp 9000),
-    health checks off so no backend state changes under a test. cluster_extra: {key: value}."""
+    health checks off so no backend state changes under a test. cluster_extra: {key: value}.
+    With vip6 the same three services on the IPv6 VIP too, named web6, sink6 and probe6, over
+    backends6. A backend may carry options: "192.0.2.22 weight=2"."""
     prios = dict((n, p) for n, (_a, p) in NODES.items())
     prios.update(priorities or {})
     lines = ["[cluster]", "interface = eth0", f"key_file = {key}"]
@@ -39,9 +43,11 @@ def config_text(key, advert="100ms", preempt=True, priorities=None, cluster_extr
     lines += [f"{k} = {v}" for k, v in (cluster_extra or {}).items()]
     for name, (addr, _p) in NODES.items():
         lines += ["", f"[node {name}]", f"address = {addr}", f"priority = {prios[name]}"]
-    for name, port, proto in (("web", 80, "tcp"), ("sink", 81, "tcp"), ("probe", 9000, "udp")):
-        lines += ["", f"[service {name}]", f"vip = {vip}", f"port = {port}", f"protocol = {proto}",
-                  "check = none"] + [f"backend = {b}" for b in backends]
+    families = [("", vip, backends)] + ([("6", vip6, backends6)] if vip6 else [])
+    for suffix, v, bs in families:
+        for name, port, proto in SERVICES:
+            lines += ["", f"[service {name}{suffix}]", f"vip = {v}", f"port = {port}", f"protocol = {proto}",
+                      "check = none"] + [f"backend = {b}" for b in bs]
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +136,31 @@ class Pair:
             if p is not None and p.poll() is None:
                 self.lab.stop(p, signal.SIGKILL)
         self.start_node(node)
+
+    def reload(self, conf_text, nodes=("lb1", "lb2"), timeout=5, services_ok=None):
+        """Rewrite the pair's config file with conf_text and reload the running `nodes` (both
+        daemons); returns once every listed node has reloaded without error and its services pass
+        services_ok(services of lbd's status) (default: every backend's MAC known)."""
+        self.conf_text = conf_text
+        with open(self.conf, "w") as f:
+            f.write(self.lab.config_text(conf_text))
+        before = {n: self.lbd(n)["reloads"] for n in nodes}
+        for n in nodes:
+            r = self.lab.lbctl(n, "reload")
+            assert r.returncode == 0, f"lbctl reload on {n}: {r.stdout} {r.stderr}"
+        ok = services_ok or (lambda svcs: all(b["mac"] for s in svcs for b in s["backends"]))
+        for n in nodes:
+            def done(st, n=n):
+                lbd = st["lbd"]
+                return lbd["reloads"] > before[n] and not lbd.get("last_reload_error") and ok(lbd["services"])
+
+            self.lab.wait_status(n, done, timeout, f"{n} reloaded with the new config, every backend ready")
+
+    def flow_map(self, node, service="web", limit=5000):
+        """{client ip:port: backend} of one service in node's connection table."""
+        r = self.lab.lbctl(node, "flows", "--json", "--limit", str(limit), check=True, timeout=10)
+        return {f["client"]: f["backend"] for f in json.loads(r.stdout).get("flows") or []
+                if f["service"] == service}
 
     def cut_cable(self, node, up=False):
         """Take node's port on the bridge down (a pulled cable) or back up."""

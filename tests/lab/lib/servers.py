@@ -2,7 +2,7 @@
 
 Run as a script inside a namespace (standard library only):
     python3 servers.py --name be1 [--http-port 80] [--udp-port 9000] [--sink-port 81]
-                       [--status 200] [--fail-file PATH]
+                       [--status 200] [--fail-file PATH] [--ipv6]
   HTTP  GET /         -> body = the backend's name
         GET /bytes/N  -> N bytes of pattern.chunks(N) (header X-Backend names the backend)
         GET /hold/S   -> streams one byte every 100 ms for S seconds, then closes
@@ -10,7 +10,8 @@ Run as a script inside a namespace (standard library only):
   UDP   port 9000: replies "<name> <payload>" from the address the probe was sent to.
   TCP   port 81: reads until EOF, answers "<sha256 hex> <count> <name>\\n".
 All sockets bind 0.0.0.0: the VIP is on lo, so TCP answers from the VIP; UDP replies set
-their source with IP_PKTINFO, as a DSR backend must.
+their source with IP_PKTINFO, as a DSR backend must. With --ipv6 each server also listens on ::
+(IPv6 only, same port and behaviour; UDP replies set their source with IPV6_PKTINFO).
 """
 
 import argparse
@@ -31,6 +32,7 @@ except ImportError:  # run as a script: this directory is sys.path[0]
     import pattern
 
 IP_PKTINFO = 8  # <linux/in.h>; the socket module does not export it
+ANY = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_BYTES = 1 << 30
 MAX_HOLD = 600
@@ -38,7 +40,24 @@ MAX_HOLD = 600
 
 # ----------------------------------------------------------------------------- servers
 
-def make_http_server(name, port, status, fail_file):
+def _server_class(base, family):
+    """base (a socketserver TCP server class) listening on `family`; IPv6 sockets are v6-only, so
+    the IPv4 server on the same port keeps its own socket."""
+    class Server(base):
+        address_family = family
+        request_queue_size = 1024
+        daemon_threads = True
+        allow_reuse_address = True
+
+        def server_bind(self):
+            if family == socket.AF_INET6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            super().server_bind()
+
+    return Server
+
+
+def make_http_server(name, port, status, fail_file, family=socket.AF_INET):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
         server_version = "dsrlb-lab"
@@ -97,15 +116,10 @@ def make_http_server(name, port, status, fail_file):
             except OSError:
                 pass  # the client went away
 
-    class Server(http.server.ThreadingHTTPServer):
-        request_queue_size = 1024
-        daemon_threads = True
-        allow_reuse_address = True
-
-    return Server(("0.0.0.0", port), Handler)
+    return _server_class(http.server.ThreadingHTTPServer, family)((ANY[family], port), Handler)
 
 
-def make_sink_server(name, port):
+def make_sink_server(name, port, family=socket.AF_INET):
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
             sock = self.request
@@ -123,37 +137,41 @@ def make_sink_server(name, port):
             except OSError:
                 pass
 
-    class Server(socketserver.ThreadingTCPServer):
-        request_queue_size = 1024
-        daemon_threads = True
-        allow_reuse_address = True
-
-    return Server(("0.0.0.0", port), Handler)
+    return _server_class(socketserver.ThreadingTCPServer, family)((ANY[family], port), Handler)
 
 
-def udp_echo(name, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _pktinfo(family, anc):
+    """The reply's source-address control message: the address the datagram was sent to."""
+    for level, typ, cdata in anc:
+        if family == socket.AF_INET and level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(cdata) >= 12:
+            # struct in_pktinfo { ifindex; spec_dst; addr }
+            return [(level, typ, struct.pack("=I4s4s", 0, cdata[8:12], b"\0\0\0\0"))]
+        if family == socket.AF_INET6 and level == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO \
+                and len(cdata) >= 20:
+            # struct in6_pktinfo { addr; ifindex }: the ifindex 0 lets the route pick the interface
+            return [(level, typ, cdata[:16] + b"\0\0\0\0")]
+    return []
+
+
+def udp_echo(name, port, family=socket.AF_INET):
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-    sock.bind(("0.0.0.0", port))
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    sock.bind((ANY[family], port))
     prefix = name.encode() + b" "
 
     def loop():
         while True:
             try:
-                data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+                data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(20))
             except OSError:
                 continue
-            dst = None
-            for level, typ, cdata in anc:
-                if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(cdata) >= 12:
-                    dst = cdata[8:12]  # struct in_pktinfo { ifindex; spec_dst; addr }
             try:
-                if dst is None:
-                    sock.sendto(prefix + data, addr)
-                else:
-                    info = struct.pack("=I4s4s", 0, dst, b"\0\0\0\0")
-                    sock.sendmsg([prefix + data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, addr)
+                sock.sendmsg([prefix + data], _pktinfo(family, anc), 0, addr)
             except OSError:
                 pass
 
@@ -163,14 +181,16 @@ def udp_echo(name, port):
 
 def serve(args):
     servers = []
-    if args.http_port:
-        servers.append(make_http_server(args.name, args.http_port, args.status, args.fail_file))
-    if args.sink_port:
-        servers.append(make_sink_server(args.name, args.sink_port))
+    families = [socket.AF_INET] + ([socket.AF_INET6] if args.ipv6 else [])
+    for family in families:
+        if args.http_port:
+            servers.append(make_http_server(args.name, args.http_port, args.status, args.fail_file, family))
+        if args.sink_port:
+            servers.append(make_sink_server(args.name, args.sink_port, family))
+        if args.udp_port:
+            udp_echo(args.name, args.udp_port, family)
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    if args.udp_port:
-        udp_echo(args.name, args.udp_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -189,6 +209,7 @@ def main(argv=None):
     ap.add_argument("--sink-port", type=int, default=81)
     ap.add_argument("--status", type=int, default=200)
     ap.add_argument("--fail-file")
+    ap.add_argument("--ipv6", action="store_true", help="also listen on IPv6 (::)")
     serve(ap.parse_args(argv))
 
 
@@ -224,9 +245,9 @@ class BackendServers:
         return self
 
 
-def listening(lab, host):
-    """(tcp ports in LISTEN, udp ports bound) in the host's namespace."""
-    out = lab.run(host, ["ss", "-Hlntu"], timeout=5).stdout
+def listening(lab, host, family=4):
+    """(tcp ports in LISTEN, udp ports bound) of one address family in the host's namespace."""
+    out = lab.run(host, ["ss", "-Hlntu", f"-{family}"], timeout=5).stdout
     tcp, udp = set(), set()
     for line in out.splitlines():
         f = line.split()
@@ -246,8 +267,11 @@ def wait_listening(lab, host, tcp=(), udp=(), timeout=5, proc=None):
         if proc is not None and proc.poll() is not None:
             raise LabError(f"server on {host} exited with {proc.returncode}:\n"
                            + lab.log_tail(f"{host}-servers"))
-        t, u = listening(lab, host)
-        return set(tcp) <= t and set(udp) <= u
+        for family in (4, 6) if lab.topo.get("ipv6") else (4,):
+            t, u = listening(lab, host, family)
+            if not (set(tcp) <= t and set(udp) <= u):
+                return False
+        return True
 
     wait_for(ready, timeout, what=f"{host} listening on tcp {sorted(tcp)} udp {sorted(udp)}",
              ignore=())
@@ -255,11 +279,14 @@ def wait_listening(lab, host, tcp=(), udp=(), timeout=5, proc=None):
 
 def start_servers(lab, host, http_port=80, udp_port=9000, sink_port=81, status=200,
                   wait=True, timeout=5):
-    """Start the servers in `host`'s namespace; with wait, return once every port listens."""
+    """Start the servers in `host`'s namespace (on IPv6 too in a lab with IPv6); with wait, return
+    once every port listens."""
     fail_file = os.path.join(lab.tmpdir, f"{host}.fail")
     cmd = [sys.executable, os.path.join(HERE, "servers.py"), "--name", host,
            "--http-port", str(http_port), "--udp-port", str(udp_port),
            "--sink-port", str(sink_port), "--status", str(status), "--fail-file", fail_file]
+    if lab.topo.get("ipv6"):
+        cmd.append("--ipv6")
     proc = lab.popen(host, cmd, log=f"{host}-servers")
     ports = {"tcp": [p for p in (http_port, sink_port) if p], "udp": [udp_port] if udp_port else []}
     srv = BackendServers(lab, host, proc, ports, fail_file)

@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	memset(&k, 0, sizeof(k));
-	k.daddr = vip.s_addr;
+	k.daddr = ipaddr_from_v4(vip.s_addr);
 	k.dport = htons((uint16_t)atoi(argv[2]));
 	k.proto = 6;
 	for (int n = 5; n < argc && found < count; n++) {
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 		if (sscanf(argv[n], "%u.%u.%u", &a, &b, &c) != 3)
 			return 2;
 		for (unsigned host = 1; host < 255 && found < count; host++) {
-			k.saddr = htonl(a << 24 | b << 16 | c << 8 | host);
+			k.saddr = ipaddr_from_v4(htonl(a << 24 | b << 16 | c << 8 | host));
 			for (unsigned port = 1024; port < 65536 && found < count; port++) {
 				k.sport = htons((uint16_t)port);
 				uint32_t chain = flow_hash(&k) & (uint32_t)(heads - 1);
