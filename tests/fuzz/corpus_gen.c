@@ -431,6 +431,54 @@ static void gen_frames(void)
 	put("fwd", "arp-mix-not-owner-degraded", r.b, r.len);
 }
 
+/* fwd over IPv6: a TCP conversation with the web6 service, a Packet Too Big about it, echo, neighbour
+ * discovery for the VIP and from a backend, active and owner unless said otherwise. */
+static void gen_fwd6(void)
+{
+	static const char vip[] = "2001:db8::100", client[] = "2001:db8:1::7", router[] = "2001:db8::1";
+	static const uint8_t flags[] = { 0x02, 0x10, 0x18, 0x11, 0x04 };
+	struct ipaddr a_vip, a_router, a_be;
+	uint8_t be_mac[6] = { 0x02, 0, 0, 0, 0, 0x33 };
+	struct frame f, q;
+	struct run r;
+	uint8_t *p;
+
+	ipaddr_parse(vip, &a_vip);
+	ipaddr_parse(router, &a_router);
+	ipaddr_parse("2001:db8::21", &a_be);
+	run_init(&r, 3);
+	for (size_t i = 0; i < sizeof(flags); i++) {
+		p = ipv6(&f, client, vip, NULL, 0, 0, 6, 20);
+		ports(p, 40000, 80);
+		p[12] = 0x50;
+		p[13] = flags[i];
+		run_add(&r, 0, &f);
+	}
+	p = ipv6(&f, router, vip, NULL, 0, 0, 58, 8 + 40 + 8 + 8);
+	p[0] = 2;
+	p[6] = 0x05;
+	ports(ipv6(&q, vip, client, NULL, 0, 0, 6, 20), 80, 40000);
+	memcpy(p + 8, q.b + 14, 40 + 8 + 8);
+	icmp6_csum(&f, p, 8 + 40 + 8 + 8);
+	run_add(&r, 0, &f);
+	p = ipv6(&f, client, vip, NULL, 0, 0, 58, 16);
+	p[0] = 128;
+	memcpy(p + 8, "fuzzping", 8);
+	icmp6_csum(&f, p, 16);
+	run_add(&r, 0, &f);
+	pkt_ns_build(f.b, mac_router, &a_router, &a_vip);
+	f.len = PKT_NS_LEN;
+	run_add(&r, 0, &f);
+	pkt_na_build(f.b, be_mac, mac_lbd, &a_be, &a_router, &a_be, 0x60);
+	f.len = PKT_NA_LEN;
+	run_add(&r, 0, &f);
+	put("fwd", "ipv6-conversation", r.b, r.len);
+	r.b[0] = 3 | 4;
+	put("fwd", "ipv6-conversation-degraded", r.b, r.len);
+	r.b[0] = 1;
+	put("fwd", "ipv6-conversation-not-owner", r.b, r.len);
+}
+
 /* ---- messages ---- */
 
 static void put_msg(const char *target, const char *name, uint8_t mode, const ProtobufCMessage *const *ms,
@@ -833,6 +881,7 @@ int main(int argc, char **argv)
 	outdir = argv[1];
 	gen_frames();
 	gen_frames6();
+	gen_fwd6();
 	gen_heartbeats();
 	gen_sync();
 	gen_ctl();
