@@ -71,11 +71,9 @@ int arptx_request(struct lbd *l, const struct ipaddr *target)
 /* An unsolicited NA (RFC 4861 7.2.6) to all nodes, override set, so neighbours replace their entry. */
 static int arptx_una(struct lbd *l, const struct ipaddr *vip)
 {
-	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
-	static const struct ipaddr all_nodes = { .b = { 0xff, 0x02, [15] = 1 } };
 	uint8_t frame[PKT_NA_LEN];
 
-	pkt_na_build(frame, l->mac, all_nodes_mac, vip, &all_nodes, vip, 0x20);
+	pkt_una_build(frame, l->mac, vip);
 	return arptx_send(l, frame, sizeof(frame));
 }
 

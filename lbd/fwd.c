@@ -389,7 +389,6 @@ static void fwd_arp(struct fwd_ctx *c, const struct pkt *p)
  * backends and VIPs to the main thread. Only messages that passed pkt.c's validation get here. */
 static void fwd_ndp(struct fwd_ctx *c, const uint8_t *frame, const struct pkt *p)
 {
-	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
 	struct lbd *l = c->l;
 	struct virtio_net_hdr *vh;
 	const uint8_t *mac = p->nd_lladdr ? p->nd_lladdr : frame + 6;
@@ -417,12 +416,10 @@ static void fwd_ndp(struct fwd_ctx *c, const uint8_t *frame, const struct pkt *p
 	if (!d)
 		return;
 	memset(vh, 0, sizeof(*vh));
-	if (ipaddr_is_none(&p->src)) {          /* duplicate address detection: answer all nodes */
-		struct ipaddr all = { .b = { 0xff, 0x02, [15] = 1 } };
-		pkt_na_build(d, l->mac, all_nodes_mac, &p->nd_target, &all, &p->nd_target, 0x20);
-	} else {
+	if (ipaddr_is_none(&p->src))            /* duplicate address detection: answer all nodes */
+		pkt_una_build(d, l->mac, &p->nd_target);
+	else
 		pkt_na_build(d, l->mac, mac, &p->nd_target, &p->src, &p->nd_target, 0x60);
-	}
 	ring_tx_commit(c->ring, PKT_NA_LEN);
 	c->ctr.nd_adverts_sent++;
 }

@@ -451,6 +451,14 @@ void pkt_na_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, co
 	pkt_nd_build(d, src_mac, eth_dst, src, dst, 136, flags, target);
 }
 
+void pkt_una_build(uint8_t *d, const uint8_t *src_mac, const struct ipaddr *target)
+{
+	static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	static const struct ipaddr all_nodes = { .b = { 0xff, 0x02, [15] = 1 } };
+
+	pkt_nd_build(d, src_mac, all_nodes_mac, target, &all_nodes, 136, 0x20, target);
+}
+
 void pkt_ns_build(uint8_t *d, const uint8_t *src_mac, const struct ipaddr *src, const struct ipaddr *target)
 {
 	uint8_t eth_dst[6] = { 0x33, 0x33, 0xff, target->b[13], target->b[14], target->b[15] };

@@ -82,6 +82,9 @@ uint16_t pkt_csum6(const struct ipaddr *src, const struct ipaddr *dst, uint8_t n
 #define PKT_NA_LEN 86
 void pkt_na_build(uint8_t *d, const uint8_t *src_mac, const uint8_t *eth_dst, const struct ipaddr *src,
 		  const struct ipaddr *dst, const struct ipaddr *target, uint8_t flags);
+/* Unsolicited NA (RFC 4861 7.2.6) for target, from target, to all nodes (ff02::1, 33:33:00:00:00:01),
+ * override set so neighbours replace their entry: PKT_NA_LEN bytes. */
+void pkt_una_build(uint8_t *d, const uint8_t *src_mac, const struct ipaddr *target);
 /* Neighbour Solicitation for target from src_mac/src, with the source link-layer address option, to the
  * target's solicited-node multicast address (ff02::1:ffXX:XXXX, 33:33:ff:XX:XX:XX): PKT_NS_LEN bytes. */
 #define PKT_NS_LEN 86

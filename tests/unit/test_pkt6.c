@@ -1085,6 +1085,13 @@ static void test_na_build(void **state)
 		}
 		free(f);
 	}
+	/* pkt_una_build is the first case, byte for byte. */
+	uint8_t a[PKT_NA_LEN], b[PKT_NA_LEN];
+	struct ipaddr all = addr("ff02::1");
+
+	pkt_na_build(a, me, all_nodes_mac, &vip, &all, &vip, 0x20);
+	pkt_una_build(b, me, &vip);
+	assert_memory_equal(a, b, PKT_NA_LEN);
 }
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
