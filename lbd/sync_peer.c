@@ -378,24 +378,33 @@ static int sync_peer_frames(struct sync_peer *p)
 	return 0;
 }
 
+/* One recv() onto the end of a connection's input buffer: 1 when bytes came, 0 when there are none now,
+ * -1 when the connection is over (*why says how). */
+static int sync_peer_recv(int fd, uint8_t *in, size_t *in_len, const char **why)
+{
+	ssize_t n = recv(fd, in + *in_len, SYNC_FRAME_MAX - *in_len, 0);
+
+	if (n > 0) {
+		*in_len += (size_t)n;
+		return 1;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	*why = n == 0 ? "closed by the far end" : strerror(errno);
+	return -1;
+}
+
 static void sync_peer_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sync_peer *p = w->data;
+	const char *why;
 
 	for (int rounds = 0; rounds < 64; rounds++) {
-		ssize_t n = recv(p->fd, p->in + p->in_len, SYNC_FRAME_MAX - p->in_len, 0);
-		if (n == 0) {
-			sync_peer_close(p, "peer closed the connection");
-			return;
-		}
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			sync_peer_close(p, strerror(errno));
-			return;
-		}
-		p->in_len += (size_t)n;
-		if (sync_peer_frames(p) < 0)
+		int r = sync_peer_recv(p->fd, p->in, &p->in_len, &why);
+
+		if (r < 0)
+			sync_peer_close(p, why);
+		if (r <= 0 || sync_peer_frames(p) < 0)
 			return;
 	}
 }
@@ -628,20 +637,14 @@ static void sync_peer_pending_read_cb(struct ev_loop *loop, ev_io *w, int revent
 	struct sync_pending *q = &p->pend;
 
 	for (int rounds = 0; rounds < 4; rounds++) {
-		ssize_t n = recv(q->fd, q->in + q->in_len, SYNC_FRAME_MAX - q->in_len, 0);
+		const char *why;
 		size_t off = 0;
+		int got = sync_peer_recv(q->fd, q->in, &q->in_len, &why);
 
-		if (n == 0) {
-			sync_peer_pending_close(p, "closed by the far end");
+		if (got < 0)
+			sync_peer_pending_close(p, why);
+		if (got <= 0)
 			return;
-		}
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			sync_peer_pending_close(p, strerror(errno));
-			return;
-		}
-		q->in_len += (size_t)n;
 		while (q->in_len - off >= 4) {
 			uint32_t len = sync_get_len(q->in + off);
 			size_t plen;
