@@ -5,7 +5,7 @@ Python, to forge, tamper with and replay messages in the lab, and a sender of sp
     env = decode_envelope(datagram)           # {"version", "key_id", "kind", "sender", "epoch", ...}
     hb = decode_heartbeat(k.open(datagram))   # None if the MAC does not verify
     dgram = k.seal(heartbeat(node="lb2", ...), sender="lb2", epoch=..., counter=1, challenge=...)
-    send_spoofed(lab, "mallory", [dgram, ...], src="192.0.2.12", dst="192.0.2.11")
+    send(lab, "mallory", [dgram, ...], src="192.0.2.12", dst="192.0.2.11")   # or IPv6 addresses
 
 BLAKE2b comes from hashlib (keyed, salt and personal as libsodium's crypto_kdf uses them);
 XChaCha20-Poly1305 from libsodium through ctypes. Protobuf is written by hand in the canonical
@@ -14,8 +14,8 @@ packed), which is the only form auth_open() accepts.
 
 Run as a script inside a namespace, `envelope.py send` reads {"src", "dst", "sport", "dport",
 "datagrams": [hex, ...], "interval", "spoof"} as JSON on stdin and sends each datagram: with
-spoof, from a raw socket with the given source address (fragmenting what exceeds the MTU);
-else from an ordinary UDP socket.
+spoof, from a raw socket with the given source address (IPv4: fragmenting what exceeds the MTU;
+IPv6: whole datagrams only); else from an ordinary UDP socket. The family is the addresses'.
 """
 
 import ctypes
@@ -27,6 +27,11 @@ import socket
 import struct
 import sys
 import time
+
+try:
+    from .inet import checksum
+except ImportError:  # run as a script: this directory is sys.path[0]
+    from inet import checksum
 
 VERSION = 1
 KIND_HEARTBEAT, KIND_SYNC = 1, 2
@@ -141,17 +146,34 @@ def decode_envelope(buf):
             "epoch": one(5), "counter": one(6), "challenge": one(7), "echo": one(8), "box": one(9, b"")}
 
 
+def _is_v6(addr):
+    return ":" in addr
+
+
 def heartbeat(node, priority, state="BACKUP", advert_ms=100, vips=(), digest=b"", lbd_healthy=True,
               flows=0, sync_state="", address="0.0.0.0"):
-    """A Heartbeat message (proto/heartbeat.proto), packed."""
-    packed_vips = b"".join(socket.inet_aton(v) for v in vips)
+    """A Heartbeat message (proto/heartbeat.proto), packed. As vrrpd's heartbeat_put_addrs: an IPv4
+    address goes in `address` (10), an IPv6 one in `address6` (12); IPv4 VIPs in `vips` (5), IPv6
+    VIPs in `vips6` (13). With IPv4 addresses only, the bytes are those of an IPv4 pair."""
+    packed_vips = b"".join(socket.inet_aton(v) for v in vips if not _is_v6(v))
+    vips6 = b"".join(_f_bytes(13, socket.inet_pton(socket.AF_INET6, v)) for v in vips if _is_v6(v))
+    address4, address6 = ("0.0.0.0", address) if _is_v6(address) else (address, None)
     return (_f_bytes(1, node.encode()) + _f_varint(2, priority) + _f_varint(3, STATE[state])
             + _f_varint(4, advert_ms) + _f_bytes(5, packed_vips) + _f_bytes(6, digest)
             + _f_varint(7, int(lbd_healthy)) + _f_varint(8, flows) + _f_bytes(9, sync_state.encode())
-            + _f_fixed32(10, struct.unpack("<I", socket.inet_aton(address))[0]))
+            + _f_fixed32(10, struct.unpack("<I", socket.inet_aton(address4))[0])
+            + (_f_bytes(12, socket.inet_pton(socket.AF_INET6, address6)) if address6 else b"")
+            + vips6)
+
+
+def _ntop6(b):
+    """An IPv6 address field as text; a field that is not 16 bytes comes back as its hex."""
+    return socket.inet_ntop(socket.AF_INET6, b) if len(b) == 16 else b.hex()
 
 
 def decode_heartbeat(buf):
+    """The fields of a packed Heartbeat as on the wire: "address" (IPv4, 0.0.0.0 when absent) and
+    "address6" (None when absent), "vips" (IPv4) and "vips6"."""
     f = _parse(buf)
     one = lambda n, d=0: f.get(n, [d])[-1]  # noqa: E731
     vips = b"".join(f.get(5, []))
@@ -160,7 +182,8 @@ def decode_heartbeat(buf):
             "advert_interval_ms": one(4),
             "vips": [socket.inet_ntoa(vips[i:i + 4]) for i in range(0, len(vips), 4)],
             "config_digest": one(6, b"").hex(), "lbd_healthy": bool(one(7)), "flow_count": one(8),
-            "sync_state": one(9, b"").decode(), "address": socket.inet_ntoa(struct.pack("<I", one(10)))}
+            "sync_state": one(9, b"").decode(), "address": socket.inet_ntoa(struct.pack("<I", one(10))),
+            "address6": _ntop6(f[12][-1]) if 12 in f else None, "vips6": [_ntop6(v) for v in f.get(13, [])]}
 
 
 # ----------------------------------------------------------------------------- keys and sealing
@@ -253,10 +276,33 @@ def _send_spoofed(sock, src, dst, sport, dport, payload, ident, mtu=1500):
         sock.sendto(hdr + part, (dst, 0))
 
 
+def _send_spoofed6(sock, src, dst, sport, dport, payload, mtu=1500):
+    """A UDP datagram from any IPv6 source address, whole (no fragment header): the checksum,
+    mandatory in IPv6, over the pseudo-header (RFC 8200 section 8.1)."""
+    if 40 + 8 + len(payload) > mtu:
+        raise ValueError(f"{len(payload)} bytes do not fit one IPv6 packet of {mtu}")
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    length = 8 + len(payload)
+    pseudo = s6 + d6 + struct.pack("!IxxxB", length, socket.IPPROTO_UDP)
+    csum = checksum(pseudo + struct.pack("!HHHH", sport, dport, length, 0) + payload) or 0xFFFF
+    udp = struct.pack("!HHHH", sport, dport, length, csum) + payload
+    hdr = struct.pack("!IHBB16s16s", 6 << 28, length, socket.IPPROTO_UDP, 64, s6, d6)
+    sock.sendto(hdr + udp, (dst, 0))
+
+
 def main_send(req):
     grams = [bytes.fromhex(h) for h in req["datagrams"]]
     sent = 0
-    if req.get("spoof"):
+    v6 = _is_v6(req["src"])
+    if req.get("spoof") and v6:
+        # An AF_INET6 raw socket of protocol IPPROTO_RAW takes whole packets, header included.
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        for g in grams:
+            _send_spoofed6(s, req["src"], req["dst"], req["sport"], req["dport"], g)
+            sent += 1
+            if req.get("interval"):
+                time.sleep(req["interval"])
+    elif req.get("spoof"):
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         for i, g in enumerate(grams):
@@ -265,7 +311,7 @@ def main_send(req):
             if req.get("interval"):
                 time.sleep(req["interval"])
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((req["src"], req["sport"]))
         for g in grams:
             s.sendto(g, (req["dst"], req["dport"]))
@@ -278,7 +324,8 @@ def main_send(req):
 
 def send(lab, host, datagrams, src, dst, sport=8112, dport=8112, spoof=True, interval=0.0):
     """Send each datagram (bytes) from host's namespace to dst:dport, from src:sport (spoofed
-    with a raw socket unless spoof is False). Returns the number sent."""
+    with a raw socket unless spoof is False), over IPv4 or IPv6 as src and dst are. Returns the
+    number sent."""
     req = {"src": src, "dst": dst, "sport": sport, "dport": dport, "spoof": spoof, "interval": interval,
            "datagrams": [bytes(d).hex() for d in datagrams]}
     out = lab.run(host, [sys.executable, os.path.abspath(__file__), "send"], input=json.dumps(req),
