@@ -39,6 +39,8 @@ static const struct metrics_ctr {
 	  "Neighbour Advertisements lbd sent answering solicitations for its IPv6 VIPs." },
 	{ "unsolicited_na_sent", "dsrlb_unsolicited_na_sent_total", NULL, NULL,
 	  "Unsolicited Neighbour Advertisements lbd sent for its IPv6 VIPs (takeover, refresh)." },
+	{ "stale_mode_refused", "dsrlb_stale_mode_refused_total", NULL, NULL,
+	  "Requests of vrrpd to go active that lbd refused: older than their fence." },
 	{ "arp_requests_sent", "dsrlb_arp_requests_sent_total", NULL, NULL,
 	  "ARP requests and Neighbour Solicitations lbd sent (backend resolution, VIP probes)." },
 	{ "arp_mac_changes", "dsrlb_arp_mac_changes_total", NULL, NULL,

@@ -90,6 +90,7 @@ static void ctl_fill_counters(struct lbd *l, Dsrlb__Counters *c)
 	c->garp_sent = ctr.garp_sent;
 	c->nd_adverts_sent = ctr.nd_adverts_sent;
 	c->unsolicited_na_sent = ctr.unsolicited_na_sent;
+	c->stale_mode_refused = ctr.stale_mode_refused;
 	c->icmp_echo_replies = ctr.icmp_echo_replies;
 	c->icmp_errors_forwarded = ctr.icmp_errors_forwarded;
 	c->fragments = ctr.fragments;
@@ -336,6 +337,33 @@ static void ctl_flows_free(Dsrlb__LbdResponse *r)
 	free(r->flows);
 }
 
+/* vrrpd's SET_MODE active is a lease: active until fence_ms after vrrpd sent it (sent_ms, the host's
+ * CLOCK_MONOTONIC), unless renewed. One that waited in the socket longer than that, while lbd was stopped
+ * or starved, grants nothing: meanwhile vrrpd has judged lbd dead and the peer has taken the VIPs, and
+ * obeying would take them back with a gratuitous ARP burst until the fresh request behind it arrives.
+ * Standby is always obeyed. */
+static int ctl_set_mode(struct lbd *l, const Dsrlb__LbdRequest *q, char *err, size_t errlen)
+{
+	uint32_t fence_ms = q->fence_ms;
+
+	if (q->active && q->fence_ms && q->sent_ms) {
+		uint64_t now = clock_ms();
+		uint64_t age = now > q->sent_ms ? now - q->sent_ms : 0;
+
+		if (age >= q->fence_ms) {
+			l->ctr.stale_mode_refused++;
+			log_rl(LOG_LVL_WARN, "refused vrrpd's request to go active: it waited %llu ms, longer than "
+			       "its fence of %u ms", (unsigned long long)age, q->fence_ms);
+			snprintf(err, errlen, "stale: sent %llu ms ago, fence %u ms", (unsigned long long)age,
+				 q->fence_ms);
+			return -1;
+		}
+		fence_ms = q->fence_ms - (uint32_t)age;
+	}
+	mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, fence_ms, q->garp, q->release_ms);
+	return 0;
+}
+
 static void ctl_drain(struct lbd *l, const Dsrlb__LbdRequest *q, int on, Dsrlb__LbdResponse *r, char *err,
 		      size_t errlen)
 {
@@ -417,10 +445,8 @@ static int ctl_handle(void *arg, const struct ipc_peer *peer, const uint8_t *req
 				 "lbctl drain-node withdraws the node");
 			break;
 		}
-		mode_set(l, q->active, q->fence_ms ? LBD_REASON_VRRPD : LBD_REASON_OPERATOR, q->fence_ms, q->garp,
-			 q->release_ms);
-		with_status = brief = 1;
-		r.ok = 1;
+		r.ok = ctl_set_mode(l, q, err, sizeof(err)) == 0;
+		with_status = brief = r.ok;
 		break;
 	case DSRLB__LBD_CMD__LBD_CMD_DRAIN:
 	case DSRLB__LBD_CMD__LBD_CMD_UNDRAIN:

@@ -45,6 +45,7 @@ struct lbd_counters {
 	uint64_t flow_table_full, flows_created, flows_expired, flows_rescheduled;
 	uint64_t nd_adverts_sent;        /* Neighbour Advertisements answering solicitations for an IPv6 VIP */
 	uint64_t unsolicited_na_sent;    /* unsolicited NAs for the IPv6 VIPs (takeover, refresh) */
+	uint64_t stale_mode_refused;     /* vrrpd's SET_MODE active older than its fence, refused */
 	uint64_t backend_arp_for_vip;    /* a backend answering ARP or NDP for a VIP */
 	uint64_t arp_requests_sent;      /* ARP requests and Neighbour Solicitations for backends and VIPs */
 	uint64_t arp_mac_changes;        /* a known backend's MAC replaced (arp_mac_judge) */

@@ -101,6 +101,7 @@ void lbdlink_push(struct vrrpd *v)
 	q.fence_ms = v->cfg->fence_ms;
 	q.garp = v->lbd_garp_pending;
 	q.release_ms = v->lbd_want_active ? 0 : v->lbd_release_ms;
+	q.sent_ms = clock_ms();
 	len = dsrlb__lbd_request__pack(&q, buf);
 	ipc_client_send(v->lbd, buf, len, (int)v->cfg->lbd_timeout_ms);
 }

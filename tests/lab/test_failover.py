@@ -1,7 +1,8 @@
 """Failover of the pair: election by priority, preemption, graceful stop without loss, crash
 (kill -9, dead cable, interface down) with GARP and client traffic resuming, the outage measured
 against the reference bars, established TCP connections surviving, fencing (vrrpd dead -> lbd
-standby), FAULT (lbd dead -> vrrpd leaves MASTER), and a takeover reaching lbd at once.
+standby), FAULT (lbd dead -> vrrpd leaves MASTER), a stopped lbd that resumes refusing the stale
+request to go active, and a takeover reaching lbd at once.
 
 Every scenario ends with Pair.assert_single_owner(): exactly one lbd active, the only MASTER, and
 the only node answering ARP for the VIP. DSRLB_FAILOVER_RUNS sets the runs per interval of the
@@ -258,6 +259,35 @@ def test_dead_lbd_puts_vrrpd_in_fault(lab, make_pair):
     assert not v1["fault_reason"], v1
     pair.wait_master("lb1", 5)
     assert pair.assert_single_owner() == "lb1"
+
+
+def test_resumed_lbd_does_not_take_the_vips_back(lab, make_pair):
+    """lb1's lbd stopped (SIGSTOP) past lbd_timeout while lb1 is MASTER: vrrpd's request to keep it
+    active waits unread in its socket, lb1 goes FAULT and lb2 takes the VIP. When lbd resumes, that
+    request is stale: lbd must refuse it (stale_mode_refused), not go active and send gratuitous ARP
+    for a VIP lb2 owns. With preempt = no, lb1 comes back BACKUP and lb1's MAC announces nothing."""
+    pair = make_pair(preempt=False)
+    lbd1, mac1 = pair.proc("lb1", "lbd"), lab.mac("lb1")
+    refused0 = pair.lbd("lb1")["counters"].get("stale_mode_refused", 0)
+    with Capture(lab, "router", "eth0", "arp") as cap:
+        os.kill(lbd1.pid, signal.SIGSTOP)
+        try:
+            pair.wait_vrrp("lb1", {"state": "FAULT"}, 3, "lb1 in FAULT (its lbd stopped)")
+            pair.wait_master("lb2", 3)
+            wait_for(lambda: lbd_request_queued(lab, "lb1"), 2, 0.01, "vrrpd's requests queued for lb1's lbd")
+        finally:
+            os.kill(lbd1.pid, signal.SIGCONT)
+        pair.wait_vrrp("lb1", {"state": "BACKUP", "peer": {"state": "MASTER"}}, 3, "lb1 BACKUP again")
+        end = time.monotonic() + 10 * ADVERT_MS / 1000
+        while time.monotonic() < end:
+            assert not pair.lbd("lb1")["active"], "lb1's lbd went active again while lb2 is MASTER"
+            time.sleep(0.02)
+    assert not garps(cap.packets(), lab.vip, mac1), "lb1 announced the VIP after its lbd resumed"
+    st = pair.lbd("lb1")
+    assert st["counters"].get("stale_mode_refused", 0) > refused0, st["counters"]
+    assert "now ACTIVE" not in lab.log_tail("lb1-lbd", 1000).split("standby (fenced)")[-1], \
+        lab.log_tail("lb1-lbd", 20)
+    assert pair.assert_single_owner() == "lb2"
 
 
 def lbd_request_queued(lab, node):
