@@ -19,11 +19,11 @@ from lib import envelope as E
 from lib.capture import Capture, nd_probe
 from lib.lab import VIP, VIP6, topology, wait_for
 from lib.pair import BACKENDS6, NODES, Pair, config_text
+from test_heartbeat_security import capture_heartbeats, expect_rejections, kernel_dropped, snapshot
 
 TOPOLOGY = topology(ipv6=True, lan_hosts={"mallory": "192.0.2.30"})
 ADVERT_MS = 50
 LB1, LB2, MALLORY, ROUTER = "2001:db8::11", "2001:db8::12", "2001:db8::30", "2001:db8::1"
-COUNTERS = ("malformed", "bad_mac", "replay", "unknown_node", "unknown_key", "stale_epoch")
 
 
 def conf6(key):
@@ -57,31 +57,10 @@ def settled(pair):
                    "lb2 BACKUP over IPv6, hearing lb1")
 
 
-def rejected(pair, node):
-    return pair.vrrp(node)["rejected"]
 
 
-def snapshot(pair):
-    """What an attack must not change: roles, transitions, lbd ownership, the rejected counters."""
-    out = {}
-    for n in pair.nodes:
-        v = pair.vrrp(n)
-        out[n] = {"state": v["state"], "transitions": v["transitions"], "rejected": v["rejected"],
-                  "active": pair.lbd(n)["active"], "priority": v["peer"]["priority"]}
-    return out
 
 
-def expect_rejections(pair, before, node, want, timeout=3):
-    """Wait until node's rejected counters rose by exactly `want` ({counter: n}) and no other."""
-    def deltas():
-        now = rejected(pair, node)
-        return {c: int(now.get(c, 0)) - int(before[node]["rejected"].get(c, 0)) for c in COUNTERS}
-
-    full = {c: want.get(c, 0) for c in COUNTERS}
-    try:
-        wait_for(lambda: deltas() == full, timeout, 0.05, f"{node}'s rejected counters to rise by {want}")
-    except AssertionError:
-        raise AssertionError(f"{node}: rejected counters rose by {deltas()}, want {full}") from None
 
 
 def assert_undisturbed(pair, before, watch_s=0.0):
@@ -112,12 +91,6 @@ def assert_vip6_owner(lab, owner):
         f"NS for {VIP6} answered by {ans}, want only {owner} ({mac})"
 
 
-def capture_heartbeats(lab, to_node, src, count, timeout=3):
-    """Genuine heartbeat datagrams from src to to_node's port 8112, captured at to_node."""
-    from scapy.layers.inet import UDP
-    with Capture(lab, to_node, "eth0", f"ip6 and udp and src host {src} and dst port 8112") as cap:
-        cap.wait_packets(count=count, timeout=timeout)
-    return [bytes(p[UDP].payload) for p in cap.packets() if UDP in p]
 
 
 def send(lab, grams, src=LB2, dst=LB1, spoof=True, interval=0.0):
@@ -266,8 +239,6 @@ def test_replayed_step_down_does_not_move_the_backup(lab, pair):
 
 # ----------------------------------------------------------------------------- wrong source
 
-def kernel_dropped(pair, node):
-    return int(rejected(pair, node).get("kernel_dropped", 0))
 
 
 def test_wrong_source_address(lab, pair):
