@@ -600,11 +600,12 @@ class Ecmp:
             out[n] = seen
         return out
 
-    def flow_nodes(self, src=None, proto=None, sport=None):
+    def flow_nodes(self, src=None, proto=None, sport=None, flows=None):
         """{node: number of flows seen there since count_frames() that match src / proto / sport
-        (None: any)}, e.g. the node of a probe sent from an address of its own."""
+        (None: any)}, e.g. the node of a probe sent from an address of its own; from `flows` (what
+        flows() returned) when given, to ask about many sources at one moment."""
         out = {}
-        for n, seen in self.flows().items():
+        for n, seen in (flows if flows is not None else self.flows()).items():
             k = sum(1 for s, p, sp in seen if src in (None, s) and proto in (None, p) and sport in (None, sp))
             if k:
                 out[n] = k
