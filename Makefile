@@ -144,14 +144,14 @@ fuzz-corpus: $(B)/fuzz-corpus
 # The network suites, then the suites whose lbd forwards again with two forwarding workers
 # (DSRLB_WORKERS adds `workers = 2` to the configs the suites write). Left out of that pass: tests of
 # config error line numbers (the added line shifts them), and what does not depend on lbd's workers:
-# vrrpd's outage bars (takeover timing; test_takeover_reaches_lbd_without_waiting_a_tick keeps lbd's
-# side of it) and the heartbeat-security suite (vrrpd alone). --durations: the slowest tests, for
-# keeping make check under its 20 minutes.
+# the heartbeat-security suite (vrrpd alone) and the tests marked `workerless` (tests/lab/pytest.ini:
+# vrrpd's outage bars and election, health-check verdicts, the sync session's handling of connections,
+# the control socket). --durations: the slowest tests, for keeping make check under its 20 minutes.
 LAB_WORKER_SUITES := lab/test_lbd.py lab/test_sync.py lab/test_failover.py lab/test_health.py
 lab: all
 	cd tests && /usr/bin/python3 -m pytest -v --durations=25 lab
 	cd tests && DSRLB_WORKERS=2 /usr/bin/python3 -m pytest -v --durations=10 \
-		-k "not broken_reload and not crash_outage_bars" $(LAB_WORKER_SUITES)
+		-m "not workerless" -k "not broken_reload" $(LAB_WORKER_SUITES)
 
 # No circle of calls among the files of each daemon (and of the exporter) (docs/ARCHITECTURE.md); part of make check.
 calls:

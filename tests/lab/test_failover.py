@@ -53,6 +53,7 @@ def garps(pkts, vip, mac):
 
 # ----------------------------------------------------------------------------- election
 
+@pytest.mark.workerless
 @pytest.mark.parametrize("prios,master", [({"lb1": 150, "lb2": 100}, "lb1"),
                                           ({"lb1": 100, "lb2": 150}, "lb2")],
                          ids=["lb1-higher", "lb2-higher"])
@@ -167,6 +168,7 @@ def test_crash_failover(lab, make_pair, how):
         assert v1["link_up"] and not v1["fault_reason"], v1
 
 
+@pytest.mark.workerless
 @pytest.mark.parametrize("advert_ms,bar_ms", [(5, 20), (10, 35), (20, 80), (100, 320)],
                          ids=["5ms", "10ms", "20ms", "100ms"])
 def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
@@ -247,6 +249,7 @@ def test_dead_vrrpd_fences_its_lbd(lab, make_pair):
     assert pair.assert_single_owner() == "lb1"
 
 
+@pytest.mark.workerless
 def test_dead_lbd_puts_vrrpd_in_fault(lab, make_pair):
     pair = make_pair()
     pair.kill("lb1", "lbd").wait(5)

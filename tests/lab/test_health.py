@@ -232,6 +232,7 @@ def test_established_udp_flows_follow_on_backend_down(lab, lb, srv):
         assert len(fresh) == 30 and "be1" not in fresh.values(), (vip, fresh)
 
 
+@pytest.mark.workerless
 def test_http_500_is_down_under_http_check_and_up_under_tcp(lab, lb, srv):
     be2 = lab.addr("be2")
     checks0 = backend(lb.status(), "web", be2)["checks"]
@@ -382,6 +383,7 @@ def test_every_backend_down_drops_or_uses_sorry_backend(lab, lb, srv):
     assert "NO USABLE BACKEND" in head["sorry"], text
 
 
+@pytest.mark.workerless
 def test_all_down_text_names_the_sorry_backend(lab, lb, srv):
     srv["be1", "alt"].stop()
     srv["be2", "alt"].stop()
@@ -393,6 +395,7 @@ def test_all_down_text_names_the_sorry_backend(lab, lb, srv):
 
 # ----------------------------------------------------------------------------- control socket
 
+@pytest.mark.workerless
 def test_garbage_on_control_socket_drops_only_that_client(lab, lb):
     path = os.path.join(lab.run_dir("lb1"), "lbd.sock")
     c0 = lb.status()["counters"]

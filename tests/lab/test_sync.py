@@ -683,6 +683,7 @@ def test_table_changed_under_a_stalled_bulk_leaves_no_holes(lab, make_pair):
     assert_clean_end(pair, r, done, st1)
 
 
+@pytest.mark.workerless
 def test_preempts_after_sync_timeout_without_bulk(lab, make_pair):
     skip_without("nft")
     pair = make_pair(sync=True, extra={"sync_timeout": "2s"})
@@ -703,6 +704,7 @@ def test_preempts_after_sync_timeout_without_bulk(lab, make_pair):
 
 # ----------------------------------------------------------------------------- hostile input
 
+@pytest.mark.workerless
 def test_sync_port_refuses_non_peers(lab, make_pair):
     pair = make_pair(sync=True)
     wait_established(pair)
@@ -833,6 +835,7 @@ def counter_delta(before, after):
     return {k: after[k] - before[k] for k in SYNC_COUNTERS}
 
 
+@pytest.mark.workerless
 def test_silent_connections_from_the_peer_node_leave_the_session_up(lab, make_pair):
     """Another process on lb1 opens a silent connection to lb2's sync port every 100 ms for 10 s
     while lb1 creates flows. lb2 keeps the authenticated session established in every status poll,
@@ -874,6 +877,7 @@ def test_silent_connections_from_the_peer_node_leave_the_session_up(lab, make_pa
                   interval=0.05)
 
 
+@pytest.mark.workerless
 def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pair):
     """From lb1's address: a length prefix above the largest frame is closed at once; a connection
     that trickles a byte every 100 ms is closed at the handshake deadline (2 s); 12 connections
@@ -913,6 +917,7 @@ def test_oversized_and_trickling_connections_are_closed_and_counted(lab, make_pa
     pair.wait_lbd("lb2", {"flows": lambda n: n >= n2 + 5}, 2, "new flows synced to lb2", interval=0.05)
 
 
+@pytest.mark.workerless
 def test_restarted_peer_replaces_a_half_dead_session_promptly(lab, make_pair):
     """lb1 (the connecting node) crashes with its FIN and resets dropped, so lb2 still holds the old
     session as established when the new lb1 connects. The new connection waits as pending, sends
