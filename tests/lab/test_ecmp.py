@@ -15,7 +15,9 @@ full mesh. The bars of the issue, measured on the wire:
 - graceful removal (SIGTERM) of a node under a 1 ms probe through it: 0 probes lost.
 
 Each fault is judged from its own moment on: a probe lost earlier, while the six probes were still
-starting, is the lab's and is reported apart (from_fault_on).
+starting, is the lab's and is reported apart (from_fault_on). A graceful removal in which the probes
+through the nodes left alone lost frames too is redone like a flap, with the kernel's and the lbds'
+drop counters printed (print_drops).
 
 Every run that saw a BFD flap of a node the run did not fault (the shared machine stalls all BFD packets
 for ~100 ms now and then, lib/ecmp.py) is redone, at most REDO times, and reported.
@@ -28,7 +30,7 @@ import time
 
 import pytest
 
-from lib import client, servers
+from lib import client, netdrops, servers
 from lib import ecmp as lab_ecmp
 from lib.lab import VIP, wait_for
 from lib.lbdrunner import LbdRunner
@@ -242,11 +244,26 @@ def test_lbd_killed_alone(lab, cluster):
     assert statistics.median(outages) <= OUTAGE_BAR_MS, outages
 
 
+def print_drops(lab, c, victim, drops0, counters0):
+    """Where the kernel (every namespace's counters, lib/netdrops.py) and the nodes' lbds that were
+    left alone counted drops since the snapshots drops0 and counters0: printed with a loss."""
+    print("kernel drops and errors since the probes started:", netdrops.diff(drops0, netdrops.snapshot(lab)))
+    for n in sorted(set(NODES) - {victim}):
+        now = c.lbd[n].counters()
+        print(f"{n}'s lbd counters that moved:", {k: v - counters0[n].get(k, 0) for k, v in now.items()
+                                                  if isinstance(v, int) and v != counters0[n].get(k, v)})
+
+
 def test_graceful_removal_loses_nothing(lab, cluster):
+    """0 probes lost from SIGTERM on. A run is redone (at most REDO times, each reported) when BFD
+    flapped, or when probes through the nodes left alone lost frames too: the lab's path, which
+    every probe shares, lost them (seen in CI: 3-6 ms of frames of four probes on three nodes at
+    once). A loss of the removed node's probes alone always fails."""
     for attempt in range(REDO + 1):
         c = cluster.start()
         downs0 = c.e.bfd_downs()            # before the probes start, as in fault_runs
         where = probes_by_node(lab, c, lab.addrs("client")[:6], 3.0 + STOP_TIMEOUT_MS / 1000)
+        drops0, counters0 = netdrops.snapshot(lab), c.counters()
         victim = max(where, key=lambda n: len(where[n]))
         t0 = time.monotonic()
         w0 = time.time()
@@ -255,22 +272,29 @@ def test_graceful_removal_loses_nothing(lab, cluster):
         left = time.monotonic() - t0
         c.lbd[victim].proc = None
         res = {src: job.result() for jobs in where.values() for src, job in jobs}
-        if c.e.bfd_downs() == downs0:
-            break
-        print(f"\na BFD or BGP session flapped during graceful removal run {attempt + 1}: again")
+        after, early = from_fault_on(res, t0)
+        # Each probe's outages from SIGTERM on, timed from SIGTERM, by the node it went through.
+        lost = {src: {"node": n, "outages_from_sigterm_ms": [
+                    (round(o["start_ms"] - (t0 - res[src]["t0"]) * 1000, 1), o["lost"]) for o in after[src]]}
+                for n, jobs in where.items() for src, _j in jobs if after[src]}
+        if c.e.bfd_downs() != downs0:
+            print(f"\na BFD or BGP session flapped during graceful removal run {attempt + 1}: again")
+            continue
+        if any(v["node"] != victim for v in lost.values()) and attempt < REDO:
+            print(f"\nrun {attempt + 1}: probes through nodes left alone lost frames too, the lab's path: again; {lost}")
+            print_drops(lab, c, victim, drops0, counters0)
+            continue
+        break
     else:
         raise AssertionError(f"BFD flapped in {REDO + 1} runs: the machine is too busy for 10 ms x 3")
     moved = [round((t - w0) * 1000, 1) for t, g in c.e.watch.events if t >= w0]
-    after, early = from_fault_on(res, t0)
     print(f"\ngraceful removal of {victim} ({len(where[victim])} of {len(res)} probes through it): router's route "
           f"changed {moved} ms after SIGTERM, lbd left after {left * 1000:.0f} ms; probes "
           f"{sum(r['sent'] for r in res.values())} sent, {sum(len(a) for a in after.values())} outages from SIGTERM on; "
-          f"{early} probes lost before it, while the probes started; {attempt} runs redone for a flap")
-    # A failure names each probe's node and its outages, timed from SIGTERM.
-    assert not any(after.values()), {
-        src: {"node": n, "outages_from_sigterm_ms": [(round(o["start_ms"] - (t0 - res[src]["t0"]) * 1000, 1), o["lost"])
-                                                      for o in after[src]]}
-        for n, jobs in where.items() for src, _j in jobs if after[src]}
+          f"{early} probes lost before it, while the probes started; {attempt} runs redone")
+    if lost:
+        print_drops(lab, c, victim, drops0, counters0)
+    assert not lost, lost
 
 
 def hold_through_crash(lab, c, sync):
@@ -344,3 +368,5 @@ def be4_servers(lab):
     srv = servers.start_servers(lab, "be4")
     yield srv
     srv.stop()
+
+
