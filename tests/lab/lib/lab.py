@@ -284,6 +284,18 @@ def dsr_backend_etc(root, flavour):
 
 # ----------------------------------------------------------------------------- the lab
 
+def _free_stem():
+    """A namespace prefix no namespace has now: this process's pid and a random byte, drawn again
+    while taken (two labs of one process live at once, e.g. a module's and a test's own: one random
+    byte alone collided in CI, "Cannot create namespace file ... File exists")."""
+    taken = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    for _ in range(256):
+        stem = f"dsr{os.getpid() % 100000}{random.getrandbits(8):02x}"
+        if not any(n.startswith(stem + "-") for n in taken):
+            return stem
+    raise RuntimeError("no free lab namespace prefix: 256 labs of this process alive?")
+
+
 class Lab:
     """One lab instance. Build with Lab(topo).build() (or `with Lab() as lab:`), always destroy()."""
 
@@ -296,7 +308,7 @@ class Lab:
         self.vips6 = list(self.topo.get("vips6") or [])
         self.vip6 = self.vips6[0] if self.vips6 else None
         self.build_dir = build_dir or BUILD
-        self.stem = f"dsr{os.getpid() % 100000}{random.getrandbits(8):02x}"
+        self.stem = _free_stem()
         self.prefix = self.stem + "-"
         self.keep = keep if keep is not None else bool(os.environ.get("DSRLB_KEEP"))
         self.failed = False  # set by the test fixture when a test using this lab failed
