@@ -368,5 +368,3 @@ def be4_servers(lab):
     srv = servers.start_servers(lab, "be4")
     yield srv
     srv.stop()
-
-
