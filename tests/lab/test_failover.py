@@ -175,19 +175,20 @@ def test_crash_outage_bars(lab, make_pair, advert_ms, bar_ms):
     """Median outage over RUNS crashes (kill -9 + cable cut) of the master, bars from the keepalived
     reference (/work/shared/anchors): 20 ms adverts -> 80 ms, 100 ms -> 320 ms.
 
-    The crash phases are a stratified random sample of the advert interval, its last 2 ms aside (one
-    uniformly random phase in each of RUNS equal slices, in random order): the outage of an RFC 5798 backup is
-    Master_Down_Interval minus the phase, so this estimates the median over all phases without the
+    The crash phases are a stratified random sample of the advert interval, its last edge aside
+    (below; one uniformly random phase in each of RUNS equal slices, in random order): the outage of
+    an RFC 5798 backup is Master_Down_Interval minus the phase, so this estimates the median over all phases without the
     +-20 ms scatter of five purely random phases. Each run must also take over within
     Master_Down_Interval of the last heartbeat heard, plus LATE_MS + one interval for lbd's GARP, the
     router, the probe's resolution (measured: 0-9 ms) and a heartbeat the kernel held back."""
     pair = make_pair(advert=f"{advert_ms}ms")
     n = max(1, RUNS)
-    # The last EDGE of the interval is left out: there the master's next heartbeat may pass the
-    # bridge just before the cut, unseen by the crasher, so the outage is a whole interval longer
-    # than its phase says (CI, 100 ms adverts: phase 99.91 ms, outage 360.9 ms; redone at the same
-    # phase, the same again, and the median went over its bar). Phases then span at most 98 % of a
-    # 100 ms interval, 80 % of a 5 ms one, which raises the expected median by EDGE / 2 at most.
+    # The interval's last `edge` (2 ms, a fifth of intervals under 10 ms) is left out: there the
+    # master's next heartbeat may pass the bridge just before the cut, unseen by the crasher, so the
+    # outage is a whole interval longer than its phase says (CI, 100 ms adverts: phase 99.91 ms,
+    # outage 360.9 ms; redone at the same phase, the same again, and the median went over its bar).
+    # Phases then span 98 % of a 100 ms interval, 80 % of a 5 ms one: the expected median rises by
+    # edge / 2 at most.
     edge = min(2.0, advert_ms / 5)
     phases = [(k + random.random()) * (advert_ms - edge) / n for k in range(n)]
     random.shuffle(phases)
