@@ -37,19 +37,65 @@ static int reload_check_ecmp(const struct lbd *l, const struct cfg *cfg, char *e
 	return -1;
 }
 
+/* [cluster] settings lbd acts on at start only (rings, threads, privileges, sync's listener): the first
+ * one that changed, or NULL. */
+static const char *reload_restart_only(const struct cfg *old, const struct cfg *cfg)
+{
+	if (strcmp(cfg->interface, old->interface) != 0)
+		return "interface";
+	if (cfg->flow_max != old->flow_max)
+		return "flow_max";
+	if (cfg->workers != old->workers)
+		return "workers";
+	if (strcmp(cfg->user, old->user) != 0)
+		return "user";
+	if (cfg->rx_ring_version != old->rx_ring_version)
+		return "rx_ring_version";
+	if (cfg->realtime != old->realtime)
+		return "realtime";
+	if (cfg->sync != old->sync)
+		return "sync";
+	if (cfg->sync_port != old->sync_port)
+		return "sync_port";
+	return NULL;
+}
+
+/* The nodes are lbd's sync peers, connected at start: a node added, removed or moved is refused (a
+ * priority may change; vrrpd reads it). */
+static int reload_check_nodes(const struct cfg *old, const struct cfg *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_nodes; i++) {
+		const struct cfg_node *n = &cfg->nodes[i], *o = cfg_find_node(old, n->name, NULL, 0);
+		if (!o || !ipaddr_eq(&o->addr, &n->addr)) {
+			snprintf(err, errlen, "%s:%d: node %s is %s: the nodes and their addresses change only on "
+				 "restart (lbd runs with the old ones)", cfg->path, n->line, n->name,
+				 o ? "at a new address" : "new");
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < old->n_nodes; i++)
+		if (!cfg_find_node(cfg, old->nodes[i].name, NULL, 0)) {
+			snprintf(err, errlen, "%s: node %s is gone: the nodes and their addresses change only on "
+				 "restart (lbd runs with the old ones)", cfg->path, old->nodes[i].name);
+			return -1;
+		}
+	return 0;
+}
+
 /* The new config's own checks: what changes only on restart, our node in it, a filter that fits. */
 static int reload_check(struct lbd *l, const struct cfg *cfg, struct sock_filter *prog, size_t *prog_len,
 			char *err, size_t errlen)
 {
 	struct ipaddr vips[LBD_MAX_VIPS];
 	size_t n_vips = cfg_vips(cfg, vips, LBD_MAX_VIPS);
+	const char *key = reload_restart_only(l->cfg, cfg);
 
-	if (strcmp(cfg->interface, l->cfg->interface) != 0 || cfg->flow_max != l->cfg->flow_max ||
-	    cfg->workers != l->cfg->workers || strcmp(cfg->user, l->cfg->user) != 0) {
-		snprintf(err, errlen, "%s: interface, flow_max, workers and user change only on restart", l->cfg_path);
+	if (key) {
+		snprintf(err, errlen, "%s: %s changes only on restart (lbd runs with the old value)", cfg->path, key);
 		return -1;
 	}
-	if (reload_check_ecmp(l, cfg, err, errlen) < 0 || !cfg_find_node(cfg, l->node, err, errlen))
+	if (reload_check_ecmp(l, cfg, err, errlen) < 0 || reload_check_nodes(l->cfg, cfg, err, errlen) < 0 ||
+	    !cfg_find_node(cfg, l->node, err, errlen))
 		return -1;
 	/* The connection table's entries were sized at start: 32 bytes for IPv4 only, 56 for both families. */
 	if (cfg_has_ipv6(cfg) && !flow_ipv6(l->workers[0].flows)) {

@@ -164,13 +164,16 @@ int vrrpd_reload(struct vrrpd *v, char *err, size_t errlen)
 	if (!cfg)
 		goto fail;
 	tmp = *v;
+	/* The socket was bound to our address and joined the multicast group at start; the peer's address
+	 * is lbd's sync peer too, which lbd takes only at start. */
 	if (vrrpd_set_node(&tmp, cfg, err, errlen) < 0 || strcmp(tmp.node, v->node) != 0 ||
-	    (tmp.have_peer && v->have_peer && strcmp(tmp.peer.name, v->peer.name) != 0) ||
+	    tmp.have_peer != v->have_peer ||
+	    (tmp.have_peer && (strcmp(tmp.peer.name, v->peer.name) != 0 || !ipaddr_eq(&tmp.peer.addr, &v->peer.addr))) ||
 	    cfg->heartbeat_port != v->cfg->heartbeat_port || !ipaddr_eq(&tmp.self.addr, &v->self.addr) ||
-	    strcmp(cfg->user, v->cfg->user) != 0) {
+	    cfg->multicast.s_addr != v->cfg->multicast.s_addr || strcmp(cfg->user, v->cfg->user) != 0) {
 		if (!err[0])
-			snprintf(err, errlen, "%s: node names, addresses, ports and user change only on restart",
-				 v->cfg_path);
+			snprintf(err, errlen, "%s: node names, addresses, heartbeat_port, multicast and user change "
+				 "only on restart", v->cfg_path);
 		cfg_free(cfg);
 		goto fail;
 	}

@@ -550,6 +550,60 @@ def test_broken_reload_refused_by_lbd(lab, make_pair, kind):
         rewrite(pair, good)
 
 
+# The change a reload makes -> who refuses it, with what words in its line of lbctl's output.
+RESTART_ONLY = {
+    "sync_port": {"lbd": "sync_port changes only on restart"},
+    "rx_ring_version": {"lbd": "rx_ring_version changes only on restart"},
+    "peer_address": {"lbd": "node lb2 is at a new address", "vrrpd": "change only on restart"},
+    "multicast": {"vrrpd": "multicast and user change only on restart"},
+}
+
+
+def restart_only_text(text, change):
+    if change == "peer_address":
+        return text.replace("address = 192.0.2.12\n", "address = 192.0.2.19\n")
+    extra = {"sync_port": "sync_port = 8114", "rx_ring_version": "rx_ring_version = 3",
+             "multicast": "multicast = 224.0.0.18"}[change]
+    return text.replace("[cluster]\n", f"[cluster]\n{extra}\n", 1)
+
+
+@pytest.mark.parametrize("change", list(RESTART_ONLY))
+def test_restart_only_change_refused(lab, make_pair, change):
+    """A reload that changes what a daemon sets up only at start is refused by that daemon, naming what
+    changed, and the pair goes on as before: lbd keeps its sync listener, its rings and its sync peers
+    (the nodes), vrrpd its socket (bound to our address, joined to the multicast group) and its peer.
+    The other daemon of the node takes the file. Restoring the file, the next reload passes."""
+    pair = make_pair()
+    wait_sync_established(pair)
+    good = pair.conf_text
+    new = restart_only_text(good, change)
+    assert new != good, change
+    before = snapshot(pair)
+    st0 = pair.status("lb1")
+    rewrite(pair, new)
+    try:
+        r = lab.lbctl("lb1", "reload")
+        assert r.returncode != 0, f"lbctl reload accepted {change}: {r.stdout} {r.stderr}"
+        st = pair.status("lb1")
+        for daemon, words in RESTART_ONLY[change].items():
+            # lbctl prints vrrpd's refusal as "lbctl: vrrpd: ...", lbd's as "lbctl: FILE: ...".
+            msg = [line for line in r.stderr.splitlines()
+                   if words in line and line.startswith("lbctl: vrrpd:") == (daemon == "vrrpd")]
+            assert msg, f"{daemon}'s refusal of {change} does not say {words!r}: {r.stderr!r}"
+            assert st[daemon]["config_digest"] == st0[daemon]["config_digest"], f"{daemon} took {change}"
+        assert st["lbd"]["reloads"] == st0["lbd"]["reloads"] + ("lbd" not in RESTART_ONLY[change])
+        # Five more heartbeats each way, and the pair as it was: roles, sync, no rejection.
+        for n in pair.nodes:
+            pair.wait_vrrp(n, {"adverts_received": lambda x, n=n: x >= before[n]["adverts_received"] + 5}, 3,
+                           f"heartbeats to {n} after the refused reload", interval=0.05)
+        assert_stable(before, snapshot(pair), f"reload changing {change}")
+        assert pair.assert_single_owner(arp_checks=1) == "lb1"
+    finally:
+        rewrite(pair, good)
+    reload_ok(pair, "lb1")
+    assert_stable(before, snapshot(pair), f"good reload after {change} was refused")
+
+
 def test_multicast_heartbeats(lab, make_pair):
     """With `multicast` set, heartbeats go to the group instead of unicast to the peer: the election and
     the takeover work the same, and nothing is rejected (one copy of each heartbeat, not two)."""
