@@ -84,6 +84,10 @@ const char *ipaddr_unusable(const struct ipaddr *a)
 		uint32_t h = ntohl(ipaddr_v4(a));
 		if (h >> 24 == 0)
 			return "an address in 0.0.0.0/8";
+		if (h >> 24 == 127)
+			return "a loopback address";
+		if (h >> 16 == 0xa9fe)
+			return "a link-local address";
 		if (h >> 28 == 14)
 			return "a multicast address";
 		if (h >= 0xf0000000u)
@@ -92,6 +96,8 @@ const char *ipaddr_unusable(const struct ipaddr *a)
 	}
 	if (ipaddr_is_none(a))
 		return "the unspecified address";
+	if (ipaddr_eq(a, &(struct ipaddr){ .b = { [15] = 1 } }))
+		return "the loopback address";
 	if (a->b[0] == 0xff)
 		return "a multicast address";
 	if (a->b[0] == 0xfe && (a->b[1] & 0xc0) == 0x80)

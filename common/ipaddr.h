@@ -72,8 +72,8 @@ const char *ipaddr_port_str(const struct ipaddr *a, uint16_t port, char *buf);
 socklen_t ipaddr_sockaddr(const struct ipaddr *a, uint16_t port, struct sockaddr_storage *ss);
 /* The address of an AF_INET or AF_INET6 socket address (an IPv4-mapped IPv6 one counts as IPv4); 0 or -1. */
 int ipaddr_from_sockaddr(const struct sockaddr *sa, struct ipaddr *out, uint16_t *port);
-/* What a service or node address must not be: unspecified, multicast, reserved or link-local (IPv4:
- * 0.0.0.0/8, 224.0.0.0/3; IPv6: ::, ff00::/8, fe80::/10). Loopback is allowed (a one-node lab on lo).
+/* What a service or node address must not be: unspecified, loopback, link-local, multicast or reserved
+ * (IPv4: 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/3; IPv6: ::, ::1, fe80::/10, ff00::/8).
  * NULL if fine, else what it is ("a multicast address"). */
 const char *ipaddr_unusable(const struct ipaddr *a);
 
