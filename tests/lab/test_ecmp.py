@@ -168,9 +168,10 @@ def fault_runs(lab, c, fault, recover, what, runs=RUNS, dst=None, srcs=None, kep
         # (seen in CI: all sessions expired at once 0.3-0.7 s before the fault) is a flap of this run.
         downs0 = c.e.bfd_downs()
         where = probes_by_node(lab, c, srcs, 2.0 + STOP_TIMEOUT_MS / 1000, dst)
+        drops0, counters0 = netdrops.snapshot(lab), c.counters()
         victim = max(where, key=lambda n: len(where[n]))
         time.sleep(random.uniform(0, 0.01))         # a random phase against BFD's 10 ms packets
-        t_fault = time.monotonic()
+        t_fault, w_fault = time.monotonic(), time.time()
         value = fault(victim)
         res = {src: job.result() for jobs in where.values() for src, job in jobs}
         flapped = [n for n, d in c.e.bfd_downs().items() if d > downs0[n] and n != victim]
@@ -183,6 +184,15 @@ def fault_runs(lab, c, fault, recover, what, runs=RUNS, dst=None, srcs=None, kep
         early += lost_before
         through = [after[src] for src, _j in where[victim]]
         others = {src: after[src] for n, jobs in where.items() if n != victim for src, _j in jobs}
+        if any(others.values()):
+            # Timed from the fault: each lost probe's node and outages, the router's route changes.
+            print(f"\n{what}: probes through nodes left alone lost frames; outages from the fault, ms: " +
+                  str({src: {"node": n, "outages": [(round(o["start_ms"] - (t_fault - res[src]["t0"]) * 1000, 1),
+                                                     o["lost"]) for o in after[src]]}
+                       for n, jobs in where.items() for src, _j in jobs if after[src]}) +
+                  f"; router's route changed {[round((t - w_fault) * 1000, 1) for t, g in c.e.watch.events if t >= w_fault]}"
+                  " ms after the fault")
+            print_drops(lab, c, victim, drops0, counters0)
         assert not any(others.values()), (what, victim, others)
         assert all(len(a) <= 1 and all(o["recovered"] for o in a) for a in through), (what, through)
         outages.append(max((o["ms"] for a in through for o in a), default=0.0))
