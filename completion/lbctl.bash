@@ -1,7 +1,7 @@
 # bash completion for lbctl (dsrlb): commands, options, and names from the cluster config.
-# The commands are read from `lbctl --help`, so new ones complete without a change here; service,
-# backend and node names come from the config (-c FILE, default /etc/dsrlb/dsrlb.conf) when it is
-# readable. Installed by `make install` as PREFIX/share/bash-completion/completions/lbctl.
+# The commands are read from `lbctl --help`, so new ones complete without a change here; service
+# names, backend addresses and VIPs come from the config (-c FILE, default /etc/dsrlb/dsrlb.conf) when
+# it is readable. Installed by `make install` as PREFIX/share/bash-completion/completions/lbctl.
 # COMPREPLY=($(compgen ...)) is the completion idiom; no word completed here holds a blank.
 # shellcheck disable=SC2207
 
@@ -95,7 +95,7 @@ _lbctl()
 		1) COMPREPLY=($(compgen -W "$(_lbctl_backends "$cfg" "${args[0]}")" -- "$cur")) ;;
 		esac ;;
 	drain-node | undrain-node)
-		((${#args[@]} == 0)) && COMPREPLY=($(compgen -W "$(_lbctl_sections "$cfg" node)" -- "$cur")) ;;
+		;;      # no arguments: they act on this node
 	set-mode)
 		((${#args[@]} == 0)) && COMPREPLY=($(compgen -W "active standby" -- "$cur")) ;;
 	keygen)

@@ -1,5 +1,5 @@
 """Bash completion of lbctl (completion/lbctl.bash): commands as `lbctl --help` lists them, options,
-and service, backend, VIP and node names from the config given with -c. Needs bash and build/lbctl."""
+and service names, backend addresses and VIPs from the config given with -c. Needs bash and build/lbctl."""
 
 import os
 import shlex
@@ -80,7 +80,8 @@ def test_names_from_the_config(conf):
     assert complete(["lbctl", "-c", conf, "drain", "web", ""]) == ["192.0.2.21", "192.0.2.22"]
     assert complete(["lbctl", "--config", conf, "undrain", "dns", ""]) == ["192.0.2.31"]
     assert complete(["lbctl", "-c", conf, "drain", "web", "192.0.2.21", ""]) == []
-    assert complete(["lbctl", "-c", conf, "drain-node", ""]) == ["lb-2", "lb1"]
+    assert complete(["lbctl", "-c", conf, "drain-node", ""]) == []     # takes no argument
+    assert complete(["lbctl", "-c", conf, "undrain-node", ""]) == []
     assert complete(["lbctl", "-c", conf, "check-backend", ""]) == ["192.0.2.21", "192.0.2.22", "192.0.2.31"]
     assert complete(["lbctl", "-c", conf, "check-backend", "192.0.2.21", "--vip", ""]) == \
         ["192.0.2.100", "192.0.2.101"]
