@@ -200,7 +200,7 @@ static void metrics_services(struct prom *m, const Dsrlb__LbdStatus *st)
 
 static void metrics_sync(struct prom *m, const Dsrlb__SyncStatus *y)
 {
-	static const char *const states[] = { "disabled", "connecting", "handshake", "established", NULL };
+	static const char *const states[] = { "disabled", "connecting", "handshake", "partial", "established", NULL };
 	static const char *const bulk[] = { "none", "requested", "receiving", "done", "timeout", NULL };
 
 	prom_family(m, "dsrlb_sync_state", "gauge", "Connection-state sync session with the peer (1 for the current state).");
@@ -281,7 +281,7 @@ static void metrics_lbd(struct prom *m, const Dsrlb__LbdStatus *st)
 	prom_u64(m, PROM_L("node", st->node, "interface", st->interface, "mac", st->mac), 1);
 	metrics_gauge(m, "dsrlb_active", "1 when lbd owns the VIPs and forwards (the active node).", st->active);
 	prom_family(m, "dsrlb_mode_info", "gauge",
-		    "Why lbd is in its mode: startup, standalone, vrrpd, operator or fenced (always 1).");
+		    "Why lbd is in its mode: startup, standalone, vrrpd, operator, fenced or ecmp (always 1).");
 	prom_u64(m, PROM_L("reason", st->mode_reason), 1);
 	metrics_gauge(m, "dsrlb_stopping", "1 when lbd is stopping and hands its VIPs over.", st->stopping);
 	metrics_gauge(m, "dsrlb_announced", "mode = ecmp: 1 when every VIP's route is announced.", st->announced);

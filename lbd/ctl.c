@@ -315,6 +315,9 @@ static void ctl_flows_fill(struct lbd *l, Dsrlb__LbdResponse *r, uint32_t limit)
 			}
 			pf->state = ctl_strdup(flow_state_name(f->state));
 			pf->idle_ms = flow_idle_ms(w->flows, f, now);
+			/* Until the flow's idle timeout; the expiry pass removes it within a pass after that. */
+			uint32_t to = flow_timeout_ms(&l->timeouts, f->state);
+			pf->expires_ms = pf->idle_ms < to ? to - pf->idle_ms : 0;
 			r->flows[n++] = pf;
 		}
 		worker_unlock(w);

@@ -307,9 +307,12 @@ def test_flows(lab, step):
     flows = json.loads(r.stdout)
     assert flows["flows_total"] > 0 and flows["flows"], flows
     backends = {a for a, _w in WEB.values()}
+    # The default idle timeouts (docs/config.md) by state: idle_ms + expires_ms is the flow's timeout.
+    timeout_ms = {"SYN": 60_000, "EST": 900_000, "FIN": 120_000, "CLOSED": 120_000}
     for f in flows["flows"]:
         assert f["service"] == "web" and f["vip"].split(":")[0] == VIP and f["protocol"] == "tcp", f
         assert f["backend"].split(":")[0] in backends and f["client"].startswith("198.51.100."), f
+        assert 0 < f["expires_ms"] and f["idle_ms"] + f["expires_ms"] == timeout_ms[f["state"]], f
     text = step.lbctl("lb1", "flows", "--limit", "5")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
