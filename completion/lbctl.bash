@@ -23,11 +23,18 @@ _lbctl_backends()
 							       split(v, a, /[[:space:]]+/); print a[1] }' "$1" 2>/dev/null
 }
 
+# IPv6 addresses hold colons, which bash splits words at: with bash-completion, the word is taken whole
+# (_init_completion -n :) and the part before the last colon is taken off what is offered.
+_lbctl_colon()
+{
+	declare -F __ltrim_colon_completions >/dev/null 2>&1 && __ltrim_colon_completions "$1"
+}
+
 _lbctl()
 {
 	local cur prev words cword
 	if declare -F _init_completion >/dev/null 2>&1; then
-		_init_completion || return
+		_init_completion -n : || return
 	else
 		COMPREPLY=()
 		cur=${COMP_WORDS[COMP_CWORD]}
@@ -71,7 +78,8 @@ _lbctl()
 		COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))
 		return ;;
 	--vip)
-		COMPREPLY=($(compgen -W "$([[ -r $cfg ]] && sed -n 's/^[[:space:]]*vip[[:space:]]*[=:][[:space:]]*\([0-9.]*\).*/\1/p' "$cfg" | sort -u)" -- "$cur"))
+		COMPREPLY=($(compgen -W "$([[ -r $cfg ]] && sed -n 's/^[[:space:]]*vip[[:space:]]*[=:][[:space:]]*\([0-9A-Fa-f.:]*\).*/\1/p' "$cfg" | sort -u)" -- "$cur"))
+		_lbctl_colon "$cur"
 		return ;;
 	esac
 
@@ -92,7 +100,7 @@ _lbctl()
 	drain | undrain)
 		case ${#args[@]} in
 		0) COMPREPLY=($(compgen -W "$(_lbctl_sections "$cfg" service)" -- "$cur")) ;;
-		1) COMPREPLY=($(compgen -W "$(_lbctl_backends "$cfg" "${args[0]}")" -- "$cur")) ;;
+		1) COMPREPLY=($(compgen -W "$(_lbctl_backends "$cfg" "${args[0]}")" -- "$cur")); _lbctl_colon "$cur" ;;
 		esac ;;
 	drain-node | undrain-node)
 		;;      # no arguments: they act on this node
@@ -108,6 +116,7 @@ _lbctl()
 			COMPREPLY=($(compgen -W "$cb_opts" -- "$cur"))
 		elif ((${#args[@]} == 0)); then
 			COMPREPLY=($(compgen -W "$(_lbctl_backends "$cfg" | sort -u)" -- "$cur"))
+			_lbctl_colon "$cur"
 		fi ;;
 	esac
 } &&

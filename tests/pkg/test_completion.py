@@ -36,6 +36,11 @@ vip = 192.0.2.101
 port = 53
 protocol = udp
 backend: 192.0.2.31
+
+[service web6]
+vip = 2001:db8::100
+port = 80
+backend = 2001:db8::21
 """
 
 
@@ -76,15 +81,19 @@ def test_options():
 
 
 def test_names_from_the_config(conf):
-    assert complete(["lbctl", "-c", conf, "drain", ""]) == ["dns", "web"]
+    assert complete(["lbctl", "-c", conf, "drain", ""]) == ["dns", "web", "web6"]
     assert complete(["lbctl", "-c", conf, "drain", "web", ""]) == ["192.0.2.21", "192.0.2.22"]
     assert complete(["lbctl", "--config", conf, "undrain", "dns", ""]) == ["192.0.2.31"]
     assert complete(["lbctl", "-c", conf, "drain", "web", "192.0.2.21", ""]) == []
     assert complete(["lbctl", "-c", conf, "drain-node", ""]) == []     # takes no argument
     assert complete(["lbctl", "-c", conf, "undrain-node", ""]) == []
-    assert complete(["lbctl", "-c", conf, "check-backend", ""]) == ["192.0.2.21", "192.0.2.22", "192.0.2.31"]
+    assert complete(["lbctl", "-c", conf, "check-backend", ""]) == \
+        ["192.0.2.21", "192.0.2.22", "192.0.2.31", "2001:db8::21"]
     assert complete(["lbctl", "-c", conf, "check-backend", "192.0.2.21", "--vip", ""]) == \
-        ["192.0.2.100", "192.0.2.101"]
+        ["192.0.2.100", "192.0.2.101", "2001:db8::100"]
+    # IPv6 addresses whole (the words are given here unsplit, as bash-completion's `-n :` takes them).
+    assert complete(["lbctl", "-c", conf, "drain", "web6", "2001:d"]) == ["2001:db8::21"]
+    assert complete(["lbctl", "-c", conf, "check-backend", "2001:db8::21", "--vip", "2001"]) == ["2001:db8::100"]
 
 
 def test_no_config_no_names(tmp_path):
