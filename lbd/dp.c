@@ -54,7 +54,7 @@ struct lbd_service *dp_only_service(struct lbd *l, const struct ipaddr *vip, uin
 
 	for (size_t i = 0; i < l->n_services; i++) {
 		struct lbd_service *s = &l->services[i];
-		if (s->proto == proto && ipaddr_eq(&s->vip, vip)) {
+		if ((proto == DP_ANY_PROTO || s->proto == proto) && ipaddr_eq(&s->vip, vip)) {
 			if (found)
 				return NULL;
 			found = s;

@@ -240,13 +240,16 @@ static void fwd_send(struct fwd_ctx *c, const struct ring_frame *rf, uint16_t sl
 }
 
 /* The service of a fragment: the first one names it by its port, and the worker remembers that for the
- * datagram's later fragments, so two services on one VIP and protocol never split a datagram. A later
- * fragment whose first one was not seen goes to the only service of its VIP and protocol, or is dropped
- * (counted) when there are several: it would be lost at whichever backend got it. */
+ * datagram's later fragments, so two services on one VIP and protocol never split a datagram. The
+ * datagram is known by what all its pieces carry (addresses, id, frag_proto): an IPv6 first fragment's
+ * proto is its upper layer's, past any extension header after the fragment header, a later one's is
+ * that header's. A later fragment whose first one was not seen goes to the only service of its VIP and
+ * protocol (of its VIP, when an extension header hides the protocol), or is dropped (counted) when there
+ * are several: it would be lost at whichever backend got it. */
 static const struct lbd_service *fwd_frag_service(struct fwd_ctx *c, const struct pkt *p, uint64_t now)
 {
 	struct lbd *l = c->l;
-	struct frag_key k = { .saddr = p->src, .daddr = p->dst, .id = p->frag_id, .proto = p->proto };
+	struct frag_key k = { .saddr = p->src, .daddr = p->dst, .id = p->frag_id, .proto = p->frag_proto };
 	const struct lbd_service *s;
 	uint16_t i;
 
@@ -262,7 +265,7 @@ static const struct lbd_service *fwd_frag_service(struct fwd_ctx *c, const struc
 	i = frag_recall(&c->frags, &k, now);
 	if (i != FRAG_NONE && i < l->n_services)
 		return &l->services[i];
-	s = dp_only_service(l, &p->dst, p->proto);
+	s = dp_only_service(l, &p->dst, p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP ? p->proto : DP_ANY_PROTO);
 	if (!s)
 		c->ctr.frag_unmatched++;
 	return s;
@@ -317,7 +320,7 @@ static void fwd_ip(struct fwd_ctx *c, const struct ring_frame *rf, const struct 
 			return;
 		}
 		/* Every piece of a datagram goes where its addresses hash, so all reach one backend. */
-		slot = fwd_pick(l, s, flow_hash_addrs(&p->src, &p->dst, p->proto));
+		slot = fwd_pick(l, s, flow_hash_addrs(&p->src, &p->dst, p->frag_proto));
 	} else {
 		if (!p->have_ports) {
 			c->ctr.drop_no_service++;

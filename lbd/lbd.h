@@ -226,7 +226,9 @@ int dp_is_vip(const struct lbd *l, const struct ipaddr *addr);
 int dp_is_backend(const struct lbd *l, const struct ipaddr *addr);
 /* The service of a VIP, protocol and port (network order). */
 struct lbd_service *dp_lookup_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto, uint16_t port);
-/* The one service of a VIP and protocol, NULL if there are none or several. */
+/* The one service of a VIP and protocol (DP_ANY_PROTO: of any protocol), NULL if there are none or
+ * several. */
+#define DP_ANY_PROTO 0xff            /* IANA's reserved protocol number: no packet names it */
 struct lbd_service *dp_only_service(struct lbd *l, const struct ipaddr *vip, uint8_t proto);
 /* A worker's table: its connection table and per-slot counts (allocated here); 0 or -1. */
 int dp_table_init(struct dp_table *t, struct flow_table *flows);

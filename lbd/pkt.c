@@ -106,6 +106,7 @@ struct pkt_chain {
 	uint32_t off;           /* bytes from the IP header to it */
 	uint8_t fraghdr;        /* a fragment header was seen, atomic or not */
 	uint8_t frag, later_frag;
+	uint8_t frag_nh;        /* the fragment header's next header */
 	uint32_t frag_id;       /* network order */
 };
 
@@ -154,6 +155,7 @@ static enum pkt_err pkt_ipv6_chain(const uint8_t *ip, uint32_t end, struct pkt_c
 			uint16_t offm = pkt_get16(h + 2);
 
 			c->fraghdr = 1;
+			c->frag_nh = nh;
 			memcpy(&c->frag_id, h + 4, 4);
 			c->frag = (offm & 0xfff8) || (offm & 1);
 			c->later_frag = (offm & 0xfff8) != 0;
@@ -289,6 +291,7 @@ static enum pkt_err pkt_parse_ipv4(const uint8_t *ip, uint32_t len, struct pkt *
 	fragw = pkt_get16(ip + 6);
 	p->frag = (fragw & 0x2000) || (fragw & 0x1fff);
 	p->later_frag = (fragw & 0x1fff) != 0;
+	p->frag_proto = p->frag ? p->proto : 0;
 	return pkt_parse_l4(ip, 0, p);
 }
 
@@ -318,6 +321,7 @@ static enum pkt_err pkt_parse_ipv6(const uint8_t *ip, uint32_t len, struct pkt *
 	p->ihl = (uint16_t)c.off;
 	p->frag = c.frag;
 	p->later_frag = c.later_frag;
+	p->frag_proto = c.frag ? c.frag_nh : 0;
 	p->frag_id = c.frag_id;
 	return pkt_parse_l4(ip, c.fraghdr, p);
 }

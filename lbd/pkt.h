@@ -43,6 +43,9 @@ struct pkt {
 	uint16_t ip_len;                /* IPv4 total length; IPv6 40 + payload length */
 	uint32_t frag_id;               /* IPv4 identification (16 bits) or IPv6 fragment id, network order */
 	uint8_t frag;                   /* part of a fragmented datagram (not an IPv6 atomic fragment) */
+	uint8_t frag_proto;             /* what every piece of the datagram names: IPv4's protocol, IPv6's
+					 * fragment header's next header (an extension header's, or the upper
+					 * layer's); proto is the upper layer's in a first fragment only */
 	uint8_t later_frag;             /* non-first fragment: no L4 header */
 	uint8_t have_ports;
 	uint16_t sport, dport;          /* network order */

@@ -519,6 +519,7 @@ static void test_fragments(void **state)
 	full = mk_tcp(b, 5, 0x4000);
 	assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 	assert_false(p.frag);
+	assert_int_equal(p.frag_proto, 0);
 	assert_true(p.have_ports);
 
 	/* First fragment: more-fragments set, offset 0, ports present. */
@@ -528,6 +529,7 @@ static void test_fragments(void **state)
 	assert_false(p.later_frag);
 	assert_true(p.have_ports);
 	assert_int_equal(p.dport, htons(443));
+	assert_int_equal(p.frag_proto, IPPROTO_TCP);
 	full = mk_udp(b, 0x2000);
 	assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 	assert_true(p.frag);
@@ -548,6 +550,7 @@ static void test_fragments(void **state)
 		assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 		assert_true(p.frag);
 		assert_true(p.later_frag);
+		assert_int_equal(p.frag_proto, IPPROTO_TCP);
 		assert_false(p.have_ports);
 		assert_int_equal(p.sport, 0);
 		assert_int_equal(p.dport, 0);

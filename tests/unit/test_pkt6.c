@@ -474,6 +474,7 @@ static void test_fragments(void **state)
 	assert_int_equal(p.ihl, 48);
 	assert_true(p.have_ports);
 	assert_int_equal(p.dport, htons(443));
+	assert_int_equal(p.frag_proto, IPPROTO_TCP);
 	{
 		const struct cut_want w = { .ihl = 48, .need = 14, .frag = 1 };
 		check_cuts(b, full, &w);
@@ -484,6 +485,9 @@ static void test_fragments(void **state)
 	assert_true(p.frag);
 	assert_int_equal(p.ihl, 64);
 	assert_true(p.have_ports);
+	/* Its later fragments name only the options header: that is what keys the datagram. */
+	assert_int_equal(p.proto, IPPROTO_UDP);
+	assert_int_equal(p.frag_proto, 60);
 	{
 		const struct cut_want w = { .ihl = 64, .need = 8, .frag = 1 };
 		check_cuts(b, full, &w);
@@ -498,6 +502,7 @@ static void test_fragments(void **state)
 		assert_true(p.frag);
 		assert_true(p.later_frag);
 		assert_int_equal(p.proto, 60);
+		assert_int_equal(p.frag_proto, 60);
 		assert_int_equal(p.ihl, 48);
 		assert_int_equal(p.frag_id, htonl(FRAG_ID));
 		assert_false(p.have_ports);
@@ -513,6 +518,7 @@ static void test_fragments(void **state)
 	assert_int_equal(parse_exact(b, full, &p), PKT_OK);
 	assert_false(p.frag);
 	assert_false(p.later_frag);
+	assert_int_equal(p.frag_proto, 0);
 	assert_int_equal(p.frag_id, htonl(FRAG_ID));
 	assert_true(p.have_ports);
 	check_tcp(b, full, 48);
