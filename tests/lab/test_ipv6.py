@@ -3,8 +3,12 @@
 
 - Forwarding: an 8 MiB upload through VIP6 arrives intact across GSO super-frames; flows spread by
   weight and the replies bypass the balancer; SYN bursts leave the balancer node exactly once each,
-  with no RST, ICMPv6 error or reply of its own kernel; ICMPv6 Packet Too Big about a flow reaches
-  the backend that owns the flow; ICMPv6 echo to VIP6 is answered by the active node.
+  with no RST, ICMPv6 error or reply of its own kernel; ICMPv6 errors about a flow (Packet Too Big,
+  Destination Unreachable, Time Exceeded, Parameter Problem) reach the backend that owns the flow;
+  fragments reach one backend, also with a Destination Options header after the fragment header;
+  chains lbd cannot follow are dropped and counted; ICMPv6 echo to VIP6 is answered by the active node.
+- Operator views: lbctl backends, flows and status show the IPv6 service, backends and flows;
+  lbctl check-backend passes an IPv6 backend set up for DSR and fails one without VIP6 on lo.
 - Neighbour discovery: only the active node answers a Neighbour Solicitation for VIP6 (Override
   set, its own MAC), never the standby or a backend; after a takeover the new active node sends
   unsolicited Neighbour Advertisements and the router's neighbour entry moves to it.
@@ -177,6 +181,41 @@ def test_vip6_flows_spread_by_weight_and_replies_bypass(lab, make_pair, macs):
     assert all(b["mac"] == macs[host_of(lab, b["address"])] for b in web6["backends"]), web6
 
 
+def test_text_views_show_ipv6(lab, make_pair, macs):
+    """`lbctl backends`, `flows` and `status` for people (not --json): the IPv6 service as [VIP6]:port,
+    its backends by IPv6 address with their MACs, its flows with bracketed addresses."""
+    make_pair()
+    r = client.http_gets(lab, 12, url=client.http_url(VIP6), parallel=2, sources=lab.addrs6("client"))
+    assert r["ok"] == 12, r
+    for cmd in ("backends", "status"):
+        text = lab.lbctl("lb1", cmd, check=True).stdout
+        assert f"service web6  [{VIP6}]:80/tcp" in text, text
+        for h in BACKEND_HOSTS:
+            row = next((line for line in text.splitlines() if line.split()[:1] == [lab.addr6(h)]), None)
+            assert row and row.split()[1] == "up" and macs[h] in row, (cmd, h, text)
+    text = lab.lbctl("lb1", "flows", "--limit", "1000", check=True).stdout
+    rows = [line.split() for line in text.splitlines()[1:-1]]
+    v6 = [r for r in rows if r[1] == f"[{VIP6}]:80"]
+    assert v6 and all(r[0].startswith("[2001:db8:1::") and r[3] in {lab.addr6(h) for h in BACKEND_HOSTS}
+                      and r[-1] == "web6" for r in v6), text
+
+
+def test_check_backend_ipv6(lab, make_pair):
+    """`lbctl check-backend` from a balancer node against an IPv6 backend: set up right it passes (VIP6 on
+    lo, no Neighbour Advertisement for it, the service listening); without VIP6 on lo it fails."""
+    make_pair()
+    cmd = [lab.bin("lbctl"), "check-backend", lab.addr6("be1"), "--vip", VIP6, "--port", "80", "--interface", "eth0"]
+    r = lab.run("lb1", cmd, check=False, timeout=10)
+    assert r.returncode == 0 and "ready for DSR" in r.stdout and "FAIL" not in r.stdout, r.stdout + r.stderr
+    lab.run("be1", ["ip", "-6", "addr", "del", f"{VIP6}/128", "dev", "lo"])
+    try:
+        r = lab.run("lb1", cmd, check=False, timeout=10)
+    finally:
+        lab.run("be1", ["ip", "-6", "addr", "add", f"{VIP6}/128", "dev", "lo", "nodad"])
+    assert r.returncode == 1 and "NOT ready for DSR" in r.stdout, r.stdout + r.stderr
+    assert f"{VIP6}/128 dev lo" in r.stdout, r.stdout
+
+
 def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, make_pair, macs):
     pair = make_pair()
     cip = lab.addr6("client")
@@ -219,7 +258,18 @@ def test_syn_bursts_no_rst_no_icmp_no_duplicates(lab, make_pair, macs):
     assert delta(before, counters(pair))["drop_no_service"] == len(UNSERVED)
 
 
-def test_packet_too_big_follows_its_flow(lab, make_pair, macs):
+# ICMPv6 errors (RFC 4443) a router may send about a backend's reply: scapy's class, its type.
+ICMP6_ERRORS = {"packet-too-big": ("ICMPv6PacketTooBig", {"mtu": 1280}, 2),
+                "unreachable": ("ICMPv6DestUnreach", {"code": 3}, 1),
+                "time-exceeded": ("ICMPv6TimeExceeded", {"code": 0}, 3),
+                "parameter-problem": ("ICMPv6ParamProblem", {"code": 0, "ptr": 6}, 4)}
+
+
+@pytest.mark.parametrize("kind", list(ICMP6_ERRORS))
+def test_icmp6_error_follows_its_flow(lab, make_pair, macs, kind):
+    """An ICMPv6 error about a backend's reply reaches that flow's backend, chosen by the quoted header,
+    even when the backend is drained (a balancer hashing the error itself would send it elsewhere)."""
+    cls, fields, icmp_type = ICMP6_ERRORS[kind]
     pair = make_pair()
     hold = client.start_hold(lab, 1, 2.5, dst=VIP6)
     hold.wait_event("connected", timeout=5)
@@ -234,15 +284,94 @@ def test_packet_too_big_follows_its_flow(lab, make_pair, macs):
     # The backend's reply VIP6 -> client that did not fit, quoted as RFC 4443 3.2 says.
     quoted = bytes(sc.IPv6(src=VIP6, dst=cip) / sc.TCP(sport=80, dport=cport, flags="PA", seq=1) / (b"d" * 64))
     err = (sc.Ether(src=macs["router"], dst=macs["lb1"])
-           / sc.IPv6(src=lab.addr6("router"), dst=VIP6) / sc.ICMPv6PacketTooBig(mtu=1280) / quoted)
+           / sc.IPv6(src=lab.addr6("router"), dst=VIP6) / getattr(sc, cls)(**fields) / quoted)
     before = counters(pair)
     got = arrivals(lab, BACKEND_HOSTS, f"icmp6 and ip6 dst host {VIP6}",
-                   lambda: send_frames(lab, "router", [bytes(err)], repeat=3), lambda f: f.icmp_type == 2, owner, 3,
-                   "ICMPv6 Packet Too Big")
+                   lambda: send_frames(lab, "router", [bytes(err)], repeat=3), lambda f: f.icmp_type == icmp_type,
+                   owner, 3, f"ICMPv6 {kind}")
     assert got == {b: 3 if b == owner else 0 for b in BACKEND_HOSTS}, (owner, got)
     assert delta(before, counters(pair))["icmp_errors_forwarded"] == 3
     held = hold.result()
     assert held["ok"] == 1 and held["by_backend"] == {owner: 1}, held
+
+
+@pytest.mark.parametrize("dstopts", [False, True], ids=["udp", "dstopts-udp"])
+def test_fragments_of_a_datagram_reach_one_backend(lab, make_pair, dstopts):
+    """4000-byte UDP datagrams to the IPv6 VIP from a client socket, three fragments each on the
+    1500-byte path: only a backend that got every fragment reassembles one and echoes it whole. With
+    IPV6_DSTOPTS the client's kernel puts a Destination Options header before the fragment header (no
+    routing header: RFC 8200's unfragmentable part)."""
+    pair = make_pair()
+    before = counters(pair)
+    sources = [(a, 45000) for a in lab.addrs6("client")]
+    r = client.udp_query(lab, sources, dst=VIP6, size=4000, timeout=3.0, dstopts=dstopts)
+    assert sorted(r) == sorted(f"[{a}]:{p}" for a, p in sources), r
+    assert set(r.values()) <= set(BACKEND_HOSTS), r
+    c = delta(before, counters(pair))
+    assert c["fragments"] >= 3 * len(sources) and c["frag_unmatched"] == 0 and c["drop_no_service"] == 0, c
+
+
+def test_fragments_with_options_after_the_fragment_header_reach_one_backend(lab, make_pair, macs):
+    """Fragments whose fragmentable part starts with a Destination Options header (where RFC 8200 puts
+    it behind a routing header, and where other stacks may): the first fragment names UDP past the
+    options, the later ones name only the options header (60). Every piece of a datagram reaches one
+    backend, and none is taken for a later fragment without its first."""
+    pair = make_pair()
+    sc = scapy()
+    frames, n = [], 4
+    for i, a in enumerate(lab.addrs6("client")[:n]):
+        whole = (sc.IPv6(src=a, dst=VIP6) / sc.IPv6ExtHdrDestOpt(nh=17) / sc.UDP(sport=47000 + i, dport=9000)
+                 / (b"f" * 3000))
+        part = bytes(whole)[40:]                 # the options, UDP and the payload: the fragmentable part
+        for off in range(0, len(part), 1232):
+            frames.append(bytes(sc.Ether(src=macs["router"], dst=macs["lb1"]) / sc.IPv6(src=a, dst=VIP6, nh=44)
+                                / sc.IPv6ExtHdrFragment(nh=60, offset=off // 8, m=int(off + 1232 < len(part)),
+                                                        id=0x5000 + i)
+                                / sc.Raw(part[off:off + 1232])))
+    before = counters(pair)
+    caps = {h: Capture(lab, "br", h, f"ip6 dst host {VIP6} and ip6[6] == 44") for h in BACKEND_HOSTS}
+    try:
+        for cap in caps.values():
+            cap.start()
+        send_frames(lab, "router", frames)
+        got = wait_for(lambda: (lambda g: g if sum(len(v) for v in g.values()) >= len(frames) else None)(
+            {h: read_frames(cap.path) for h, cap in caps.items()}), 5, what=f"{len(frames)} fragments at the backends")
+    finally:
+        for cap in caps.values():
+            cap.stop()
+    where = collections.defaultdict(set)
+    for h, fs in got.items():
+        for f in fs:
+            where[f.ip_id].add(h)
+    assert len(where) == n and all(len(hs) == 1 for hs in where.values()), dict(where)
+    c = delta(before, counters(pair))
+    assert c["fragments"] == len(frames) and c["frag_unmatched"] == 0, c
+
+
+def test_unwalkable_extension_chains_dropped_and_counted(lab, make_pair, macs):
+    """Frames to VIP6 whose chain lbd cannot follow to the ports: an extension header it does not walk
+    (Mobility 135, HIP 139, Shim6 140, experimental 253), routing type 0, a second fragment header, a
+    hop-by-hop header not first. Each is dropped and counted in drop_ipv6_ext; none is forwarded."""
+    pair = make_pair()
+    sc = scapy()
+    eth = sc.Ether(src=macs["router"], dst=macs["lb1"])
+    udp = sc.UDP(sport=40000, dport=9000) / (b"x" * 16)
+
+    def ip(nh=None):
+        kw = {"src": lab.addr6("router"), "dst": VIP6}
+        return sc.IPv6(nh=nh, **kw) if nh is not None else sc.IPv6(**kw)
+
+    frames = [eth / ip(nh) / bytes([17, 0, 0, 0, 0, 0, 0, 0]) / udp for nh in (135, 139, 140, 253)]
+    frames += [eth / ip() / sc.IPv6ExtHdrRouting(type=0) / udp,
+               eth / ip() / sc.IPv6ExtHdrFragment(m=1, id=7) / sc.IPv6ExtHdrFragment(m=1, id=7) / udp,
+               eth / ip() / sc.IPv6ExtHdrDestOpt() / sc.IPv6ExtHdrHopByHop() / udp]
+    before = counters(pair)
+    send_frames(lab, "router", [bytes(f) for f in frames], repeat=2)
+    n = 2 * len(frames)
+    wait_for(lambda: delta(before, counters(pair))["drop_ipv6_ext"] >= n, 5, what=f"{n} frames counted")
+    c = delta(before, counters(pair))
+    assert c["drop_ipv6_ext"] == n and c["forwarded"] == 0, c
+    pair.lbd("lb1")                         # still answering
 
 
 def test_echo_to_vip6_answered_by_the_active_node(lab, make_pair, macs):

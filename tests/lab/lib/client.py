@@ -637,6 +637,10 @@ fam = socket.AF_INET6 if ":" in a["dst"] else socket.AF_INET
 for src, port in a["from"]:
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if a.get("dstopts"):
+        # A Destination Options header (one PadN option) in the fragmentable part: after the fragment
+        # header of every fragment, before UDP in the first one.
+        s.setsockopt(socket.IPPROTO_IPV6, getattr(socket, "IPV6_DSTOPTS", 59), bytes([0, 0, 1, 4, 0, 0, 0, 0]))
     s.bind((src, port))
     s.connect((a["dst"], a["port"]))
     s.setblocking(False)
@@ -670,12 +674,12 @@ print(json.dumps({"answers": answers, "sends": sends}))
 """
 
 
-def udp_query(lab, sources, dst=None, port=9000, size=32, timeout=3.0, resend=0.5, host="client"):
+def udp_query(lab, sources, dst=None, port=9000, size=32, timeout=3.0, resend=0.5, host="client", dstopts=False):
     """One datagram from each (src_addr, src_port) to dst:port, resent until answered;
     {"src:port": backend name} of the answers (the payload must come back intact); IPv6 sources
-    are written "[src]:port"."""
+    are written "[src]:port". dstopts (IPv6): each datagram carries a Destination Options header."""
     arg = json.dumps({"from": [list(s) for s in sources], "dst": dst or lab.vip, "port": port, "size": size,
-                      "timeout": timeout, "resend": resend})
+                      "timeout": timeout, "resend": resend, "dstopts": dstopts})
     r = lab.run(host, [sys.executable, "-c", UDP_QUERY, arg], timeout=timeout + 10)
     return json.loads(r.stdout)["answers"]
 
