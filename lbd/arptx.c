@@ -60,8 +60,10 @@ int arptx_request(struct lbd *l, const struct ipaddr *target)
 	uint8_t frame[PKT_NS_LEN];
 
 	l->ctr.arp_requests_sent++;
+	/* Without an IPv4 address of our own (an IPv6 node on an interface with none), an ARP probe
+	 * (RFC 5227: sender 0.0.0.0), which hosts answer too. */
 	if (ipaddr_is_v4(target))
-		return l->node_addr ? arptx_emit(l, 1, l->node_addr, ipaddr_v4(target)) : -1;
+		return arptx_emit(l, 1, l->node_addr, ipaddr_v4(target));
 	if (ipaddr_is_none(&l->node_addr6))
 		return -1;
 	pkt_ns_build(frame, l->mac, &l->node_addr6, target);

@@ -165,7 +165,8 @@ struct lbd {
 	gid_t gid;
 	struct kdrop *kdrop;            /* the helper that alone may change nftables and routes */
 	struct announce *announce;      /* mode = ecmp: the VIP routes (announce.c); NULL in a pair */
-	uint32_t node_addr;             /* network order: source of our ARP requests (0: the node is IPv6) */
+	uint32_t node_addr;             /* network order: source of our ARP requests: the node's address, or
+					 * the interface's first IPv4 one for an IPv6 node; 0: none (probes) */
 	struct ipaddr node_addr6;       /* source of our Neighbour Solicitations: the node's IPv6 address, or
 					 * the interface's link-local one */
 	uint8_t mac[6];

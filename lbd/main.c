@@ -171,7 +171,10 @@ static void lbd_ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* The interface's IPv6 link-local address: the source of our Neighbour Solicitations when the node's
  * own address is IPv4 (RFC 4861 allows any of the interface's addresses). None if it has none. */
-static void lbd_link_local(const char *ifname, struct ipaddr *out)
+/* The interface's address of the family the node's own address is not of, to resolve that family's
+ * backends from: its IPv6 link-local address (Neighbour Solicitations), or its first IPv4 address (ARP
+ * requests). Left as it is when the interface has none. */
+static void lbd_if_addr(const char *ifname, int family, struct ipaddr *out)
 {
 	struct ifaddrs *ifa, *i;
 
@@ -179,10 +182,10 @@ static void lbd_link_local(const char *ifname, struct ipaddr *out)
 		return;
 	for (i = ifa; i; i = i->ifa_next) {
 		struct ipaddr a;
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET6 || strcmp(i->ifa_name, ifname) != 0 ||
+		if (!i->ifa_addr || i->ifa_addr->sa_family != family || strcmp(i->ifa_name, ifname) != 0 ||
 		    ipaddr_from_sockaddr(i->ifa_addr, &a, NULL) < 0)
 			continue;
-		if (a.b[0] == 0xfe && (a.b[1] & 0xc0) == 0x80) {
+		if (family == AF_INET || (a.b[0] == 0xfe && (a.b[1] & 0xc0) == 0x80)) {
 			*out = a;
 			break;
 		}
@@ -220,7 +223,13 @@ int main(int argc, char **argv)
 	else
 		l.node_addr6 = self->addr;
 	if (ipaddr_is_none(&l.node_addr6))
-		lbd_link_local(cfg->interface, &l.node_addr6);
+		lbd_if_addr(cfg->interface, AF_INET6, &l.node_addr6);
+	if (!l.node_addr) {
+		struct ipaddr v4 = { 0 };
+		lbd_if_addr(cfg->interface, AF_INET, &v4);
+		if (ipaddr_is_v4(&v4))
+			l.node_addr = ipaddr_v4(&v4);
+	}
 	snprintf(l.cfg_path, sizeof(l.cfg_path), "%s", a.cfg_path);
 	snprintf(l.run_dir, sizeof(l.run_dir), "%s", a.run_dir);
 	if (!a.foreground && daemon(0, 0) < 0)

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from lib import client
 from lib import envelope as E
 from lib.capture import Capture, nd_probe
 from lib.lab import VIP, VIP6, topology, wait_for
@@ -267,3 +268,22 @@ def test_wrong_source_address(lab, pair):
         expect_rejections(pair, before, "lb1", {"unknown_node": 1})
     expect_rejections(pair, before, "lb1", {"unknown_node": 1})
     assert_undisturbed(pair, before)
+
+
+def test_sync_over_ipv6_node_addresses(lab, pair, backend_servers):
+    """Connection-state sync between IPv6 node addresses: the session runs between lb1's and lb2's IPv6
+    addresses, and the flows of connections through VIP and through VIP6 reach lb2's table. The IPv4
+    service works at all only because lbd, on an IPv6 node, resolves the IPv4 backends by ARP from the
+    interface's IPv4 address (it sent no ARP request before: they stayed no-mac)."""
+    for n in pair.nodes:
+        pair.wait_lbd(n, {"sync": {"state": "established"}}, 10, f"{n}'s sync established over IPv6",
+                      interval=0.05)
+    r = lab.run("lb1", ["ss", "-Htn", "state", "established", f"( sport = :8113 or dport = :8113 )"])
+    assert f"[{LB1}]" in r.stdout and f"[{LB2}]" in r.stdout, r.stdout
+    got0 = pair.lbd("lb2")["sync"]["received_flows"]
+    for vip in (VIP, VIP6):
+        g = client.http_gets(lab, 20, url=client.http_url(vip), parallel=2)
+        assert g["ok"] == 20, (g, lab.lbctl("lb1", "status").stdout)
+    pair.wait_lbd("lb2", {"sync": {"received_flows": lambda x: x >= got0 + 40}}, 5,
+                  "lb2 holding the 40 new flows", interval=0.05)
+    assert pair.flow_map("lb2", "web6") and pair.flow_map("lb2", "web"), "lb2 lacks the flows of one family"
