@@ -7,8 +7,9 @@
   Destination Unreachable, Time Exceeded, Parameter Problem) reach the backend that owns the flow;
   fragments reach one backend, also with a Destination Options header after the fragment header;
   chains lbd cannot follow are dropped and counted; ICMPv6 echo to VIP6 is answered by the active node.
-- Operator views: lbctl backends, flows and status show the IPv6 service, backends and flows;
-  lbctl check-backend passes an IPv6 backend set up for DSR and fails one without VIP6 on lo.
+- Operator views: lbctl backends, flows and status show the IPv6 service, backends and flows; a
+  backend advertising VIP6 is flagged; lbctl check-backend passes an IPv6 backend set up for DSR and
+  fails one without VIP6 on lo.
 - Neighbour discovery: only the active node answers a Neighbour Solicitation for VIP6 (Override
   set, its own MAC), never the standby or a backend; after a takeover the new active node sends
   unsolicited Neighbour Advertisements and the router's neighbour entry moves to it.
@@ -198,6 +199,27 @@ def test_text_views_show_ipv6(lab, make_pair, macs):
     v6 = [r for r in rows if r[1] == f"[{VIP6}]:80"]
     assert v6 and all(r[0].startswith("[2001:db8:1::") and r[3] in {lab.addr6(h) for h in BACKEND_HOSTS}
                       and r[-1] == "web6" for r in v6), text
+
+
+def test_backend_advertising_vip6_is_flagged(lab, make_pair, macs):
+    """A backend that advertises VIP6 (a Neighbour Advertisement for it from the backend's MAC, as one
+    with VIP6 on its LAN interface sends) is flagged in status, as one that answers ARP for the IPv4 VIP
+    is, and the text view says so; the other backends are not."""
+    pair = make_pair()
+    sc = scapy()
+    na = (sc.Ether(src=macs["be1"], dst="33:33:00:00:00:01") / sc.IPv6(src=lab.addr6("be1"), dst="ff02::1", hlim=255)
+          / sc.ICMPv6ND_NA(tgt=VIP6, R=0, S=0, O=1) / sc.ICMPv6NDOptDstLLAddr(lladdr=macs["be1"]))
+    send_frames(lab, "be1", [bytes(na)], repeat=2)
+
+    def flagged():
+        web6 = next(s for s in pair.lbd("lb1")["services"] if s["name"] == "web6")
+        return {host_of(lab, b["address"]): bool(b.get("answers_vip_arp")) for b in web6["backends"]}
+
+    assert wait_for(lambda: (lambda f: f if f["be1"] else None)(flagged()), 5, what="be1 flagged") == \
+        {"be1": True, "be2": False, "be3": False}
+    text = lab.lbctl("lb1", "backends", check=True).stdout
+    row = next(line for line in text.splitlines() if line.split()[:1] == [lab.addr6("be1")])
+    assert "answers ARP/NDP for the VIP" in row, text
 
 
 def test_check_backend_ipv6(lab, make_pair):
