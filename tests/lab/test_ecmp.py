@@ -154,6 +154,19 @@ def from_fault_on(res, t_fault):
     return after, sum(r["lost"] for r in res.values()) - sum(o["lost"] for a in after.values() for o in a)
 
 
+def losses_by_node(where, res, after, t0):
+    """{src: {"node", "outages_ms": [(start ms after t0, probes lost)]}} of the probes that lost frames
+    from t0 (time.monotonic()) on; where: probes_by_node's, after: from_fault_on's."""
+    return {src: {"node": n, "outages_ms": [(round(o["start_ms"] - (t0 - res[src]["t0"]) * 1000, 1), o["lost"])
+                                            for o in after[src]]}
+            for n, jobs in where.items() for src, _j in jobs if after[src]}
+
+
+def route_changes_ms(c, w0):
+    """When the router's route to the VIP changed, in ms after w0 (time.time())."""
+    return [round((t - w0) * 1000, 1) for t, _g in c.e.watch.events if t >= w0]
+
+
 def fault_runs(lab, c, fault, recover, what, runs=RUNS, dst=None, srcs=None, kept=None):
     """`runs` faults of a node that carries a probe (to dst, default VIP, from srcs, default six
     client addresses), each at a random phase; per run the longest outage of the probes through
@@ -185,13 +198,9 @@ def fault_runs(lab, c, fault, recover, what, runs=RUNS, dst=None, srcs=None, kep
         through = [after[src] for src, _j in where[victim]]
         others = {src: after[src] for n, jobs in where.items() if n != victim for src, _j in jobs}
         if any(others.values()):
-            # Timed from the fault: each lost probe's node and outages, the router's route changes.
-            print(f"\n{what}: probes through nodes left alone lost frames; outages from the fault, ms: " +
-                  str({src: {"node": n, "outages": [(round(o["start_ms"] - (t_fault - res[src]["t0"]) * 1000, 1),
-                                                     o["lost"]) for o in after[src]]}
-                       for n, jobs in where.items() for src, _j in jobs if after[src]}) +
-                  f"; router's route changed {[round((t - w_fault) * 1000, 1) for t, g in c.e.watch.events if t >= w_fault]}"
-                  " ms after the fault")
+            print(f"\n{what}: probes through nodes left alone lost frames; from the fault: "
+                  f"{losses_by_node(where, res, after, t_fault)}; router's route changed "
+                  f"{route_changes_ms(c, w_fault)} ms after it")
             print_drops(lab, c, victim, drops0, counters0)
         assert not any(others.values()), (what, victim, others)
         assert all(len(a) <= 1 and all(o["recovered"] for o in a) for a in through), (what, through)
@@ -284,9 +293,7 @@ def test_graceful_removal_loses_nothing(lab, cluster):
         res = {src: job.result() for jobs in where.values() for src, job in jobs}
         after, early = from_fault_on(res, t0)
         # Each probe's outages from SIGTERM on, timed from SIGTERM, by the node it went through.
-        lost = {src: {"node": n, "outages_from_sigterm_ms": [
-                    (round(o["start_ms"] - (t0 - res[src]["t0"]) * 1000, 1), o["lost"]) for o in after[src]]}
-                for n, jobs in where.items() for src, _j in jobs if after[src]}
+        lost = losses_by_node(where, res, after, t0)
         if c.e.bfd_downs() != downs0:
             print(f"\na BFD or BGP session flapped during graceful removal run {attempt + 1}: again")
             continue
@@ -297,7 +304,7 @@ def test_graceful_removal_loses_nothing(lab, cluster):
         break
     else:
         raise AssertionError(f"BFD flapped in {REDO + 1} runs: the machine is too busy for 10 ms x 3")
-    moved = [round((t - w0) * 1000, 1) for t, g in c.e.watch.events if t >= w0]
+    moved = route_changes_ms(c, w0)
     print(f"\ngraceful removal of {victim} ({len(where[victim])} of {len(res)} probes through it): router's route "
           f"changed {moved} ms after SIGTERM, lbd left after {left * 1000:.0f} ms; probes "
           f"{sum(r['sent'] for r in res.values())} sent, {sum(len(a) for a in after.values())} outages from SIGTERM on; "
